@@ -1,0 +1,121 @@
+"""Plain records shared by the core, the store and the connectors.
+
+Connectors translate vendor payloads into these; nothing outside connectors/ sees a vendor's field names.
+Everything here is frozen so the pure core can pass records around without defensive copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# A customer attribute value: numbers for metrics, strings for categories, None when the source has no value.
+Value = float | int | str | bool | None
+
+
+@dataclass(frozen=True)
+class Organization:
+    source: str  # "zendesk"
+    external_id: str  # the id in the source system, as a string
+    name: str | None = None
+    domains: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    attributes: Mapping[str, Value] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:org:{self.external_id}"
+
+
+@dataclass(frozen=True)
+class Customer:
+    source: str
+    external_id: str
+    email: str | None = None
+    name: str | None = None
+    organization_id: str | None = None  # external id of the organization in the same source
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    attributes: Mapping[str, Value] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:user:{self.external_id}"
+
+    @property
+    def organization_key(self) -> str | None:
+        if self.organization_id is None:
+            return None
+        return f"{self.source}:org:{self.organization_id}"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    source: str
+    external_id: str
+    requester_id: str | None = None
+    organization_id: str | None = None
+    subject: str | None = None
+    status: str | None = None  # new | open | pending | hold | solved | closed
+    priority: str | None = None  # low | normal | high | urgent
+    group_id: str | None = None
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    satisfaction: str | None = None  # good | bad | offered | unoffered
+    reopens: int = 0
+    updated_stamp: str | None = None  # the source's own updated_at text, for safe updates
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:ticket:{self.external_id}"
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """A "ticket created" notification as the webhook delivered it, before anything is fetched."""
+
+    source: str
+    event_id: str  # the sender's delivery id, used to drop duplicates
+    ticket_id: str
+    requester_id: str | None = None
+    organization_id: str | None = None
+    tags: tuple[str, ...] = ()
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TicketStats:
+    """Ticket history of one customer, counted by the store."""
+
+    tickets_30d: int = 0
+    tickets_90d: int = 0
+    tickets_total: int = 0
+    reopened_90d: int = 0
+    csat_good: int = 0
+    csat_bad: int = 0
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One customer's label in one dimension, and why."""
+
+    dimension: str
+    label: str | None  # None: the customer is in no segment of this dimension
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What routing decided for one ticket; connectors turn it into API calls."""
+
+    priority: str | None = None  # low | normal | high | urgent
+    sla: str | None = None
+    group: str | None = None  # a group *name*; the connector resolves it to an id
+    tags: tuple[str, ...] = ()  # segment tags, SLA tag and the routed marker
+    note: str = ""
+    reasons: tuple[str, ...] = ()  # which rule set which field
