@@ -1,0 +1,60 @@
+"""The small face every connector shows the rest of tierdesk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
+
+STREAMS = ("organizations", "users", "tickets")
+
+
+class WebhookRejected(Exception):
+    """A webhook delivery we refuse; `status` is the HTTP answer and `reason` a stable log name."""
+
+    def __init__(self, reason: str, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One page of an incremental pull and the cursor to resume after it."""
+
+    stream: str
+    records: list[Any]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What the helpdesk answered when we applied a decision."""
+
+    outcome: str  # applied | skipped
+    detail: str = ""
+    calls: int = 0
+    response: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    name: str
+
+    def pull(self, stream: str, cursor: str | None) -> Iterator[Batch]: ...
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> None: ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TicketEvent: ...
+
+    def get_ticket(self, ticket_id: str) -> Ticket: ...
+
+    def get_customer(self, external_id: str) -> Customer: ...
+
+    def get_organization(self, external_id: str) -> Organization: ...
+
+    def check_groups(self, names: set[str]) -> None: ...
+
+    def apply(self, ticket: Ticket, decision: Decision) -> ApplyResult: ...

@@ -1,0 +1,399 @@
+"""Zendesk Support: the only module that knows Zendesk's paths and field names.
+
+What it does with the API (see docs/connectors.md):
+- pulls users and tickets with the cursor-based incremental exports and organizations with the time-based
+  one, resuming from a stored cursor;
+- reads one ticket, user or organization when a webhook names one we do not know yet;
+- routes a ticket with ONE write: PUT /api/v2/tickets/{id} carrying priority, group_id, the merged tag list
+  and an internal note, guarded by safe_update so an agent's concurrent change is never overwritten (on a
+  409 we read the ticket again and merge anew). The routed marker tag lands in the same write as the note,
+  so a repeated delivery sees the marker and adds no second note;
+- verifies webhook signatures: base64(HMAC-SHA256(secret, timestamp + raw body)).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import ApplyResult, Batch, WebhookRejected
+from connectors.http import ApiConflict, ApiError, HttpClient
+from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
+
+NAME = "zendesk"
+SIGNATURE_HEADER = "x-zendesk-webhook-signature"
+TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
+INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
+EXPORT_PAGE_SIZE = 1000
+START_TIME_LAG = 61  # Zendesk refuses an incremental start_time less than a minute old
+
+
+class UnknownGroup(ApiError):
+    """The mapping names a group this Zendesk account does not have."""
+
+
+# -- webhooks: pure functions over the raw body --------------------------------------------------
+
+
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """The value Zendesk puts in x-zendesk-webhook-signature."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _parse_timestamp(value: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise WebhookRejected("bad_timestamp", "signature timestamp is not ISO-8601") from e
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def verify_signature(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float,
+    tolerance: float = 300.0,
+) -> None:
+    """Raise WebhookRejected unless the delivery is signed with our secret and fresh."""
+    signature = headers.get(SIGNATURE_HEADER)
+    timestamp = headers.get(TIMESTAMP_HEADER)
+    if not signature or not timestamp:
+        raise WebhookRejected("missing_signature", "missing Zendesk signature headers")
+    try:
+        given = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise WebhookRejected("bad_signature", "signature is not base64") from e
+    expected = base64.b64decode(sign(secret, body, timestamp))
+    if not hmac.compare_digest(given, expected):
+        raise WebhookRejected("bad_signature", "signature does not match")
+    if abs(now - _parse_timestamp(timestamp)) > tolerance:
+        raise WebhookRejected("stale_timestamp", "signature timestamp outside the allowed window")
+
+
+def _id(value: Any, field: str, required: bool = False) -> str | None:
+    """Trigger placeholders render as strings, possibly empty; ids must be digits."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise WebhookRejected("bad_payload", f"{field} is missing", 400)
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise WebhookRejected("bad_payload", f"{field} must be a numeric id, got {text[:40]!r}", 400)
+    return text
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list):
+        return tuple(str(t) for t in value)
+    return ()
+
+
+def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
+    """Read the ticket reference out of a trigger body or a Zendesk event envelope."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise WebhookRejected("malformed_json", "body is not valid JSON", 400) from e
+    if not isinstance(data, dict):
+        raise WebhookRejected("bad_payload", "body must be a JSON object", 400)
+    if isinstance(data.get("ticket"), dict):  # our documented trigger template
+        ticket = data["ticket"]
+        requester = ticket.get("requester_id")
+        if requester is None and isinstance(ticket.get("requester"), dict):
+            requester = ticket["requester"].get("id")
+        organization = ticket.get("organization_id")
+        if organization is None and isinstance(ticket.get("organization"), dict):
+            organization = ticket["organization"].get("id")
+        fallback_id = None
+    elif isinstance(data.get("detail"), dict) and str(data.get("type", "")).startswith(
+        "zen:event-type:ticket"
+    ):  # a Zendesk event subscription
+        ticket = data["detail"]
+        requester = ticket.get("requester_id")
+        organization = ticket.get("organization_id")
+        fallback_id = data.get("id")
+    else:
+        raise WebhookRejected("bad_payload", "body has no 'ticket' object", 400)
+    ticket_id = _id(ticket.get("id"), "ticket.id", required=True)
+    assert ticket_id is not None  # noqa: S101 - required=True guarantees it
+    event_id = headers.get(INVOCATION_HEADER) or fallback_id or f"ticket:{ticket_id}"
+    return TicketEvent(
+        source=NAME,
+        event_id=str(event_id)[:200],
+        ticket_id=ticket_id,
+        requester_id=_id(requester, "ticket.requester_id"),
+        organization_id=_id(organization, "ticket.organization_id"),
+        tags=_tags(ticket.get("tags")),
+    )
+
+
+# -- translation from Zendesk JSON to our records ---------------------------------------------------
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _number(value: Any) -> Any:
+    """Custom fields come back as numbers, strings or null; keep numbers numeric."""
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "")) if value.strip() else None
+        except ValueError:
+            return value
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def to_customer(user: Mapping[str, Any]) -> Customer:
+    return Customer(
+        source=NAME,
+        external_id=str(user["id"]),
+        email=user.get("email"),
+        name=user.get("name"),
+        organization_id=_str(user.get("organization_id")),
+        tags=tuple(user.get("tags") or ()),
+        created_at=_time(user.get("created_at")),
+        updated_at=_time(user.get("updated_at")),
+        attributes={k: _number(v) for k, v in (user.get("user_fields") or {}).items()},
+    )
+
+
+def to_organization(org: Mapping[str, Any]) -> Organization:
+    return Organization(
+        source=NAME,
+        external_id=str(org["id"]),
+        name=org.get("name"),
+        domains=tuple(org.get("domain_names") or ()),
+        tags=tuple(org.get("tags") or ()),
+        created_at=_time(org.get("created_at")),
+        updated_at=_time(org.get("updated_at")),
+        attributes={k: _number(v) for k, v in (org.get("organization_fields") or {}).items()},
+    )
+
+
+def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
+    rating = ticket.get("satisfaction_rating") or {}
+    return Ticket(
+        source=NAME,
+        external_id=str(ticket["id"]),
+        requester_id=_str(ticket.get("requester_id")),
+        organization_id=_str(ticket.get("organization_id")),
+        subject=ticket.get("subject"),
+        status=ticket.get("status"),
+        priority=ticket.get("priority"),
+        group_id=_str(ticket.get("group_id")),
+        tags=tuple(ticket.get("tags") or ()),
+        created_at=_time(ticket.get("created_at")),
+        updated_at=_time(ticket.get("updated_at")),
+        satisfaction=rating.get("score") if isinstance(rating, dict) else None,
+        updated_stamp=ticket.get("updated_at"),
+    )
+
+
+# -- the connector ------------------------------------------------------------------------------------
+
+
+class ZendeskConnector:
+    name = NAME
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        token: str,
+        webhook_secret: str | None = None,
+        *,
+        webhook_tolerance: float = 300.0,
+        marker_tag: str = "tierdesk_routed",
+        timeout: tuple[float, float] = (3.05, 10.0),
+        max_attempts: int = 4,
+        backoff_max: float = 20.0,
+    ) -> None:
+        self.http = HttpClient(
+            NAME,
+            base_url,
+            auth=(f"{email}/token", token),
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_max=backoff_max,
+        )
+        self.webhook_secret = webhook_secret
+        self.webhook_tolerance = webhook_tolerance
+        self.marker_tag = marker_tag
+        self._groups: dict[str, int] | None = None
+
+    # webhooks
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        if not self.webhook_secret:
+            return  # only reachable with the explicit insecure development flag
+        verify_signature(self.webhook_secret, headers, body, now, self.webhook_tolerance)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TicketEvent:
+        return parse_event(headers, body)
+
+    # reads
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        return to_ticket(self.http.get(f"/api/v2/tickets/{ticket_id}")["ticket"])
+
+    def get_customer(self, external_id: str) -> Customer:
+        return to_customer(self.http.get(f"/api/v2/users/{external_id}")["user"])
+
+    def get_organization(self, external_id: str) -> Organization:
+        return to_organization(self.http.get(f"/api/v2/organizations/{external_id}")["organization"])
+
+    def groups(self, refresh: bool = False) -> dict[str, int]:
+        """Group names to ids, read once and cached: routing names groups, Zendesk wants ids."""
+        if self._groups is None or refresh:
+            groups: dict[str, int] = {}
+            path: str | None = "/api/v2/groups"
+            params: dict[str, Any] | None = {"page[size]": 100}
+            seen: set[str] = set()
+            while path:
+                page = self.http.request("GET", path, params=params)
+                for group in page.get("groups", []):
+                    if not group.get("deleted"):
+                        groups[group["name"]] = int(group["id"])
+                path = (page.get("links") or {}).get("next") if page.get("meta", {}).get(
+                    "has_more"
+                ) else None
+                if path in seen:
+                    raise ApiError(NAME, f"pagination repeated {path}")
+                if path:
+                    seen.add(path)
+                params = None
+            self._groups = groups
+        return self._groups
+
+    def group_id(self, name: str) -> int:
+        groups = self.groups()
+        if name not in groups:
+            groups = self.groups(refresh=True)
+        if name not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise UnknownGroup(
+                NAME, f"group {name!r} named in the mapping does not exist in Zendesk (has: {known})"
+            )
+        return groups[name]
+
+    def check_groups(self, names: set[str]) -> None:
+        """Fail early, naming every mapped group Zendesk lacks."""
+        groups = self.groups(refresh=True)
+        missing = sorted(n for n in names if n not in groups)
+        if missing:
+            known = ", ".join(sorted(groups)) or "none"
+            raise UnknownGroup(
+                NAME,
+                f"groups named in the mapping do not exist in Zendesk: {', '.join(missing)} "
+                f"(has: {known})",
+            )
+
+    # incremental pulls
+    def pull(self, stream: str, cursor: str | None) -> Iterator[Batch]:
+        if stream == "organizations":
+            yield from self._pull_time_based("organizations", cursor)
+        elif stream in ("users", "tickets"):
+            yield from self._pull_cursor_based(stream, cursor)
+        else:
+            raise ValueError(f"zendesk has no stream {stream!r}")
+
+    def _start_time(self, cursor: str | None) -> int:
+        latest = int(time.time()) - START_TIME_LAG
+        return min(int(cursor), latest) if cursor else 0
+
+    def _pull_cursor_based(self, stream: str, cursor: str | None) -> Iterator[Batch]:
+        convert = to_customer if stream == "users" else to_ticket
+        path = f"/api/v2/incremental/{stream}/cursor"
+        params: dict[str, Any] = {"per_page": EXPORT_PAGE_SIZE}
+        if cursor and cursor.startswith("cursor:"):
+            params["cursor"] = cursor.removeprefix("cursor:")
+        else:
+            params["start_time"] = self._start_time(cursor)
+        seen: set[str] = set()
+        while True:
+            page = self.http.get(path, **params)
+            after = page.get("after_cursor")
+            records = [convert(item) for item in page.get(stream, [])]
+            next_cursor = f"cursor:{after}" if after else cursor
+            yield Batch(stream, records, next_cursor)
+            if page.get("end_of_stream") or not after:
+                return
+            if after in seen:
+                raise ApiError(NAME, f"incremental {stream} export repeated cursor {after}")
+            seen.add(after)
+            params = {"per_page": EXPORT_PAGE_SIZE, "cursor": after}
+
+    def _pull_time_based(self, stream: str, cursor: str | None) -> Iterator[Batch]:
+        start = self._start_time(cursor)
+        seen: set[int] = set()
+        while True:
+            page = self.http.get(
+                f"/api/v2/incremental/{stream}", start_time=start, per_page=EXPORT_PAGE_SIZE
+            )
+            records = [to_organization(item) for item in page.get(stream, [])]
+            end_time = page.get("end_time")
+            yield Batch(stream, records, str(end_time) if end_time is not None else cursor)
+            if page.get("end_of_stream") or end_time is None:
+                return
+            if end_time in seen:
+                raise ApiError(NAME, f"incremental {stream} export repeated end_time {end_time}")
+            seen.add(end_time)
+            start = min(int(end_time), int(time.time()) - START_TIME_LAG)
+
+    # the write
+    def apply(self, ticket: Ticket, decision: Decision) -> ApplyResult:
+        """Set priority, group, tags and the internal note in one safe update."""
+        calls = 0
+        group_id = self.group_id(decision.group) if decision.group else None
+        for _attempt in range(3):
+            if self.marker_tag in ticket.tags:
+                return ApplyResult("skipped", "ticket already carries the routed marker", calls)
+            merged = list(dict.fromkeys([*ticket.tags, *decision.tags]))
+            update: dict[str, Any] = {
+                "tags": merged,
+                "comment": {"body": decision.note, "public": False},
+                "safe_update": True,
+                "updated_stamp": ticket.updated_stamp,
+            }
+            if decision.priority:
+                update["priority"] = decision.priority
+            if group_id is not None:
+                update["group_id"] = group_id
+            try:
+                calls += 1
+                answer = self.http.put(f"/api/v2/tickets/{ticket.external_id}", {"ticket": update})
+            except ApiConflict:
+                calls += 1
+                ticket = self.get_ticket(ticket.external_id)  # an agent got there first: merge again
+                continue
+            updated = answer.get("ticket", {})
+            return ApplyResult(
+                "applied",
+                calls=calls,
+                response={
+                    "ticket_id": updated.get("id"),
+                    "priority": updated.get("priority"),
+                    "group_id": updated.get("group_id"),
+                    "tags": updated.get("tags"),
+                    "updated_at": updated.get("updated_at"),
+                },
+            )
+        raise ApiConflict(NAME, f"ticket {ticket.external_id} kept changing during routing", 409)

@@ -1,0 +1,55 @@
+"""Flask app factory: create_app(settings) wires the runtime and registers the blueprints.
+
+The scheduler and the workers never start here: gunicorn would start a copy in every worker process.
+They run as their own processes (Procfile) or beside the server in `tierdesk serve`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from integration import logs
+from integration.runtime import Runtime
+from integration.settings import Settings
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    if runtime is None:
+        settings = settings or Settings.from_env()
+        logs.setup(settings.log_level)
+        runtime = Runtime.from_settings(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    app.extensions["tierdesk"] = runtime
+
+    from integration import webhooks
+
+    app.register_blueprint(webhooks.bp)
+
+    @app.get("/healthz")
+    def healthz() -> ResponseReturnValue:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        store = runtime.store
+        writable = store.writable()
+        body = {
+            "status": "ok" if writable else "unavailable",
+            "store_writable": writable,
+            "queue": store.queue_counts(),
+            "oldest_pending_seconds": store.oldest_pending_age(time.time()),
+        }
+        return jsonify(body), 200 if writable else 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> ResponseReturnValue:
+        return jsonify(error=(e.name or "error").lower().replace(" ", "_"), message=e.description), (
+            e.code or 500
+        )
+
+    return app

@@ -1,0 +1,217 @@
+"""The `tierdesk` command: serve, worker, scheduler, sync, segment, queue, demo, sandbox."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import click
+
+from integration import logs
+from integration.mapping import MappingError
+from integration.runtime import Runtime
+from integration.settings import Settings, SettingsError
+
+
+def _runtime() -> Runtime:
+    """Build the runtime from the environment, turning configuration mistakes into one clear line."""
+    try:
+        settings = Settings.from_env()
+        logs.setup(settings.log_level)
+        return Runtime.from_settings(settings)
+    except (SettingsError, MappingError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _on_term(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def start_workers(runtime: Runtime, stop: threading.Event, count: int) -> list[threading.Thread]:
+    from integration.worker import Worker
+
+    threads = []
+    for i in range(count):
+        worker = Worker(runtime)
+        thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{i}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def _check_groups(runtime: Runtime) -> None:
+    """A mapped group the helpdesk lacks is an error at start, not a silent skip per ticket."""
+    from connectors.http import ApiError
+
+    for connector in runtime.connectors.values():
+        try:
+            connector.check_groups(runtime.mapping.groups)
+        except ApiError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group()
+def main() -> None:
+    """tierdesk: segment-aware routing for helpdesk tickets."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run web, worker and scheduler in one process (the embedded default)."""
+    from werkzeug.serving import make_server
+
+    from integration.app import create_app
+    from integration.scheduler import build
+
+    runtime = _runtime()
+    _check_groups(runtime)
+    stop = threading.Event()
+    start_workers(runtime, stop, runtime.settings.worker_threads)
+    scheduler = build(runtime, blocking=False)
+    scheduler.start()
+    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
+    _on_term(stop)
+    threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()
+    click.echo(f"tierdesk serving on http://{host}:{server.server_port}", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        scheduler.shutdown(wait=False)
+
+
+@main.command()
+def worker() -> None:
+    """Process queued webhook events until stopped (SIGTERM finishes the current event)."""
+    runtime = _runtime()
+    _check_groups(runtime)
+    stop = threading.Event()
+    _on_term(stop)
+    threads = start_workers(runtime, stop, runtime.settings.worker_threads)
+    try:
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic jobs (incremental sync and recompute) until stopped."""
+    from integration.scheduler import build
+
+    runtime = _runtime()
+    sched = build(runtime, blocking=True)
+    signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
+    try:
+        sched.start()
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Forget the cursors and pull everything again.")
+def sync(full: bool) -> None:
+    """Pull customers, organizations and tickets, then recompute segments."""
+    from integration import sync as sync_
+
+    runtime = _runtime()
+    for connector in runtime.connectors.values():
+        counts = sync_.pull(runtime.store, connector, full=full)
+        click.echo(f"{connector.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    report = sync_.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    click.echo(f"segments: {report.customers} customers, {report.changes} changes")
+
+
+def print_distribution(distribution: dict[str, dict[str | None, int]], echo: Callable) -> None:
+    for dimension, labels in distribution.items():
+        total = sum(labels.values()) or 1
+        parts = [f"{label or '-'} {n} ({n / total:.0%})" for label, n in labels.items()]
+        echo(f"  {dimension:<10} " + ", ".join(parts))
+
+
+@main.command()
+def segment() -> None:
+    """Recompute every customer's segments from stored data and print the distribution."""
+    from integration import sync as sync_
+
+    runtime = _runtime()
+    report = sync_.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    click.echo(f"{report.customers} customers, {report.changes} segment changes")
+    print_distribution(report.distribution, click.echo)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--all", "show_all", is_flag=True, help="Include done events.")
+@click.pass_context
+def queue(ctx: click.Context, show_all: bool) -> None:
+    """List pending, leased and dead events."""
+    if ctx.invoked_subcommand:
+        return
+    runtime = _runtime()
+    statuses = ["pending", "leased", "dead", *(["done"] if show_all else [])]
+    counts = runtime.store.queue_counts()
+    click.echo("queue: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
+    for event in runtime.store.list_events(statuses, limit=200):
+        received = datetime.fromtimestamp(event.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{event.id:>6}  {event.status:<8} {event.ticket_key:<24} attempts {event.attempts}  "
+            f"received {received}  {event.last_error or ''}"
+        )
+
+
+@queue.command("retry")
+@click.argument("event_id", type=int)
+def queue_retry(event_id: int) -> None:
+    """Replay one dead or stuck event."""
+    runtime = _runtime()
+    if not runtime.queue.replay(event_id):
+        raise click.ClickException(f"event {event_id} not found or already done")
+    click.echo(f"event {event_id} queued again")
+
+
+@main.command()
+@click.option("--customers", default=1000, show_default=True)
+@click.option("--tickets", default=50, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+def demo(customers: int, tickets: int, seed: int) -> None:
+    """Run the whole flow against a local Zendesk sandbox and print what happened."""
+    from integration.demo import run
+
+    sys.exit(run(customers=customers, tickets=tickets, seed=seed, echo=click.echo))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--customers", default=1000, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+def sandbox(host: str, port: int, customers: int, seed: int) -> None:
+    """Run the Zendesk sandbox on its own, seeded with synthetic customers."""
+    from connectors.sandbox.seed import seed as seed_data
+    from connectors.sandbox.zendesk import ZendeskSandbox
+
+    box = ZendeskSandbox()
+    seed_data(box, customers=customers, seed=seed)
+    url = box.start(host=host, port=port)
+    click.echo(f"Zendesk sandbox on {url} (user {box.email}/token, token {box.token})")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        box.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Wires settings into the parts one process needs: store, queue, mapping and connectors.
+
+Web, worker and scheduler each build one Runtime from the same Settings, whether they share a process
+(`tierdesk serve`) or not (the Procfile).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connectors.base import Connector
+from connectors.zendesk import ZendeskConnector
+from integration.mapping import Mapping, MappingError, parse_mapping
+from integration.queue import Queue
+from integration.settings import Settings
+from integration.store import Store
+
+log = logging.getLogger("tierdesk")
+
+
+def load_mapping(path: str | Path) -> tuple[Mapping, str]:
+    """Read and validate a mapping file; returns the mapping and a digest of its text."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise MappingError(f"{path}: cannot read mapping file ({e.strerror})") from e
+    return parse_mapping(text, str(path)), hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_connectors(settings: Settings, marker_tag: str) -> dict[str, Connector]:
+    connectors: dict[str, Connector] = {}
+    if settings.zendesk_configured:
+        connectors["zendesk"] = ZendeskConnector(
+            settings.zendesk_url or "",
+            settings.zendesk_email or "",
+            settings.zendesk_token or "",
+            settings.zendesk_webhook_secret,
+            webhook_tolerance=settings.webhook_tolerance,
+            marker_tag=marker_tag,
+            timeout=(3.05, settings.http_timeout),
+            max_attempts=settings.http_attempts,
+        )
+    return connectors
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    queue: Queue
+    mapping: Mapping
+    mapping_digest: str
+    connectors: dict[str, Connector] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        """Fail fast: bad settings or a broken mapping stop the process before it serves anything."""
+        settings.check()
+        mapping, digest = load_mapping(settings.mappings)
+        store = Store(settings.db)
+        queue = Queue(
+            store,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            retry_base=settings.retry_base,
+            retry_max=settings.retry_max,
+        )
+        connectors = build_connectors(settings, mapping.tags.routed)
+        return cls(settings, store, queue, mapping, digest, connectors)

@@ -1,0 +1,87 @@
+"""Every knob, read once from the environment (TIERDESK_*). Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+DEFAULT_MAPPING = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
+
+
+class SettingsError(ValueError):
+    """The environment asks for something we cannot run with."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "tierdesk.db"
+    mappings: str = str(DEFAULT_MAPPING)
+    zendesk_url: str | None = None
+    zendesk_email: str | None = None
+    zendesk_token: str | None = None
+    zendesk_webhook_secret: str | None = None
+    insecure_dev: bool = False
+    webhook_tolerance: float = 300.0
+    max_body_bytes: int = 256 * 1024
+    http_timeout: float = 10.0
+    http_attempts: int = 4
+    max_attempts: int = 8
+    retry_base: float = 2.0
+    retry_max: float = 300.0
+    lease_seconds: float = 60.0
+    worker_threads: int = 2
+    sync_interval: float = 300.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from TIERDESK_* variables; the name of each is TIERDESK_ + field upper-cased."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"TIERDESK_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            try:
+                if kind.startswith("bool"):
+                    values[f.name] = _flag(raw)
+                elif kind.startswith("int"):
+                    values[f.name] = int(raw)
+                elif kind.startswith("float"):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as e:
+                raise SettingsError(f"TIERDESK_{f.name.upper()}={raw!r}: expected {kind}") from e
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def zendesk_configured(self) -> bool:
+        return bool(self.zendesk_url and self.zendesk_email and self.zendesk_token)
+
+    def check(self) -> None:
+        """Refuse to serve webhooks nobody can authenticate, unless a developer said so out loud."""
+        if self.zendesk_configured and not self.zendesk_webhook_secret and not self.insecure_dev:
+            raise SettingsError(
+                "TIERDESK_ZENDESK_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks. "
+                "Set it to the webhook's signing secret, or set TIERDESK_INSECURE_DEV=1 for local "
+                "development only."
+            )
+        if not self.zendesk_configured and not self.insecure_dev:
+            missing = [
+                name
+                for name, value in (
+                    ("TIERDESK_ZENDESK_URL", self.zendesk_url),
+                    ("TIERDESK_ZENDESK_EMAIL", self.zendesk_email),
+                    ("TIERDESK_ZENDESK_TOKEN", self.zendesk_token),
+                )
+                if not value
+            ]
+            raise SettingsError(f"Zendesk is not configured: set {', '.join(missing)}")

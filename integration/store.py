@@ -1,0 +1,707 @@
+"""SQLite storage: the only module that knows table names and writes SQL.
+
+One ``Store`` is shared by the web views, the worker threads and the scheduler of a process; each thread gets
+its own connection (SQLite connections must not be shared across threads mid-transaction). WAL mode lets
+readers run beside the single writer, and the busy timeout makes concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from integration.models import Assignment, Customer, Decision, Organization, Ticket, TicketStats
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+# Ordered migrations: each runs once, in its own transaction, and is recorded in schema_migrations.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE organizations (
+            key TEXT PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL, name TEXT,
+            domains TEXT NOT NULL DEFAULT '[]', tags TEXT NOT NULL DEFAULT '[]',
+            attributes TEXT NOT NULL DEFAULT '{}', created_at TEXT, updated_at TEXT, synced_at TEXT
+        );
+        CREATE TABLE customers (
+            key TEXT PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL, email TEXT, name TEXT,
+            organization_key TEXT, tags TEXT NOT NULL DEFAULT '[]', attributes TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT, updated_at TEXT, synced_at TEXT
+        );
+        CREATE INDEX customers_email ON customers (lower(email));
+        CREATE INDEX customers_org ON customers (organization_key);
+        CREATE TABLE tickets (
+            key TEXT PRIMARY KEY, source TEXT NOT NULL, external_id TEXT NOT NULL, requester_key TEXT,
+            organization_key TEXT, subject TEXT, status TEXT, priority TEXT, group_id TEXT,
+            tags TEXT NOT NULL DEFAULT '[]', satisfaction TEXT, reopens INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT, updated_at TEXT
+        );
+        CREATE INDEX tickets_requester ON tickets (requester_key, created_at);
+        CREATE TABLE segments (
+            customer_key TEXT NOT NULL, dimension TEXT NOT NULL, label TEXT, reasons TEXT NOT NULL,
+            computed_at TEXT NOT NULL, PRIMARY KEY (customer_key, dimension)
+        );
+        CREATE INDEX segments_dimension ON segments (dimension, label);
+        CREATE TABLE segment_changes (
+            id INTEGER PRIMARY KEY, customer_key TEXT NOT NULL, dimension TEXT NOT NULL,
+            from_label TEXT, to_label TEXT, reasons TEXT NOT NULL, changed_at TEXT NOT NULL
+        );
+        CREATE INDEX segment_changes_customer ON segment_changes (customer_key, changed_at);
+        CREATE TABLE models (
+            name TEXT PRIMARY KEY, data TEXT NOT NULL, computed_at TEXT NOT NULL
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, event_id TEXT NOT NULL,
+            ticket_key TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0, available_at REAL NOT NULL, lease_until REAL,
+            leased_by TEXT, last_error TEXT, received_at REAL NOT NULL, finished_at REAL,
+            UNIQUE (source, event_id)
+        );
+        CREATE INDEX events_ready ON events (status, available_at);
+        CREATE INDEX events_ticket ON events (ticket_key, status);
+        CREATE TABLE decisions (
+            ticket_key TEXT PRIMARY KEY, event_id INTEGER, customer_key TEXT, outcome TEXT NOT NULL,
+            priority TEXT, sla TEXT, group_name TEXT, tags TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '', reasons TEXT NOT NULL DEFAULT '[]',
+            segments TEXT NOT NULL DEFAULT '{}', response TEXT, received_at REAL, decided_at REAL NOT NULL
+        );
+        CREATE TABLE sync_cursors (
+            connector TEXT NOT NULL, stream TEXT NOT NULL, cursor TEXT, records INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL, PRIMARY KEY (connector, stream)
+        );
+        CREATE TABLE locks (
+            name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
+        );
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A queued webhook event as the worker sees it."""
+
+    id: int
+    source: str
+    event_id: str
+    ticket_key: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    available_at: float
+    received_at: float
+    last_error: str | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    ticket_key: str
+    event_id: int | None
+    customer_key: str | None
+    outcome: str  # applied | skipped
+    priority: str | None
+    sla: str | None
+    group_name: str | None
+    tags: tuple[str, ...]
+    note: str
+    reasons: tuple[str, ...]
+    segments: dict[str, Any]
+    response: dict[str, Any] | None
+    received_at: float | None
+    decided_at: float
+
+    @property
+    def latency_ms(self) -> float | None:
+        if self.received_at is None:
+            return None
+        return (self.decided_at - self.received_at) * 1000
+
+
+class Store:
+    """All persistence for one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connections and transactions -------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction taken up front, so concurrent writers queue on the busy timeout."""
+        db = self.db
+        if db.conn.in_transaction:
+            with db.atomic():
+                yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        db.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        db = self.db
+        if db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.enable_wal()
+        with self.transaction():
+            db.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            done = {row[0] for row in db.conn.execute("SELECT version FROM schema_migrations")}
+            for version, script in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in filter(str.strip, script.split(";")):
+                    db.conn.execute(statement)
+                db.conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, _iso(datetime.now(UTC))),
+                )
+
+    def schema_version(self) -> int:
+        row = self.db.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def writable(self) -> bool:
+        """Readiness probe: can we take the write lock right now?"""
+        try:
+            with self.transaction() as db:
+                db.conn.execute("SELECT 1")
+        except sqlite3.Error:
+            return False
+        return True
+
+    # -- customers, organizations, tickets ----------------------------------------------------------
+
+    def upsert_customers(self, customers: Iterable[Customer]) -> int:
+        now = _iso(datetime.now(UTC))
+        rows = [
+            {
+                "key": c.key,
+                "source": c.source,
+                "external_id": c.external_id,
+                "email": c.email,
+                "name": c.name,
+                "organization_key": c.organization_key,
+                "tags": _json(list(c.tags)),
+                "attributes": _json(dict(c.attributes)),
+                "created_at": _iso(c.created_at),
+                "updated_at": _iso(c.updated_at),
+                "synced_at": now,
+            }
+            for c in customers
+        ]
+        with self.transaction() as db:
+            db["customers"].upsert_all(rows, pk="key")
+        return len(rows)
+
+    def upsert_organizations(self, organizations: Iterable[Organization]) -> int:
+        now = _iso(datetime.now(UTC))
+        rows = [
+            {
+                "key": o.key,
+                "source": o.source,
+                "external_id": o.external_id,
+                "name": o.name,
+                "domains": _json(list(o.domains)),
+                "tags": _json(list(o.tags)),
+                "attributes": _json(dict(o.attributes)),
+                "created_at": _iso(o.created_at),
+                "updated_at": _iso(o.updated_at),
+                "synced_at": now,
+            }
+            for o in organizations
+        ]
+        with self.transaction() as db:
+            db["organizations"].upsert_all(rows, pk="key")
+        return len(rows)
+
+    def upsert_tickets(self, tickets: Iterable[Ticket]) -> int:
+        rows = [
+            {
+                "key": t.key,
+                "source": t.source,
+                "external_id": t.external_id,
+                "requester_key": f"{t.source}:user:{t.requester_id}" if t.requester_id else None,
+                "organization_key": f"{t.source}:org:{t.organization_id}"
+                if t.organization_id
+                else None,
+                "subject": t.subject,
+                "status": t.status,
+                "priority": t.priority,
+                "group_id": t.group_id,
+                "tags": _json(list(t.tags)),
+                "satisfaction": t.satisfaction,
+                "reopens": t.reopens,
+                "created_at": _iso(t.created_at),
+                "updated_at": _iso(t.updated_at),
+            }
+            for t in tickets
+        ]
+        with self.transaction() as db:
+            db["tickets"].upsert_all(rows, pk="key")
+        return len(rows)
+
+    @staticmethod
+    def _customer(row: dict[str, Any]) -> Customer:
+        org_key = row["organization_key"]
+        return Customer(
+            source=row["source"],
+            external_id=row["external_id"],
+            email=row["email"],
+            name=row["name"],
+            organization_id=org_key.rsplit(":", 1)[1] if org_key else None,
+            tags=tuple(json.loads(row["tags"])),
+            created_at=_dt(row["created_at"]),
+            updated_at=_dt(row["updated_at"]),
+            attributes=json.loads(row["attributes"]),
+        )
+
+    @staticmethod
+    def _organization(row: dict[str, Any]) -> Organization:
+        return Organization(
+            source=row["source"],
+            external_id=row["external_id"],
+            name=row["name"],
+            domains=tuple(json.loads(row["domains"])),
+            tags=tuple(json.loads(row["tags"])),
+            created_at=_dt(row["created_at"]),
+            updated_at=_dt(row["updated_at"]),
+            attributes=json.loads(row["attributes"]),
+        )
+
+    def get_customer(self, key: str) -> Customer | None:
+        rows = list(self.db.query("SELECT * FROM customers WHERE key = ?", [key]))
+        return self._customer(rows[0]) if rows else None
+
+    def get_organization(self, key: str) -> Organization | None:
+        rows = list(self.db.query("SELECT * FROM organizations WHERE key = ?", [key]))
+        return self._organization(rows[0]) if rows else None
+
+    def iter_customers(self) -> Iterator[Customer]:
+        for row in self.db.query("SELECT * FROM customers ORDER BY key"):
+            yield self._customer(row)
+
+    def organizations_by_key(self) -> dict[str, Organization]:
+        return {
+            row["key"]: self._organization(row) for row in self.db.query("SELECT * FROM organizations")
+        }
+
+    def count(self, table: str) -> int:
+        if table not in {"customers", "organizations", "tickets", "segments", "decisions", "events"}:
+            raise ValueError(f"unknown table {table!r}")
+        return self.db[table].count
+
+    _STATS_SQL = """
+        SELECT requester_key,
+               sum(created_at >= :d30) AS tickets_30d,
+               sum(created_at >= :d90) AS tickets_90d,
+               count(*) AS tickets_total,
+               sum(CASE WHEN created_at >= :d90 THEN reopens ELSE 0 END) AS reopened_90d,
+               sum(satisfaction = 'good') AS csat_good,
+               sum(satisfaction = 'bad') AS csat_bad
+        FROM tickets
+        WHERE requester_key IS NOT NULL {where}
+        GROUP BY requester_key
+    """
+
+    def ticket_stats(self, now: datetime, customer_key: str | None = None) -> dict[str, TicketStats]:
+        """Ticket history per requester, counted in SQL so a recompute never loads every ticket."""
+        params: dict[str, Any] = {
+            "d30": _iso(now - timedelta(days=30)),
+            "d90": _iso(now - timedelta(days=90)),
+        }
+        where = ""
+        if customer_key is not None:
+            where = "AND requester_key = :key"
+            params["key"] = customer_key
+        stats = {}
+        for row in self.db.query(self._STATS_SQL.format(where=where), params):
+            key = row.pop("requester_key")
+            stats[key] = TicketStats(**{k: int(v or 0) for k, v in row.items()})
+        return stats
+
+    # -- segments -----------------------------------------------------------------------------------
+
+    def save_segments(
+        self, assignments: dict[str, dict[str, Assignment]], now: datetime
+    ) -> int:
+        """Store the current assignments and record every label change; returns the number of changes."""
+        stamp = _iso(now)
+        keys = list(assignments)
+        changes = 0
+        with self.transaction() as db:
+            current: dict[tuple[str, str], str | None] = {}
+            for chunk_start in range(0, len(keys), 500):
+                chunk = keys[chunk_start : chunk_start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in db.conn.execute(
+                    f"SELECT customer_key, dimension, label FROM segments "  # noqa: S608
+                    f"WHERE customer_key IN ({marks})",
+                    chunk,
+                ):
+                    current[(row[0], row[1])] = row[2]
+            rows, history = [], []
+            for customer_key, dims in assignments.items():
+                for dimension, a in dims.items():
+                    rows.append(
+                        {
+                            "customer_key": customer_key,
+                            "dimension": dimension,
+                            "label": a.label,
+                            "reasons": _json(list(a.reasons)),
+                            "computed_at": stamp,
+                        }
+                    )
+                    before = current.get((customer_key, dimension), "\0missing")
+                    if before != a.label and not (before == "\0missing" and a.label is None):
+                        history.append(
+                            {
+                                "customer_key": customer_key,
+                                "dimension": dimension,
+                                "from_label": None if before == "\0missing" else before,
+                                "to_label": a.label,
+                                "reasons": _json(list(a.reasons)),
+                                "changed_at": stamp,
+                            }
+                        )
+            db["segments"].upsert_all(rows, pk=("customer_key", "dimension"))
+            if history:
+                db["segment_changes"].insert_all(history)
+            changes = len(history)
+        return changes
+
+    def segments_for(self, customer_key: str) -> dict[str, Assignment]:
+        return {
+            row["dimension"]: Assignment(
+                row["dimension"], row["label"], tuple(json.loads(row["reasons"]))
+            )
+            for row in self.db.query(
+                "SELECT * FROM segments WHERE customer_key = ? ORDER BY rowid", [customer_key]
+            )
+        }
+
+    def segment_distribution(self) -> dict[str, dict[str | None, int]]:
+        out: dict[str, dict[str | None, int]] = {}
+        for row in self.db.query(
+            "SELECT dimension, label, count(*) AS n FROM segments GROUP BY dimension, label "
+            "ORDER BY dimension, n DESC"
+        ):
+            out.setdefault(row["dimension"], {})[row["label"]] = row["n"]
+        return out
+
+    def save_model(self, name: str, data: dict[str, Any], now: datetime) -> None:
+        with self.transaction() as db:
+            db["models"].upsert(
+                {"name": name, "data": _json(data), "computed_at": _iso(now)}, pk="name"
+            )
+
+    def load_model(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT data FROM models WHERE name = ?", [name]))
+        return json.loads(rows[0]["data"]) if rows else None
+
+    # -- sync cursors -------------------------------------------------------------------------------
+
+    def get_cursor(self, connector: str, stream: str) -> str | None:
+        rows = list(
+            self.db.query(
+                "SELECT cursor FROM sync_cursors WHERE connector = ? AND stream = ?",
+                [connector, stream],
+            )
+        )
+        return rows[0]["cursor"] if rows else None
+
+    def save_batch(
+        self,
+        connector: str,
+        stream: str,
+        records: list[Customer] | list[Organization] | list[Ticket],
+        cursor: str | None,
+    ) -> None:
+        """Records and the cursor that covers them land in one transaction, so a crash resumes cleanly."""
+        writer = {
+            "users": self.upsert_customers,
+            "organizations": self.upsert_organizations,
+            "tickets": self.upsert_tickets,
+        }[stream]
+        with self.transaction() as db:
+            writer(records)  # type: ignore[arg-type]
+            db.conn.execute(
+                "INSERT INTO sync_cursors (connector, stream, cursor, records, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, stream) DO UPDATE SET "
+                "cursor = excluded.cursor, records = records + excluded.records, "
+                "updated_at = excluded.updated_at",
+                (connector, stream, cursor, len(records), _iso(datetime.now(UTC))),
+            )
+
+    def reset_cursors(self, connector: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM sync_cursors WHERE connector = ?", [connector])
+
+    def cursors(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM sync_cursors ORDER BY connector, stream"))
+
+    # -- event queue --------------------------------------------------------------------------------
+
+    def enqueue(
+        self, source: str, event_id: str, ticket_key: str, payload: dict[str, Any], now: float
+    ) -> tuple[int, bool]:
+        """Insert an event unless the same delivery is already known; returns (id, created)."""
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING",
+                (source, event_id, ticket_key, _json(payload), now, now),
+            )
+            if cur.rowcount:
+                return int(cur.lastrowid or 0), True
+            row = db.conn.execute(
+                "SELECT id FROM events WHERE source = ? AND event_id = ?", (source, event_id)
+            ).fetchone()
+            return int(row[0]), False
+
+    _CLAIM_SQL = """
+        UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :worker,
+                          attempts = attempts + 1
+        WHERE id = (
+            SELECT e.id FROM events e
+            WHERE ((e.status = 'pending' AND e.available_at <= :now)
+                   OR (e.status = 'leased' AND e.lease_until < :now))
+              AND NOT EXISTS (
+                  SELECT 1 FROM events o
+                  WHERE o.ticket_key = e.ticket_key AND o.id < e.id
+                    AND o.status IN ('pending', 'leased'))
+            ORDER BY e.available_at, e.id
+            LIMIT 1
+        )
+        RETURNING *
+    """
+
+    def claim(self, worker: str, now: float, lease_seconds: float) -> Event | None:
+        """Lease the oldest ready event; one statement, so two workers never get the same one.
+
+        Events of one ticket are handed out in arrival order: a later one waits while an earlier
+        one is pending or leased.
+        """
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                self._CLAIM_SQL, {"now": now, "lease_until": now + lease_seconds, "worker": worker}
+            )
+            cols = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return self._event(dict(zip(cols, rows[0], strict=True))) if rows else None
+
+    @staticmethod
+    def _event(row: dict[str, Any]) -> Event:
+        return Event(
+            id=row["id"],
+            source=row["source"],
+            event_id=row["event_id"],
+            ticket_key=row["ticket_key"],
+            payload=json.loads(row["payload"]),
+            status=row["status"],
+            attempts=row["attempts"],
+            available_at=row["available_at"],
+            received_at=row["received_at"],
+            last_error=row["last_error"],
+            finished_at=row["finished_at"],
+        )
+
+    def finish_event(self, event_id: int, worker: str, now: float) -> bool:
+        """Mark done; False when our lease was lost to another worker meanwhile."""
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'done', finished_at = ?, lease_until = NULL, "
+                "last_error = NULL WHERE id = ? AND status = 'leased' AND leased_by = ?",
+                (now, event_id, worker),
+            )
+            return cur.rowcount == 1
+
+    def retry_event(self, event_id: int, worker: str, available_at: float, error: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                "UPDATE events SET status = 'pending', available_at = ?, lease_until = NULL, "
+                "last_error = ? WHERE id = ? AND leased_by = ?",
+                (available_at, error, event_id, worker),
+            )
+
+    def dead_event(self, event_id: int, worker: str, error: str, now: float) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                "UPDATE events SET status = 'dead', finished_at = ?, lease_until = NULL, "
+                "last_error = ? WHERE id = ? AND leased_by = ?",
+                (now, error, event_id, worker),
+            )
+
+    def replay_event(self, event_id: int, now: float) -> bool:
+        """Put a dead (or stuck) event back in line with a fresh attempt budget."""
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'pending', attempts = 0, available_at = ?, "
+                "lease_until = NULL, finished_at = NULL WHERE id = ? AND status != 'done'",
+                (now, event_id),
+            )
+            return cur.rowcount == 1
+
+    def get_event(self, event_id: int) -> Event | None:
+        rows = list(self.db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+        return self._event(rows[0]) if rows else None
+
+    def list_events(self, statuses: Iterable[str], limit: int = 100) -> list[Event]:
+        wanted = list(statuses)
+        marks = ",".join("?" * len(wanted))
+        return [
+            self._event(row)
+            for row in self.db.query(
+                f"SELECT * FROM events WHERE status IN ({marks}) ORDER BY id LIMIT ?",  # noqa: S608
+                [*wanted, limit],
+            )
+        ]
+
+    def queue_counts(self) -> dict[str, int]:
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query("SELECT status, count(*) AS n FROM events GROUP BY status")
+        }
+
+    def oldest_pending_age(self, now: float) -> float | None:
+        row = self.db.conn.execute(
+            "SELECT min(received_at) FROM events WHERE status IN ('pending', 'leased')"
+        ).fetchone()
+        return None if row[0] is None else max(0.0, now - row[0])
+
+    # -- decisions ----------------------------------------------------------------------------------
+
+    def record_decision(
+        self,
+        ticket_key: str,
+        *,
+        event_id: int | None,
+        customer_key: str | None,
+        outcome: str,
+        decision: Decision | None,
+        segments: dict[str, Assignment],
+        response: dict[str, Any] | None,
+        received_at: float | None,
+        decided_at: float,
+    ) -> None:
+        row = {
+            "ticket_key": ticket_key,
+            "event_id": event_id,
+            "customer_key": customer_key,
+            "outcome": outcome,
+            "priority": decision.priority if decision else None,
+            "sla": decision.sla if decision else None,
+            "group_name": decision.group if decision else None,
+            "tags": _json(list(decision.tags) if decision else []),
+            "note": decision.note if decision else "",
+            "reasons": _json(list(decision.reasons) if decision else []),
+            "segments": _json(
+                {d: {"label": a.label, "reasons": list(a.reasons)} for d, a in segments.items()}
+            ),
+            "response": _json(response) if response is not None else None,
+            "received_at": received_at,
+            "decided_at": decided_at,
+        }
+        with self.transaction() as db:
+            db["decisions"].upsert(row, pk="ticket_key")
+
+    def get_decision(self, ticket_key: str) -> DecisionRecord | None:
+        rows = list(self.db.query("SELECT * FROM decisions WHERE ticket_key = ?", [ticket_key]))
+        return self._decision(rows[0]) if rows else None
+
+    def list_decisions(self, limit: int = 100) -> list[DecisionRecord]:
+        return [
+            self._decision(row)
+            for row in self.db.query(
+                "SELECT * FROM decisions ORDER BY decided_at DESC LIMIT ?", [limit]
+            )
+        ]
+
+    @staticmethod
+    def _decision(row: dict[str, Any]) -> DecisionRecord:
+        return DecisionRecord(
+            ticket_key=row["ticket_key"],
+            event_id=row["event_id"],
+            customer_key=row["customer_key"],
+            outcome=row["outcome"],
+            priority=row["priority"],
+            sla=row["sla"],
+            group_name=row["group_name"],
+            tags=tuple(json.loads(row["tags"])),
+            note=row["note"],
+            reasons=tuple(json.loads(row["reasons"])),
+            segments=json.loads(row["segments"]),
+            response=json.loads(row["response"]) if row["response"] else None,
+            received_at=row["received_at"],
+            decided_at=row["decided_at"],
+        )
+
+    # -- locks --------------------------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, owner: str, ttl: float, now: float | None = None) -> bool:
+        """Take or renew a named lock unless another owner holds an unexpired one."""
+        now = time.time() if now is None else now
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at "
+                "WHERE locks.owner = excluded.owner OR locks.expires_at < ?",
+                (name, owner, now + ttl, now),
+            )
+            return cur.rowcount == 1
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))

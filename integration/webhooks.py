@@ -1,0 +1,62 @@
+"""POST /webhooks/<source>: a thin gate that answers fast and loses nothing.
+
+Checks run in a fixed order, each rejection with its own status, JSON message and named log event:
+known source (404) -> body size (413) -> signature and freshness (401) -> JSON and ticket fields (400)
+-> enqueue (committed before we answer) -> 202, or 200 for a delivery we already have.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from connectors.base import WebhookRejected
+from integration.runtime import Runtime
+
+log = logging.getLogger("tierdesk.webhooks")
+bp = Blueprint("webhooks", __name__)
+
+
+def _reject(source: str, reason: str, message: str, status: int) -> ResponseReturnValue:
+    log.warning(
+        f"{source}.webhook.{reason}",
+        extra={"source": source, "status": status, "remote": request.remote_addr},
+    )
+    return jsonify(error=reason, message=message), status
+
+
+@bp.post("/webhooks/<source>")
+def receive(source: str) -> ResponseReturnValue:
+    runtime: Runtime = current_app.extensions["tierdesk"]
+    connector = runtime.connectors.get(source)
+    if connector is None:
+        return _reject(source, "unknown_source", f"no webhook source named {source!r}", 404)
+    limit = runtime.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _reject(source, "too_large", f"body larger than {limit} bytes", 413)
+    body = request.get_data(cache=False)
+    if len(body) > limit:
+        return _reject(source, "too_large", f"body larger than {limit} bytes", 413)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        connector.verify_webhook(headers, body, time.time())
+        event = connector.parse_webhook(headers, body)
+    except WebhookRejected as e:
+        return _reject(source, e.reason, e.message, e.status)
+    payload = {
+        "ticket_id": event.ticket_id,
+        "requester_id": event.requester_id,
+        "organization_id": event.organization_id,
+        "tags": list(event.tags),
+    }
+    event_id, created = runtime.queue.put(event, payload)
+    log.info(
+        f"{source}.webhook.{'accepted' if created else 'duplicate'}",
+        extra={"event": event_id, "ticket": event.ticket_id, "delivery": event.event_id},
+    )
+    if not created:
+        return jsonify(status="duplicate", event=event_id), 200
+    return jsonify(status="queued", event=event_id), 202

@@ -1,0 +1,150 @@
+"""Takes events off the queue and routes their tickets.
+
+For each event: read the ticket, skip it if it is already routed, resolve the requester (pulling them from
+the helpdesk when we have never seen them), classify them, decide with routing.py, apply the decision in
+one write, and record what was decided and why. Retriable failures go back to the queue with backoff;
+anything else is dead-lettered with its error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from connectors.base import ApplyResult, Connector
+from connectors.http import ApiError, ApiNotFound
+from integration import routing
+from integration.models import Assignment, Customer, Decision
+from integration.runtime import Runtime
+from integration.store import Event
+from integration.sync import segments_for_customer
+
+log = logging.getLogger("tierdesk.worker")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # applied | skipped | retry | dead
+    detail: str = ""
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, name: str | None = None) -> None:
+        self.runtime = runtime
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run_once(self) -> Outcome | None:
+        """Process one ready event, if any."""
+        event = self.runtime.queue.claim(self.name)
+        if event is None:
+            return None
+        return self.process(event)
+
+    def run(self, stop: threading.Event, idle_wait: float = 0.25) -> None:
+        """Work until `stop` is set; sleep on the queue's wake-up signal when idle."""
+        wakeup = self.runtime.queue.wakeup
+        while not stop.is_set():
+            try:
+                outcome = self.run_once()
+            except Exception:
+                log.exception("worker.loop_error")
+                outcome = None
+                stop.wait(1.0)
+            if outcome is None:
+                wakeup.wait(idle_wait)
+                wakeup.clear()
+
+    # -- one event ----------------------------------------------------------------------------------
+
+    def process(self, event: Event) -> Outcome:
+        queue = self.runtime.queue
+        extra = {"event": event.id, "ticket": event.ticket_key, "attempt": event.attempts}
+        try:
+            outcome = self._route(event)
+        except ApiError as e:
+            status = queue.failed(event, self.name, str(e), e.retriable)
+            log.warning(f"worker.{status}", extra={**extra, "error": str(e)})
+            return Outcome(status, str(e))
+        except Exception as e:  # a bug must not kill the worker; keep the event for a replay
+            status = queue.failed(event, self.name, f"{e.__class__.__name__}: {e}", False)
+            log.exception("worker.crashed", extra=extra)
+            return Outcome(status, str(e))
+        if not queue.done(event, self.name):
+            log.warning("worker.lease_lost", extra=extra)
+        log.info(f"worker.{outcome.status}", extra={**extra, "detail": outcome.detail})
+        return outcome
+
+    def _connector(self, source: str) -> Connector:
+        connector = self.runtime.connectors.get(source)
+        if connector is None:
+            raise ApiError(source, f"no connector configured for {source!r}")
+        return connector
+
+    def _customer(self, connector: Connector, requester_id: str) -> Customer:
+        store = self.runtime.store
+        key = f"{connector.name}:user:{requester_id}"
+        customer = store.get_customer(key)
+        if customer is None:  # never synced: pull them (and their organization) on the spot
+            customer = connector.get_customer(requester_id)
+            store.upsert_customers([customer])
+            org_key = customer.organization_key
+            if org_key and store.get_organization(org_key) is None and customer.organization_id:
+                store.upsert_organizations([connector.get_organization(customer.organization_id)])
+        return customer
+
+    def _route(self, event: Event) -> Outcome:
+        rt = self.runtime
+        store = rt.store
+        connector = self._connector(event.source)
+        if (previous := store.get_decision(event.ticket_key)) and previous.outcome == "applied":
+            return Outcome("skipped", "ticket already routed")
+        ticket_id = event.ticket_key.rsplit(":", 1)[1]
+        try:
+            ticket = connector.get_ticket(ticket_id)
+        except ApiNotFound as e:
+            raise ApiNotFound(connector.name, f"ticket {ticket_id} no longer exists", 404) from e
+        now = datetime.now(UTC)
+        decided_at = time.time()
+        if rt.mapping.tags.routed in ticket.tags:
+            store.record_decision(
+                event.ticket_key,
+                event_id=event.id,
+                customer_key=None,
+                outcome="skipped",
+                decision=None,
+                segments={},
+                response={"detail": "ticket already carries the routed marker"},
+                received_at=event.received_at,
+                decided_at=decided_at,
+            )
+            return Outcome("skipped", "routed marker present")
+        assignments: dict[str, Assignment] = {}
+        customer_key = None
+        feats: dict = {}
+        if ticket.requester_id:
+            customer = self._customer(connector, ticket.requester_id)
+            customer_key = customer.key
+            assignments, feats = segments_for_customer(
+                store, rt.mapping, rt.mapping_digest, customer, now
+            )
+        decision: Decision = routing.decide(assignments, rt.mapping, feats)
+        result: ApplyResult = connector.apply(ticket, decision)
+        store.record_decision(
+            event.ticket_key,
+            event_id=event.id,
+            customer_key=customer_key,
+            outcome=result.outcome,
+            decision=decision,
+            segments=assignments,
+            response={**result.response, "calls": result.calls, "detail": result.detail},
+            received_at=event.received_at,
+            decided_at=time.time(),
+        )
+        return Outcome(result.outcome, result.detail)
