@@ -35,6 +35,22 @@ EXPORT_PAGE_SIZE = 1000
 START_TIME_LAG = 61  # Zendesk refuses an incremental start_time less than a minute old
 
 
+# The body the "ticket created" trigger sends (docs/zendesk.md). Zendesk renders placeholders as text.
+TRIGGER_BODY = json.dumps(
+    {
+        "ticket": {
+            "id": "{{ticket.id}}",
+            "requester_id": "{{ticket.requester.id}}",
+            "organization_id": "{{ticket.organization.id}}",
+            "tags": "{{ticket.tags}}",
+            "priority": "{{ticket.priority}}",
+            "via": "{{ticket.via}}",
+        }
+    },
+    indent=2,
+)
+
+
 class UnknownGroup(ApiError):
     """The mapping names a group this Zendesk account does not have."""
 
@@ -397,3 +413,57 @@ class ZendeskConnector:
                 },
             )
         raise ApiConflict(NAME, f"ticket {ticket.external_id} kept changing during routing", 409)
+
+    # helpdesk-side setup
+    def install_webhook(self, endpoint: str, *, title: str = "tierdesk") -> tuple[str, str]:
+        """Create the webhook and the "ticket created" trigger that calls it; returns (id, secret).
+
+        The trigger fires on creation only and never for a ticket that already carries our marker,
+        so our own update cannot route a ticket twice.
+        """
+        webhook = self.http.post(
+            "/api/v2/webhooks",
+            {
+                "webhook": {
+                    "name": title,
+                    "endpoint": endpoint,
+                    "http_method": "POST",
+                    "request_format": "json",
+                    "status": "active",
+                    "subscriptions": ["conditional_ticket_events"],
+                }
+            },
+        )["webhook"]
+        secret = self.http.get(f"/api/v2/webhooks/{webhook['id']}/signing_secret")
+        self.http.post(
+            "/api/v2/triggers",
+            {
+                "trigger": {
+                    "title": f"{title}: route new tickets",
+                    "active": True,
+                    "conditions": {
+                        "all": [
+                            {"field": "update_type", "operator": "is", "value": "Create"},
+                            {
+                                "field": "current_tags",
+                                "operator": "not_includes",
+                                "value": self.marker_tag,
+                            },
+                        ],
+                        "any": [],
+                    },
+                    "actions": [
+                        {"field": "notification_webhook", "value": [webhook["id"], TRIGGER_BODY]}
+                    ],
+                }
+            },
+        )
+        return str(webhook["id"]), secret["signing_secret"]["secret"]
+
+    def create_ticket(self, requester_id: str, subject: str, body: str) -> Ticket:
+        """Open a ticket as an end user would (the demo uses it to make Zendesk fire webhooks)."""
+        answer = self.http.post(
+            "/api/v2/tickets",
+            {"ticket": {"subject": subject, "comment": {"body": body}, "requester_id": int(requester_id)}},
+        )
+        return to_ticket(answer["ticket"])

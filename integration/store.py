@@ -440,6 +440,16 @@ class Store:
             out.setdefault(row["dimension"], {})[row["label"]] = row["n"]
         return out
 
+    def customers_by_segment(self) -> dict[tuple[str, str], list[str]]:
+        """Customer keys per (dimension, label), for sampling and reports."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for row in self.db.query(
+            "SELECT dimension, label, customer_key FROM segments WHERE label IS NOT NULL "
+            "ORDER BY dimension, label, customer_key"
+        ):
+            out.setdefault((row["dimension"], row["label"]), []).append(row["customer_key"])
+        return out
+
     def save_model(self, name: str, data: dict[str, Any], now: datetime) -> None:
         with self.transaction() as db:
             db["models"].upsert(

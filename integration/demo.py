@@ -1,0 +1,219 @@
+"""`tierdesk demo`: the whole product on one machine, against the Zendesk sandbox.
+
+It does what an operator and a helpdesk would: install the webhook and trigger through Zendesk's API,
+sync and segment the customers, then open tickets through the API so that Zendesk fires signed webhooks
+that tierdesk routes. Everything talks real HTTP on loopback; nothing is faked inside tierdesk.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from connectors.sandbox.seed import seed as seed_sandbox
+from connectors.sandbox.zendesk import ZendeskSandbox
+from connectors.zendesk import ZendeskConnector
+from integration import logs, sync
+from integration.app import create_app
+from integration.runtime import Runtime
+from integration.settings import Settings
+
+SUBJECTS = [
+    "Invoice shows the wrong amount",
+    "Cannot log in after password reset",
+    "Export to CSV times out",
+    "Please cancel my subscription",
+    "Feature request: dark mode",
+    "Order arrived damaged",
+    "API returns 500 on large uploads",
+    "How do I add a team member?",
+]
+PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3, None: 4}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pick_requesters(runtime: Runtime, count: int, rng: random.Random) -> list[str]:
+    """A spread of customers: round-robin over every segment so each one shows up in the demo."""
+    buckets = [keys[:] for keys in runtime.store.customers_by_segment().values()]
+    for keys in buckets:
+        rng.shuffle(keys)
+    chosen: list[str] = []
+    while len(chosen) < count and any(buckets):
+        for keys in buckets:
+            while keys and len(chosen) < count:
+                key = keys.pop()
+                if key not in chosen:
+                    chosen.append(key)
+                    break
+    everyone = [c.key for c in runtime.store.iter_customers()]
+    rng.shuffle(everyone)
+    chosen += [k for k in everyone if k not in chosen][: count - len(chosen)]
+    return [key.rsplit(":", 1)[1] for key in chosen]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run(
+    customers: int = 1000,
+    tickets: int = 50,
+    seed: int = 42,
+    echo: Callable[[str], None] = print,
+    timeout: float = 60.0,
+) -> int:
+    started = time.monotonic()
+    logs.setup("WARNING")
+    rng = random.Random(seed)
+    box = ZendeskSandbox(email="demo@example.com", token="demo-token-not-secret")
+    summary = seed_sandbox(box, customers=customers, seed=seed)
+    zendesk_url = box.start()
+    echo(f"Zendesk sandbox at {zendesk_url}: seeded {customers} customers")
+
+    port = _free_port()
+    admin = ZendeskConnector(zendesk_url, box.email, box.token)
+    webhook_id, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
+    echo(f"Installed webhook {webhook_id} and a 'ticket created' trigger in Zendesk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))
+    settings = Settings(
+        db=str(workdir / "tierdesk.db"),
+        zendesk_url=zendesk_url,
+        zendesk_email=box.email,
+        zendesk_token=box.token,
+        zendesk_webhook_secret=secret,
+        worker_threads=2,
+    )
+    runtime = Runtime.from_settings(settings)
+    connector = runtime.connectors["zendesk"]
+    connector.check_groups(runtime.mapping.groups)
+
+    t0 = time.monotonic()
+    counts = sync.pull(runtime.store, connector)
+    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    echo(
+        f"Synced {counts['users']} users, {counts['organizations']} organizations, "
+        f"{counts['tickets']} tickets and segmented them in {time.monotonic() - t0:.1f} s:"
+    )
+    for dimension, labels in report.distribution.items():
+        parts = [f"{label or '-'} {n}" for label, n in labels.items()]
+        echo(f"  {dimension:<10} " + ", ".join(parts))
+
+    server = make_server("127.0.0.1", port, create_app(runtime=runtime), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stop = threading.Event()
+    from integration.cli import start_workers
+
+    start_workers(runtime, stop, settings.worker_threads)
+    echo(f"tierdesk listening on http://127.0.0.1:{port} with {settings.worker_threads} workers")
+
+    requesters = pick_requesters(runtime, tickets, rng)
+    created = []
+    for i, requester in enumerate(requesters):
+        subject = SUBJECTS[i % len(SUBJECTS)]
+        created.append(admin.create_ticket(requester, subject, f"{subject} (demo ticket {i + 1})"))
+    echo(f"Opened {len(created)} tickets through the Zendesk API; waiting for the webhooks...")
+
+    keys = [t.key for t in created]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(runtime.store.get_decision(k) for k in keys):
+            break
+        time.sleep(0.1)
+    stop.set()
+    server.shutdown()
+
+    decisions = {k: runtime.store.get_decision(k) for k in keys}
+    routed = [d for d in decisions.values() if d and d.outcome == "applied"]
+    sla_prefix = f"{runtime.mapping.tags.prefix}_sla_"
+    failures = []
+    rows = []
+    latencies = []
+    for ticket in created:
+        decision = decisions[ticket.key]
+        live = admin.get_ticket(ticket.external_id)  # what an agent sees now
+        customer = runtime.store.get_customer(f"zendesk:user:{ticket.requester_id}")
+        segs = runtime.store.segments_for(customer.key) if customer else {}
+        labels = " ".join(f"{d}={a.label}" for d, a in segs.items() if a.label)
+        group_names = {str(v): k for k, v in connector.groups().items()}
+        group = group_names.get(live.group_id or "", live.group_id or "-")
+        sla = next((t.removeprefix(sla_prefix) for t in live.tags if t.startswith(sla_prefix)), "-")
+        ms = decision.latency_ms if decision else None
+        if ms is not None:
+            latencies.append(ms)
+        if not decision or live.priority != decision.priority or group != decision.group_name:
+            failures.append(ticket.external_id)
+        rows.append(
+            (
+                ticket.external_id,
+                (customer.email or "")[:28] if customer else "?",
+                labels,
+                live.priority or "-",
+                sla,
+                group,
+                f"{ms:.0f}" if ms is not None else "-",
+            )
+        )
+
+    headers = ("ticket", "customer", "segments", "priority", "SLA", "group", "ms")
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    echo("")
+    echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    echo("  ".join("-" * w for w in widths))
+    for row in sorted(rows, key=lambda r: (PRIORITY_ORDER.get(r[3], 4), int(r[0]))):
+        echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+    echo("")
+    echo("Per segment (tickets routed, by priority):")
+    per_segment: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for decision in routed:
+        for dimension, seg in decision.segments.items():
+            if seg["label"]:
+                per_segment[(dimension, seg["label"])][decision.priority or "-"] += 1
+    for (dimension, label), prios in sorted(per_segment.items()):
+        spread = ", ".join(
+            f"{p} {n}" for p, n in sorted(prios.items(), key=lambda x: PRIORITY_ORDER.get(x[0], 4))
+        )
+        echo(f"  {dimension}={label:<12} {sum(prios.values()):>3} tickets: {spread}")
+
+    sample = next((d for d in routed if d.priority in ("urgent", "high")), routed[0] if routed else None)
+    if sample:
+        echo("")
+        echo(f"The internal note on ticket {sample.ticket_key.rsplit(':', 1)[1]}:")
+        for line in sample.note.splitlines():
+            echo(f"  | {line}")
+
+    echo("")
+    if latencies:
+        echo(
+            f"Webhook to ticket updated: p50 {_percentile(latencies, 50):.0f} ms, "
+            f"p95 {_percentile(latencies, 95):.0f} ms, max {max(latencies):.0f} ms "
+            f"(mean {statistics.fmean(latencies):.0f} ms)"
+        )
+    echo(
+        f"Routed {len(routed)} of {len(created)} tickets; {len(summary.vip_emails)} customers on the "
+        f"VIP list; demo took {time.monotonic() - started:.1f} s"
+    )
+    box.stop()
+    if failures or len(routed) != len(created):
+        echo(f"FAILED: tickets not routed as decided: {', '.join(failures) or 'timeouts'}")
+        return 1
+    return 0

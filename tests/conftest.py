@@ -1,0 +1,130 @@
+"""Shared fixtures: a seeded Zendesk sandbox on loopback and a tierdesk wired to it over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from connectors.sandbox.seed import SeedSummary, seed
+from connectors.sandbox.zendesk import ZendeskSandbox
+from connectors.zendesk import ZendeskConnector
+from integration import sync
+from integration.app import create_app
+from integration.runtime import Runtime
+from integration.settings import Settings
+
+SECRET = "test-webhook-secret-not-real"
+EMAIL = "agent@example.com"
+TOKEN = "sandbox-token-not-real"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[ZendeskSandbox]:
+    box = ZendeskSandbox(email=EMAIL, token=TOKEN, webhook_retry_delay=0.05)
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def seeded(sandbox: ZendeskSandbox) -> SeedSummary:
+    return seed(sandbox, customers=120, seed=7)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sandbox: ZendeskSandbox) -> Settings:
+    return Settings(
+        db=str(tmp_path / "tierdesk.db"),
+        zendesk_url=sandbox.base_url,
+        zendesk_email=EMAIL,
+        zendesk_token=TOKEN,
+        zendesk_webhook_secret=SECRET,
+        http_attempts=3,
+        retry_base=0.05,
+        retry_max=0.2,
+        lease_seconds=5,
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings, seeded: SeedSummary) -> Iterator[Runtime]:
+    rt = Runtime.from_settings(settings)
+    yield rt
+    rt.store.close()
+
+
+@dataclass
+class Live:
+    """tierdesk serving on loopback, with the sandbox's trigger pointing at it."""
+
+    runtime: Runtime
+    url: str
+    sandbox: ZendeskSandbox
+    zendesk: ZendeskConnector
+    stop: threading.Event
+
+    def start_workers(self, count: int = 2) -> None:
+        from integration.cli import start_workers
+
+        self.stop.clear()
+        start_workers(self.runtime, self.stop, count)
+
+    def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        keys = [f"zendesk:ticket:{t}" for t in ticket_ids]
+        while time.monotonic() < deadline:
+            if all(self.runtime.store.get_decision(k) for k in keys):
+                return
+            time.sleep(0.05)
+        missing = [k for k in keys if not self.runtime.store.get_decision(k)]
+        raise AssertionError(f"not routed in {timeout}s: {missing}; queue {self.runtime.store.queue_counts()}")
+
+
+@pytest.fixture
+def live(settings: Settings, sandbox: ZendeskSandbox, seeded: SeedSummary) -> Iterator[Live]:
+    """Serve tierdesk, install the webhook + trigger in the sandbox, sync and segment."""
+    admin = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
+    server = make_server("127.0.0.1", 0, None, threaded=True)  # app set below, once the secret is known
+    url = f"http://127.0.0.1:{server.server_port}"
+    _, secret = admin.install_webhook(f"{url}/webhooks/zendesk")
+    runtime = Runtime.from_settings(replace(settings, zendesk_webhook_secret=secret))
+    server.app = create_app(runtime=runtime)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    sync.pull(runtime.store, runtime.connectors["zendesk"])
+    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    stop = threading.Event()
+    yield Live(runtime, url, sandbox, admin, stop)
+    stop.set()
+    server.shutdown()
+    runtime.store.close()
+
+
+def signed_headers(body: bytes, secret: str = SECRET, timestamp: str | None = None) -> dict:
+    """Headers exactly as Zendesk signs a delivery; override parts to forge one."""
+    timestamp = timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "x-zendesk-webhook-signature": base64.b64encode(digest).decode(),
+        "x-zendesk-webhook-signature-timestamp": timestamp,
+        "x-zendesk-webhook-invocation-id": f"inv-{time.monotonic_ns()}",
+    }
+
+
+def post_webhook(url: str, payload: dict | bytes, **kwargs: object) -> requests.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = signed_headers(body, **kwargs)  # type: ignore[arg-type]
+    return requests.post(f"{url}/webhooks/zendesk", data=body, headers=headers, timeout=10)

@@ -1,0 +1,210 @@
+"""The whole slice: Zendesk creates a ticket, fires a signed webhook, tierdesk routes it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import requests
+
+from connectors.zendesk import ZendeskConnector
+from integration.runtime import Runtime
+from integration.worker import Worker
+from tests.conftest import EMAIL, TOKEN, Live
+
+
+def _requester(live: Live, dimension: str, label: str) -> str:
+    keys = live.runtime.store.customers_by_segment()[(dimension, label)]
+    return keys[0].rsplit(":", 1)[1]
+
+
+def _comments(live: Live, ticket_id: str) -> list[dict]:
+    response = requests.get(
+        f"{live.sandbox.base_url}/api/v2/tickets/{ticket_id}/comments",
+        auth=(f"{EMAIL}/token", TOKEN),
+        timeout=5,
+    )
+    response.raise_for_status()
+    return response.json()["comments"]
+
+
+def test_new_ticket_gets_priority_group_tags_and_internal_note(live: Live) -> None:
+    live.start_workers()
+    vip = _requester(live, "vip", "vip")
+    ticket = live.zendesk.create_ticket(vip, "Checkout broken", "Nothing works")
+    live.wait_for_decisions([ticket.external_id])
+
+    routed = live.zendesk.get_ticket(ticket.external_id)
+    decision = live.runtime.store.get_decision(ticket.key)
+    assert decision is not None
+    assert decision.outcome == "applied"
+    assert routed.priority == "urgent" == decision.priority
+    groups = live.zendesk.groups()
+    assert routed.group_id == str(groups["Key Accounts"])
+    assert "tierdesk_routed" in routed.tags
+    assert "tierdesk_vip_vip" in routed.tags
+    assert "tierdesk_sla_platinum" in routed.tags
+    notes = [c for c in _comments(live, ticket.external_id) if not c["public"]]
+    assert len(notes) == 1
+    assert "Key Accounts" in notes[0]["body"]
+    assert "vip" in notes[0]["body"].lower()
+    assert decision.segments["vip"]["label"] == "vip"
+    assert decision.segments["vip"]["reasons"]
+
+
+def test_agents_tags_survive_and_redelivery_adds_no_second_note(live: Live) -> None:
+    live.start_workers()
+    requester = _requester(live, "lifecycle", "established")
+    answer = requests.post(
+        f"{live.sandbox.base_url}/api/v2/tickets",
+        json={
+            "ticket": {
+                "subject": "Refund",
+                "comment": {"body": "please"},
+                "requester_id": int(requester),
+                "tags": ["agent_flag", "billing"],
+            }
+        },
+        auth=(f"{EMAIL}/token", TOKEN),
+        timeout=5,
+    )
+    ticket_id = str(answer.json()["ticket"]["id"])
+    live.wait_for_decisions([ticket_id])
+    delivered = live.sandbox.wait_for_deliveries(1, timeout=5)
+    assert delivered
+
+    # Zendesk delivers the same invocation again (e.g. it timed out waiting for our 202).
+    event = live.runtime.store.list_events(["done"])[0]
+    from tests.conftest import post_webhook
+
+    again = post_webhook(
+        live.url,
+        {"ticket": {"id": ticket_id}},
+        secret=live.runtime.settings.zendesk_webhook_secret or "",
+    )
+    assert again.status_code == 202  # a new invocation id: queued, but the ticket is routed once
+    live.wait_for_decisions([ticket_id])
+    for _ in range(100):
+        if not live.runtime.store.list_events(["pending", "leased"]):
+            break
+        import time
+
+        time.sleep(0.05)
+
+    routed = live.zendesk.get_ticket(ticket_id)
+    assert {"agent_flag", "billing", "tierdesk_routed"} <= set(routed.tags)
+    notes = [c for c in _comments(live, ticket_id) if not c["public"]]
+    assert len(notes) == 1
+    assert event.ticket_key == f"zendesk:ticket:{ticket_id}"
+
+
+def test_agent_change_between_read_and_write_is_merged_not_lost(live: Live) -> None:
+    requester = _requester(live, "lifecycle", "established")
+    ticket = live.zendesk.create_ticket(requester, "Slow", "slow pages")
+    stale = live.zendesk.get_ticket(ticket.external_id)
+    # an agent tags the ticket after we read it: our safe update must not drop their tag
+    requests.put(
+        f"{live.sandbox.base_url}/api/v2/tickets/{ticket.external_id}",
+        json={"ticket": {"additional_tags": ["agent_was_here"]}},
+        auth=(f"{EMAIL}/token", TOKEN),
+        timeout=5,
+    ).raise_for_status()
+    from integration.models import Decision
+
+    result = live.zendesk.apply(
+        stale, Decision(priority="high", group="General", tags=("tierdesk_routed",), note="why")
+    )
+    assert result.outcome == "applied"
+    assert result.calls == 3  # PUT (409), GET, PUT
+    assert {"agent_was_here", "tierdesk_routed"} <= set(live.zendesk.get_ticket(ticket.external_id).tags)
+
+
+def test_events_queued_before_a_restart_are_routed_after_it(live: Live) -> None:
+    requester = _requester(live, "lifecycle", "established")
+    tickets = [live.zendesk.create_ticket(requester, f"t{i}", "x") for i in range(3)]
+    live.sandbox.wait_for_deliveries(3, timeout=5)
+    for _ in range(100):
+        if sum(live.runtime.store.queue_counts().values()) >= 3:
+            break
+        import time
+
+        time.sleep(0.05)
+    assert live.runtime.store.queue_counts().get("pending") == 3  # no worker is running yet
+
+    # the process goes away; a new one opens the same database and finds the work
+    live.runtime.store.close()
+    restarted = Runtime.from_settings(live.runtime.settings)
+    worker = Worker(restarted)
+    while worker.run_once():
+        pass
+    for ticket in tickets:
+        decision = restarted.store.get_decision(ticket.key)
+        assert decision is not None
+        assert decision.outcome == "applied"
+    assert restarted.store.queue_counts() == {"done": 3}
+
+
+def test_missing_ticket_is_dead_lettered_and_can_be_replayed(live: Live) -> None:
+    from tests.conftest import post_webhook
+
+    response = post_webhook(
+        live.url, {"ticket": {"id": "999999"}}, secret=live.runtime.settings.zendesk_webhook_secret or ""
+    )
+    worker = Worker(live.runtime)
+    outcome = worker.run_once()
+    assert outcome is not None
+    assert outcome.status == "dead"
+    event = live.runtime.store.get_event(response.json()["event"])
+    assert event is not None
+    assert event.status == "dead"
+    assert "999999" in (event.last_error or "")
+    assert live.runtime.queue.replay(event.id)
+    assert live.runtime.store.get_event(event.id).status == "pending"
+
+
+def test_helpdesk_outage_is_retried_then_dead_lettered(live: Live) -> None:
+    requester = _requester(live, "lifecycle", "established")
+    ticket = live.zendesk.create_ticket(requester, "during outage", "x")
+    live.sandbox.wait_for_deliveries(1, timeout=5)
+    for _ in range(100):
+        if live.runtime.store.queue_counts().get("pending"):
+            break
+        import time
+
+        time.sleep(0.05)
+    live.sandbox.inject_faults(503, count=1000)
+    worker = Worker(live.runtime)
+    statuses = []
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        outcome = worker.run_once()
+        if outcome:
+            statuses.append(outcome.status)
+            if outcome.status == "dead":
+                break
+        else:
+            time.sleep(0.05)
+    assert statuses[-1] == "dead"
+    assert statuses.count("retry") == live.runtime.settings.max_attempts - 1
+    event = live.runtime.store.list_events(["dead"])[0]
+    assert "503" in (event.last_error or "")
+
+    live.sandbox.inject_faults(503, count=0)
+    live.runtime.queue.replay(event.id)
+    assert worker.run_once().status == "applied"
+    assert "tierdesk_routed" in live.zendesk.get_ticket(ticket.external_id).tags
+
+
+def test_unknown_group_in_mapping_is_a_clear_error(live: Live, tmp_path) -> None:
+    mapping = (tmp_path / "m.yaml")
+    text = open(live.runtime.settings.mappings).read().replace('"Key Accounts"', '"No Such Team"')
+    mapping.write_text(text)
+    runtime = Runtime.from_settings(replace(live.runtime.settings, mappings=str(mapping)))
+    connector: ZendeskConnector = runtime.connectors["zendesk"]  # type: ignore[assignment]
+    import pytest
+
+    from connectors.zendesk import UnknownGroup
+
+    with pytest.raises(UnknownGroup, match="No Such Team"):
+        connector.check_groups(runtime.mapping.groups)
