@@ -1,0 +1,1532 @@
+"""Parse and validate a tierdesk mapping: segment definitions and routing rules.
+
+Pure: the caller reads the file and passes its *text* and name; nothing here touches a disk, a network
+or a database. Every problem becomes one `MappingError` that names the file, the line and the dotted key
+(``mappings/default.yaml:12: segments.tier.weights.revenue_12m: weight must be a number, got 'high'``),
+because an admin editing YAML needs to know exactly where to look. Unknown keys are errors, so a typo
+never silently switches a rule off.
+
+This module is also the home of the condition language used by ``when:`` (see docs/mapping.md): a
+tokenizer and a recursive-descent parser that build frozen dataclasses, turned once into plain Python
+closures. Nothing is ever handed to the Python interpreter as code.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import difflib
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import yaml
+
+from integration.models import Value
+
+# What conditions and scores read: feature name -> value (None or absent: missing).
+Features = collections.abc.Mapping[str, Value]
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+ROUTED_FIELDS = ("priority", "sla", "group")
+METHODS = ("rules", "score", "percentile", "manual")
+
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_]*", re.ASCII)
+_TAG_RE = re.compile(r"[a-z0-9_]+", re.ASCII)
+_TAG_UNSAFE_RE = re.compile(r"[^a-z0-9_]", re.ASCII)
+
+
+class MappingError(ValueError):
+    """A mapping (or one condition in it) is invalid; says where: file, line, dotted key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str = "<mapping>",
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.source = source
+        self.line = line
+        self.key = key
+        where = source if line is None else f"{source}:{line}"
+        text = f"{where}: {key}: {message}" if key else f"{where}: {message}"
+        super().__init__(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Number and value formatting, shared by reasons everywhere so they all read the same.
+
+
+def format_number(value: float | int) -> str:
+    """Numbers for people: thousands separators, at most two decimals, no trailing zeros."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def format_value(value: Value) -> str:
+    """A feature value in a reason: numbers formatted, text quoted, None as 'missing'."""
+    if value is None:
+        return "missing"
+    if isinstance(value, bool | int | float):
+        return format_number(value)
+    return _quote(str(value))
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def is_number(value: object) -> bool:
+    """True for finite ints and floats; bools are not numbers here."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# The condition language: tokens -> AST (frozen dataclasses) -> closures.
+
+_KEYWORDS = frozenset(
+    {"and", "or", "not", "in", "between", "is", "missing", "present", "true", "false"}
+)
+_COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+_DURATION_DAYS = {"d": 1, "w": 7, "y": 365}
+_MAX_DEPTH = 60
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<number>[0-9][0-9A-Za-z_.]*)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<string>['"])
+  | (?P<op>[<>=!]+)
+  | (?P<punct>[()\[\],-])
+    """,
+    re.VERBOSE | re.ASCII,
+)
+_NUMBER_RE = re.compile(
+    r"(?P<int>[0-9]+(?:_[0-9]+)*)(?:\.(?P<frac>[0-9]+(?:_[0-9]+)*))?(?P<unit>[dwy])?", re.ASCII
+)
+
+
+@dataclass(frozen=True)
+class Name:
+    """An attribute (feature) name; in routing conditions also a dimension name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A constant as written; ``text`` keeps the spelling (``2y``) for explanations."""
+
+    value: float | int | str | bool
+    text: str
+
+
+Operand = Name | Literal
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str  # one of < <= > >= == !=
+    left: Operand
+    right: Operand
+
+
+@dataclass(frozen=True)
+class InList:
+    operand: Operand
+    items: tuple[Literal, ...]
+    negated: bool = False  # "not in"
+
+
+@dataclass(frozen=True)
+class Between:
+    operand: Operand
+    low: Operand
+    high: Operand
+
+
+@dataclass(frozen=True)
+class IsMissing:
+    operand: Operand
+    negated: bool = False  # "is present"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """A bare name or true/false: holds when the value is present and truthy."""
+
+    operand: Operand
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+
+@dataclass(frozen=True)
+class And:
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    parts: tuple[Node, ...]
+
+
+Node = Compare | InList | Between | IsMissing | Truth | Not | And | Or
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed condition: its text, its tree, and the closure built once from the tree."""
+
+    text: str
+    tree: Node
+    test: Callable[[Features], bool] = field(compare=False, repr=False)
+
+    def __call__(self, features: Features) -> bool:
+        return self.test(features)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Attribute names the condition reads, in order of appearance."""
+        return tuple(dict.fromkeys(_names(self.tree)))
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # name number string op punct kw end
+    text: str
+    column: int  # 1-based
+    value: Any = None
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN_RE.match(text, pos)
+        column = pos + 1
+        if match is None:
+            raise _ExprError(f"unexpected token {_quote(text[pos])} at column {column}")
+        kind = match.lastgroup
+        raw = match.group()
+        if kind == "space":
+            pass
+        elif kind == "number":
+            tokens.append(_number_token(raw, column))
+        elif kind == "word":
+            if raw in _KEYWORDS:
+                tokens.append(_Token("kw", raw, column))
+            elif _NAME_RE.fullmatch(raw):
+                tokens.append(_Token("name", raw, column))
+            else:
+                raise _ExprError(
+                    f"unexpected token {_quote(raw)} at column {column} "
+                    "(names and keywords are lowercase)"
+                )
+        elif kind == "string":
+            value, end = _scan_string(text, pos)
+            tokens.append(_Token("string", text[pos:end], column, value))
+            pos = end
+            continue
+        elif kind == "op":
+            if raw not in _COMPARISONS:
+                hint = " (use ==)" if raw == "=" else ""
+                raise _ExprError(f"unexpected token {_quote(raw)} at column {column}{hint}")
+            tokens.append(_Token("op", raw, column))
+        else:
+            tokens.append(_Token("punct", raw, column))
+        pos = match.end()
+    tokens.append(_Token("end", "", len(text) + 1))
+    return tokens
+
+
+def _number_token(raw: str, column: int) -> _Token:
+    match = _NUMBER_RE.fullmatch(raw)
+    if match is None:
+        raise _ExprError(f"unexpected token {_quote(raw)} at column {column} (not a number)")
+    whole = match.group("int").replace("_", "")
+    frac = match.group("frac")
+    number: float | int = float(f"{whole}.{frac.replace('_', '')}") if frac else int(whole)
+    unit = match.group("unit")
+    if unit:
+        number = number * _DURATION_DAYS[unit]
+        if isinstance(number, float) and number.is_integer():
+            number = int(number)
+    return _Token("number", raw, column, number)
+
+
+def _scan_string(text: str, start: int) -> tuple[str, int]:
+    quote = text[start]
+    out: list[str] = []
+    pos = start + 1
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text):
+            out.append(text[pos + 1])
+            pos += 2
+            continue
+        if char == quote:
+            return "".join(out), pos + 1
+        out.append(char)
+        pos += 1
+    raise _ExprError(f"unterminated string starting at column {start + 1}")
+
+
+class _ExprError(Exception):
+    """Internal: a parse problem before we know the file, line and key."""
+
+
+class _Parser:
+    """Recursive descent, one method per precedence level: or < and < not < predicate."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokenize(text)
+        self.pos = 0
+        self.depth = 0
+
+    def parse(self) -> Node:
+        if self.peek().kind == "end":
+            raise _ExprError("empty expression")
+        node = self.or_expr()
+        if self.peek().kind != "end":
+            raise self.unexpected()
+        return node
+
+    # helpers
+    def peek(self, offset: int = 0) -> _Token:
+        return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
+
+    def advance(self) -> _Token:
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def at(self, kind: str, text: str | None = None) -> bool:
+        token = self.peek()
+        return token.kind == kind and (text is None or token.text == text)
+
+    def expect(self, kind: str, text: str) -> _Token:
+        if not self.at(kind, text):
+            raise self.unexpected(f"expected {_quote(text)}")
+        return self.advance()
+
+    def unexpected(self, expected: str | None = None) -> _ExprError:
+        token = self.peek()
+        if token.kind == "end":
+            message = "unexpected end of expression"
+        else:
+            message = f"unexpected token {_quote(token.text)} at column {token.column}"
+        return _ExprError(f"{message} ({expected})" if expected else message)
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise _ExprError(f"expression is nested too deeply (more than {_MAX_DEPTH} levels)")
+
+    # grammar
+    def or_expr(self) -> Node:
+        parts = [self.and_expr()]
+        while self.at("kw", "or"):
+            self.advance()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+    def and_expr(self) -> Node:
+        parts = [self.not_expr()]
+        while self.at("kw", "and"):
+            self.advance()
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def not_expr(self) -> Node:
+        if self.at("kw", "not"):
+            self.advance()
+            self.nest()
+            inner = self.not_expr()
+            self.depth -= 1
+            return Not(inner)
+        return self.predicate()
+
+    def predicate(self) -> Node:
+        if self.at("punct", "("):
+            self.advance()
+            self.nest()
+            inner = self.or_expr()
+            self.depth -= 1
+            self.expect("punct", ")")
+            return inner
+        start = self.peek()
+        left = self.operand()
+        token = self.peek()
+        if token.kind == "op":
+            self.advance()
+            return Compare(token.text, left, self.operand())
+        if token.kind == "kw" and token.text == "in":
+            self.advance()
+            return InList(left, self.literal_list())
+        if token.kind == "kw" and token.text == "not" and self.peek(1).text == "in":
+            self.advance()
+            self.advance()
+            return InList(left, self.literal_list(), negated=True)
+        if token.kind == "kw" and token.text == "between":
+            self.advance()
+            low = self.operand()
+            self.expect("kw", "and")
+            return Between(left, low, self.operand())
+        if token.kind == "kw" and token.text == "is":
+            self.advance()
+            if self.at("kw", "missing"):
+                self.advance()
+                return IsMissing(left)
+            if self.at("kw", "present"):
+                self.advance()
+                return IsMissing(left, negated=True)
+            raise self.unexpected("expected 'missing' or 'present'")
+        if isinstance(left, Name) or isinstance(left.value, bool):
+            return Truth(left)
+        raise _ExprError(
+            f"expected a comparison after {_quote(start.text)} at column {start.column}"
+        )
+
+    def operand(self) -> Operand:
+        if self.at("name"):
+            return Name(self.advance().text)
+        return self.literal()
+
+    def literal(self) -> Literal:
+        token = self.peek()
+        if token.kind in ("number", "string"):
+            self.advance()
+            return Literal(token.value, token.text)
+        if token.kind == "kw" and token.text in ("true", "false"):
+            self.advance()
+            return Literal(token.text == "true", token.text)
+        if token.kind == "punct" and token.text == "-" and self.peek(1).kind == "number":
+            self.advance()
+            number = self.advance()
+            return Literal(-number.value, "-" + number.text)
+        raise self.unexpected()
+
+    def literal_list(self) -> tuple[Literal, ...]:
+        self.expect("punct", "[")
+        items: list[Literal] = []
+        if not self.at("punct", "]"):
+            items.append(self.literal())
+            while self.at("punct", ","):
+                self.advance()
+                items.append(self.literal())
+        self.expect("punct", "]")
+        return tuple(items)
+
+
+def parse_expression(
+    text: str, *, source: str = "<expression>", line: int | None = None, key: str | None = None
+) -> Expression:
+    """Parse a ``when`` condition; any problem is a MappingError naming the token and column."""
+    if not isinstance(text, str):
+        raise MappingError(
+            f"a condition must be text in quotes, got {text!r}", source=source, line=line, key=key
+        )
+    try:
+        tree = _Parser(text).parse()
+    except _ExprError as exc:
+        raise MappingError(str(exc), source=source, line=line, key=key) from None
+    return Expression(text=text, tree=tree, test=_compile(tree))
+
+
+def evaluate(expr: Expression | Node, features: Features) -> bool:
+    """Does the condition hold? A comparison that reads a missing value is False, never an error."""
+    if isinstance(expr, Expression):
+        return expr.test(features)
+    return _compile(expr)(features)
+
+
+# evaluation semantics ------------------------------------------------------------------------------
+
+
+def _kind(value: object) -> str | None:
+    """number | string | bool, or None for missing (None, NaN, anything else)."""
+    if isinstance(value, bool):
+        return "bool"
+    if is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+_ORDER_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _compare(op: str, left: object, right: object) -> bool:
+    left_kind, right_kind = _kind(left), _kind(right)
+    if left_kind is None or right_kind is None:
+        return False
+    if op == "==":
+        return left_kind == right_kind and left == right
+    if op == "!=":
+        return left_kind != right_kind or left != right
+    if left_kind != right_kind or left_kind == "bool":
+        return False
+    return _ORDER_OPS[op](left, right)
+
+
+def _getter(operand: Operand) -> Callable[[Features], object]:
+    if isinstance(operand, Name):
+        name = operand.name
+        return lambda features: features.get(name)
+    value = operand.value
+    return lambda _features: value
+
+
+def _compile(node: Node) -> Callable[[Features], bool]:
+    """Turn the tree into nested closures once, so evaluating a million customers stays cheap."""
+    if isinstance(node, Compare):
+        op, left, right = node.op, _getter(node.left), _getter(node.right)
+        return lambda f: _compare(op, left(f), right(f))
+    if isinstance(node, InList):
+        get = _getter(node.operand)
+        items = tuple(item.value for item in node.items)
+        negated = node.negated
+
+        def in_list(f: Features) -> bool:
+            value = get(f)
+            if _kind(value) is None:
+                return False
+            found = any(_compare("==", value, item) for item in items)
+            return found != negated
+
+        return in_list
+    if isinstance(node, Between):
+        get, low, high = _getter(node.operand), _getter(node.low), _getter(node.high)
+
+        def between(f: Features) -> bool:
+            value = get(f)
+            return _compare(">=", value, low(f)) and _compare("<=", value, high(f))
+
+        return between
+    if isinstance(node, IsMissing):
+        get, negated = _getter(node.operand), node.negated
+        return lambda f: (_kind(get(f)) is None) != negated
+    if isinstance(node, Truth):
+        get = _getter(node.operand)
+
+        def truth(f: Features) -> bool:
+            value = get(f)
+            return _kind(value) is not None and bool(value)
+
+        return truth
+    if isinstance(node, Not):
+        inner = _compile(node.operand)
+        return lambda f: not inner(f)
+    if isinstance(node, And):
+        parts = tuple(_compile(part) for part in node.parts)
+        return lambda f: all(part(f) for part in parts)
+    if isinstance(node, Or):
+        parts = tuple(_compile(part) for part in node.parts)
+        return lambda f: any(part(f) for part in parts)
+    raise TypeError(f"not an expression node: {node!r}")
+
+
+def _names(node: Node) -> Iterator[str]:
+    if isinstance(node, Compare):
+        operands: tuple[Operand, ...] = (node.left, node.right)
+    elif isinstance(node, InList | IsMissing | Truth):
+        operands = (node.operand,)
+    elif isinstance(node, Between):
+        operands = (node.operand, node.low, node.high)
+    elif isinstance(node, Not):
+        yield from _names(node.operand)
+        return
+    else:
+        for part in node.parts:
+            yield from _names(part)
+        return
+    for operand in operands:
+        if isinstance(operand, Name):
+            yield operand.name
+
+
+# explanations --------------------------------------------------------------------------------------
+
+
+def explain(expr: Expression | Node, features: Features) -> str:
+    """The condition with the actual values filled in, e.g. ``tickets_30d 4 >= 3``.
+
+    Only the parts that decided the outcome are shown: for a true ``or`` the branches that held, for
+    a false ``and`` the parts that failed. A comparison reading a missing value says ``x is missing``.
+    """
+    tree = expr.tree if isinstance(expr, Expression) else expr
+    return _explain(tree, features)
+
+
+def _render_literal(literal: Literal) -> str:
+    value = literal.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _quote(value)
+    text = format_number(value)
+    if literal.text.endswith(("w", "y")):  # a duration other than days: show both
+        return f"{text} ({literal.text})"
+    return text
+
+
+def _render(operand: Operand, features: Features) -> str:
+    if isinstance(operand, Literal):
+        return _render_literal(operand)
+    return f"{operand.name} {format_value(features.get(operand.name))}"
+
+
+def _missing_name(operands: Iterable[Operand], features: Features) -> str | None:
+    for operand in operands:
+        if isinstance(operand, Name) and _kind(features.get(operand.name)) is None:
+            return operand.name
+    return None
+
+
+def _explain(node: Node, features: Features) -> str:
+    if isinstance(node, Compare):
+        missing = _missing_name((node.left, node.right), features)
+        if missing:
+            return f"{missing} is missing"
+        return f"{_render(node.left, features)} {node.op} {_render(node.right, features)}"
+    if isinstance(node, InList):
+        missing = _missing_name((node.operand,), features)
+        if missing:
+            return f"{missing} is missing"
+        items = ", ".join(_render_literal(item) for item in node.items)
+        word = "not in" if node.negated else "in"
+        return f"{_render(node.operand, features)} {word} [{items}]"
+    if isinstance(node, Between):
+        missing = _missing_name((node.operand, node.low, node.high), features)
+        if missing:
+            return f"{missing} is missing"
+        parts = (_render(o, features) for o in (node.operand, node.low, node.high))
+        return "{} between {} and {}".format(*parts)
+    if isinstance(node, IsMissing | Truth):
+        operand = node.operand
+        if isinstance(operand, Literal):
+            return _render_literal(operand)
+        value = features.get(operand.name)
+        if _kind(value) is None:
+            return f"{operand.name} is missing"
+        rendered = f"{operand.name} {format_value(value)}"
+        return f"{rendered} is present" if isinstance(node, IsMissing) else rendered
+    if isinstance(node, Not):
+        return f"not ({_explain(node.operand, features)})"
+    outcome = evaluate(node, features)
+    joiner = " and " if isinstance(node, And) else " or "
+    parts = node.parts
+    if isinstance(node, And) and not outcome:
+        parts = tuple(p for p in parts if not evaluate(p, features))
+    elif isinstance(node, Or) and outcome:
+        parts = tuple(p for p in parts if evaluate(p, features))
+    rendered = []
+    for part in parts:
+        text = _explain(part, features)
+        if isinstance(part, And | Or) and len(parts) > 1:
+            text = f"({text})"
+        rendered.append(text)
+    return joiner.join(rendered)
+
+
+# --------------------------------------------------------------------------------------------------
+# The mapping records.
+
+
+@dataclass(frozen=True)
+class FieldSet:
+    """Ticket fields a routing rule (or the default) sets; None leaves the field alone."""
+
+    priority: str | None = None
+    sla: str | None = None
+    group: str | None = None
+
+    def get(self, name: str) -> str | None:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """How tags are spelled; the helpdesk's views and triggers key on these exact strings."""
+
+    prefix: str = "tierdesk"
+    routed: str = "tierdesk_routed"
+
+    def segment_tag(self, dimension: str, label: str) -> str:
+        return _tag(f"{self.prefix}_{dimension}_{label}")
+
+    def sla_tag(self, sla: str) -> str:
+        return _tag(f"{self.prefix}_sla_{sla}")
+
+
+def _tag(text: str) -> str:
+    return _TAG_UNSAFE_RE.sub("_", text.lower())
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Knobs for derived features (see segments.features)."""
+
+    cost_per_ticket: float = 25.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    when: Expression
+    then: str
+
+
+@dataclass(frozen=True)
+class RulesDimension:
+    """First rule whose condition holds gives the label; otherwise ``default``."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    default: str | None = None
+    description: str = ""
+    method: ClassVar[str] = "rules"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        found = [rule.then for rule in self.rules]
+        if self.default is not None:
+            found.append(self.default)
+        return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class ScoreDimension:
+    """Weighted 1-10 scores per attribute; the label is the highest band the score reaches."""
+
+    name: str
+    weights: tuple[tuple[str, float], ...]  # normalised: the weights sum to 1
+    bands: tuple[tuple[str, float], ...]  # highest cut-off first
+    thresholds: tuple[tuple[str, tuple[float, ...]], ...] = ()  # attr -> 9 ascending cut-offs
+    missing: str = "skip"  # skip | low
+    description: str = ""
+    method: ClassVar[str] = "score"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label for label, _ in self.bands)
+
+    def thresholds_for(self, attribute: str) -> tuple[float, ...] | None:
+        for name, cuts in self.thresholds:
+            if name == attribute:
+                return cuts
+        return None
+
+    @property
+    def ranked_attributes(self) -> tuple[str, ...]:
+        """Attributes scored by percentile within the population (no fixed thresholds)."""
+        fixed = {name for name, _ in self.thresholds}
+        return tuple(name for name, _ in self.weights if name not in fixed)
+
+
+@dataclass(frozen=True)
+class Band:
+    """One band of a percentile dimension, as written (``top 20%``, ``< 0``)."""
+
+    label: str
+    text: str
+    kind: str  # top | bottom | compare
+    percent: float | None = None  # for top / bottom
+    test: Expression | None = None  # for compare
+
+
+@dataclass(frozen=True)
+class PercentileDimension:
+    """Bands on one metric, tried in the order written; relative bands use fitted cut-offs."""
+
+    name: str
+    metric: str
+    bands: tuple[Band, ...]
+    default: str | None = None
+    description: str = ""
+    method: ClassVar[str] = "percentile"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        found = [band.label for band in self.bands]
+        if self.default is not None:
+            found.append(self.default)
+        return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class ManualDimension:
+    """Hand-kept lists (ids, emails, domains, source tags); a match gives ``label``."""
+
+    name: str
+    ids: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()  # lowercased
+    domains: tuple[str, ...] = ()  # lowercased, no leading "@"
+    tags: tuple[str, ...] = ()  # lowercased
+    label: str = "vip"
+    description: str = ""
+    method: ClassVar[str] = "manual"
+    id_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    email_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    domain_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    tag_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_set", frozenset(self.ids))
+        object.__setattr__(self, "email_set", frozenset(self.emails))
+        object.__setattr__(self, "domain_set", frozenset(self.domains))
+        object.__setattr__(self, "tag_set", frozenset(self.tags))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (self.label,)
+
+
+DimensionSpec = RulesDimension | ScoreDimension | PercentileDimension | ManualDimension
+
+
+@dataclass(frozen=True)
+class DimensionCondition:
+    """One entry of a routing ``when`` mapping: a label, any of several, or present/absent."""
+
+    dimension: str
+    labels: tuple[str, ...] | None = None  # None: only presence matters
+    present: bool = True
+
+    def holds(self, label: str | None) -> bool:
+        if self.labels is not None:
+            return label in self.labels
+        return (label is not None) == self.present
+
+    @property
+    def summary(self) -> str:
+        if self.labels is not None:
+            return f"{self.dimension} is {' or '.join(self.labels)}"
+        return f"{self.dimension} {'has a label' if self.present else 'has no label'}"
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """``when`` this holds, ``sets`` these fields (each field goes to the first rule that sets it)."""
+
+    number: int  # 1-based position, as reasons and notes say it
+    when: tuple[DimensionCondition, ...] | Expression
+    sets: FieldSet
+    description: str = ""
+    line: int | None = None
+
+    def matches(self, labels: collections.abc.Mapping[str, str | None], env: Features) -> bool:
+        """``labels``: dimension -> label; ``env``: features with the labels laid over them."""
+        if isinstance(self.when, Expression):
+            return self.when.test(env)
+        return all(cond.holds(labels.get(cond.dimension)) for cond in self.when)
+
+    @property
+    def summary(self) -> str:
+        if isinstance(self.when, Expression):
+            return self.when.text
+        return " and ".join(cond.summary for cond in self.when)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A validated mapping: segment dimensions (in order), routing rules, defaults, tag spelling."""
+
+    source: str
+    segments: tuple[DimensionSpec, ...]
+    routing: tuple[RoutingRule, ...] = ()
+    default: FieldSet = field(default_factory=FieldSet)
+    tags: TagSpec = field(default_factory=TagSpec)
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    description: str = ""
+
+    @property
+    def dimension_names(self) -> tuple[str, ...]:
+        return tuple(dim.name for dim in self.segments)
+
+    def dimension(self, name: str) -> DimensionSpec:
+        for dim in self.segments:
+            if dim.name == name:
+                return dim
+        raise KeyError(name)
+
+    def _used(self, name: str) -> frozenset[str]:
+        sets = [rule.sets for rule in self.routing] + [self.default]
+        return frozenset(value for fs in sets if (value := fs.get(name)) is not None)
+
+    @property
+    def slas(self) -> frozenset[str]:
+        """Every SLA name the mapping can set."""
+        return self._used("sla")
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """Every group name the mapping can set; the service checks they exist in the helpdesk."""
+        return self._used("group")
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML with line numbers.
+
+_MAX_NODES = 100_000
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+Path = tuple[str | int, ...]
+
+
+def _dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Doc:
+    """The loaded data's line numbers, and the error factory that uses them."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[Path, int] = {}
+        self.nodes = 0
+
+    def line(self, path: Path) -> int | None:
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+    def error(self, path: Path, message: str) -> MappingError:
+        return MappingError(
+            message, source=self.source, line=self.line(path), key=_dotted(path) or None
+        )
+
+
+def _load_yaml(text: str, doc: _Doc) -> Any:
+    """yaml.safe_load, but keeping each key's line and refusing duplicate keys."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        doc.lines[()] = node.start_mark.line + 1
+        return _convert(loader, node, (), doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            problem = f"{exc.context}: {exc.problem}"
+        raise MappingError(
+            f"YAML syntax error: {problem}",
+            source=doc.source,
+            line=mark.line + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        raise MappingError(f"YAML error: {exc}", source=doc.source, line=line) from None
+    finally:
+        loader.dispose()
+
+
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) -> Any:
+    doc.nodes += 1
+    if doc.nodes > _MAX_NODES:
+        raise doc.error(path, f"the mapping is too large (more than {_MAX_NODES:,} YAML nodes)")
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != _SEQ_TAG:
+            raise doc.error(path, f"unsupported YAML tag {node.tag}")
+        items = []
+        for index, item in enumerate(node.value):
+            doc.lines[(*path, index)] = item.start_mark.line + 1
+            items.append(_convert(loader, item, (*path, index), doc))
+        return items
+    if isinstance(node, yaml.MappingNode):
+        if node.tag != _MAP_TAG:
+            raise doc.error(path, f"unsupported YAML tag {node.tag}")
+        loader.flatten_mapping(node)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise MappingError(
+                    "keys must be plain text", source=doc.source, line=line, key=_dotted(path)
+                )
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise MappingError(
+                    f"key {key_node.value!r} is read as {type(key).__name__} by YAML; "
+                    "put it in quotes",
+                    source=doc.source,
+                    line=line,
+                    key=_dotted(path) or None,
+                )
+            child = (*path, key)
+            if key in out:
+                raise MappingError(
+                    f"duplicate key {key!r} (first on line {doc.lines[child]})",
+                    source=doc.source,
+                    line=line,
+                    key=_dotted(child),
+                )
+            doc.lines[child] = line
+            out[key] = _convert(loader, value_node, child, doc)
+        return out
+    raise doc.error(path, "unsupported YAML node")  # pragma: no cover - yaml has no other kinds
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation: plain data -> records.
+
+_TOP_KEYS = ("description", "segments", "routing", "default", "tags", "features")
+_COMMON_DIM_KEYS = ("method", "description")
+_DIM_KEYS = {
+    "rules": ("rules", "default"),
+    "score": ("weights", "thresholds", "bands", "missing"),
+    "percentile": ("metric", "bands", "default"),
+    "manual": ("ids", "emails", "domains", "tags", "label"),
+}
+_RESERVED_DIMENSIONS = frozenset({"sla"})
+_BAND_RELATIVE_RE = re.compile(r"(top|bottom)\s+([0-9]+(?:\.[0-9]+)?)\s*%", re.ASCII)
+_BAND_NUMBER = r"-?[0-9]+(?:_[0-9]+)*(?:\.[0-9]+)?"
+_BAND_COMPARE_RE = re.compile(rf"(<=|>=|<|>|==|!=)\s*({_BAND_NUMBER})", re.ASCII)
+_BAND_BETWEEN_RE = re.compile(rf"between\s+({_BAND_NUMBER})\s+and\s+({_BAND_NUMBER})", re.ASCII)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _check_keys(
+    doc: _Doc,
+    data: dict[str, Any],
+    path: Path,
+    allowed: Iterable[str],
+    required: Iterable[str] = (),
+) -> None:
+    allowed = tuple(allowed)
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
+            )
+            raise doc.error((*path, key), f"unknown key {key!r} ({hint})")
+    for key in required:
+        if key not in data:
+            raise doc.error(path, f"{key!r} is required")
+
+
+def _mapping_of(doc: _Doc, value: Any, path: Path, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise doc.error(path, f"{what} must be a mapping of keys, got {_describe(value)}")
+    return value
+
+
+def _list_of(doc: _Doc, value: Any, path: Path, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise doc.error(path, f"{what} must be a list, got {_describe(value)}")
+    return value
+
+
+def _number(doc: _Doc, value: Any, path: Path, what: str) -> float:
+    if not is_number(value):
+        raise doc.error(path, f"{what} must be a number, got {_describe(value)}")
+    return float(value)
+
+
+def _text(doc: _Doc, value: Any, path: Path, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error(path, f"{what} must be text, got {_describe(value)}")
+    return value.strip()
+
+
+def _label(doc: _Doc, value: Any, path: Path) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error(path, f"a label must be text (quote it), got {_describe(value)}")
+    return value.strip()
+
+
+def _optional_label(doc: _Doc, data: dict[str, Any], key: str, path: Path) -> str | None:
+    value = data.get(key)
+    return None if value is None else _label(doc, value, (*path, key))
+
+
+def _identifier(doc: _Doc, value: str, path: Path, what: str) -> str:
+    if not _NAME_RE.fullmatch(value):
+        raise doc.error(
+            path,
+            f"{what} {value!r} must be lowercase letters, digits and _ (not starting with a digit)",
+        )
+    return value
+
+
+def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
+    """Parse YAML text into a validated Mapping; ``source`` is the file name used in messages."""
+    doc = _Doc(source)
+    data = _load_yaml(text, doc)
+    if data is None:
+        raise doc.error((), "the mapping is empty (it needs at least 'segments')")
+    data = _mapping_of(doc, data, (), "the top level")
+    _check_keys(doc, data, (), _TOP_KEYS, required=("segments",))
+    tags = _parse_tags(doc, data.get("tags"), ("tags",))
+    features = _parse_features(doc, data.get("features"), ("features",))
+    segments = _parse_segments(doc, data["segments"], ("segments",))
+    routing = _parse_routing(doc, data.get("routing"), ("routing",), segments)
+    default = _parse_fieldset(doc, data.get("default"), ("default",), require_one=False)
+    description = data.get("description")
+    if description is not None:
+        description = _text(doc, description, ("description",), "description")
+    mapping = Mapping(
+        source=source,
+        segments=segments,
+        routing=routing,
+        default=default,
+        tags=tags,
+        features=features,
+        description=description or "",
+    )
+    _check_tag_collisions(doc, mapping)
+    return mapping
+
+
+def _parse_tags(doc: _Doc, value: Any, path: Path) -> TagSpec:
+    if value is None:
+        return TagSpec()
+    data = _mapping_of(doc, value, path, "tags")
+    _check_keys(doc, data, path, ("prefix", "routed"))
+    found = {}
+    for key in ("prefix", "routed"):
+        if key in data:
+            tag = _text(doc, data[key], (*path, key), key)
+            if not _TAG_RE.fullmatch(tag):
+                raise doc.error((*path, key), f"{key} {tag!r} may only use a-z, 0-9 and _")
+            found[key] = tag
+    return TagSpec(**found)
+
+
+def _parse_features(doc: _Doc, value: Any, path: Path) -> FeatureSpec:
+    if value is None:
+        return FeatureSpec()
+    data = _mapping_of(doc, value, path, "features")
+    _check_keys(doc, data, path, ("cost_per_ticket",))
+    if "cost_per_ticket" not in data:
+        return FeatureSpec()
+    cost = _number(doc, data["cost_per_ticket"], (*path, "cost_per_ticket"), "cost_per_ticket")
+    if cost < 0:
+        raise doc.error((*path, "cost_per_ticket"), "cost_per_ticket must not be negative")
+    return FeatureSpec(cost_per_ticket=cost)
+
+
+def _parse_segments(doc: _Doc, value: Any, path: Path) -> tuple[DimensionSpec, ...]:
+    data = _mapping_of(doc, value, path, "segments")
+    dims: list[DimensionSpec] = []
+    for name, raw in data.items():
+        dim_path = (*path, name)
+        _identifier(doc, name, dim_path, "a dimension name")
+        if name in _RESERVED_DIMENSIONS:
+            raise doc.error(dim_path, f"{name!r} is reserved (it would clash with SLA tags)")
+        raw = _mapping_of(doc, raw, dim_path, f"dimension {name}")
+        method = raw.get("method")
+        if method not in METHODS:
+            every_key = {key for keys in _DIM_KEYS.values() for key in keys}
+            _check_keys(doc, raw, dim_path, _COMMON_DIM_KEYS + tuple(sorted(every_key)))
+            raise doc.error(
+                (*dim_path, "method") if "method" in raw else dim_path,
+                f"method must be one of {', '.join(METHODS)}, got {_describe(method)}",
+            )
+        _check_keys(doc, raw, dim_path, _COMMON_DIM_KEYS + _DIM_KEYS[method])
+        description = raw.get("description")
+        if description is not None:
+            description = _text(doc, description, (*dim_path, "description"), "description")
+        parse = _DIM_PARSERS[method]
+        dims.append(parse(doc, name, raw, dim_path, description or ""))
+    return tuple(dims)
+
+
+def _parse_rules_dim(
+    doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str
+) -> RulesDimension:
+    if "rules" not in raw:
+        raise doc.error(path, "'rules' is required for method rules")
+    items = _list_of(doc, raw["rules"], (*path, "rules"), "rules")
+    if not items:
+        raise doc.error((*path, "rules"), "rules must list at least one rule")
+    rules = []
+    for index, item in enumerate(items):
+        rule_path = (*path, "rules", index)
+        item = _mapping_of(doc, item, rule_path, "a rule")
+        _check_keys(doc, item, rule_path, ("when", "then"), required=("when", "then"))
+        when = _expression(doc, item["when"], (*rule_path, "when"))
+        rules.append(Rule(when=when, then=_label(doc, item["then"], (*rule_path, "then"))))
+    default = _optional_label(doc, raw, "default", path)
+    return RulesDimension(name, tuple(rules), default=default, description=description)
+
+
+def _expression(doc: _Doc, value: Any, path: Path) -> Expression:
+    return parse_expression(value, source=doc.source, line=doc.line(path), key=_dotted(path))
+
+
+def _parse_score_dim(
+    doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str
+) -> ScoreDimension:
+    for key in ("weights", "bands"):
+        if key not in raw:
+            raise doc.error(path, f"{key!r} is required for method score")
+    weights_path = (*path, "weights")
+    weights_raw = _mapping_of(doc, raw["weights"], weights_path, "weights")
+    if not weights_raw:
+        raise doc.error(weights_path, "weights must name at least one attribute")
+    weights: list[tuple[str, float]] = []
+    for attr, weight in weights_raw.items():
+        attr_path = (*weights_path, attr)
+        _identifier(doc, attr, attr_path, "an attribute name")
+        number = _number(doc, weight, attr_path, "weight")
+        if number <= 0:
+            raise doc.error(
+                attr_path, "weight must be greater than 0 (remove the attribute instead)"
+            )
+        weights.append((attr, number))
+    total = sum(weight for _, weight in weights)
+    weights = [(attr, weight / total) for attr, weight in weights]
+
+    thresholds: list[tuple[str, tuple[float, ...]]] = []
+    if raw.get("thresholds") is not None:
+        th_path = (*path, "thresholds")
+        th_raw = _mapping_of(doc, raw["thresholds"], th_path, "thresholds")
+        for attr, cuts in th_raw.items():
+            attr_path = (*th_path, attr)
+            if attr not in weights_raw:
+                raise doc.error(attr_path, f"{attr!r} has thresholds but no weight")
+            cuts = _list_of(doc, cuts, attr_path, "thresholds")
+            if len(cuts) != 9:
+                raise doc.error(
+                    attr_path,
+                    f"thresholds need exactly 9 ascending cut-offs (scores 2..10), got {len(cuts)}",
+                )
+            numbers = tuple(
+                _number(doc, cut, (*attr_path, i), "a threshold") for i, cut in enumerate(cuts)
+            )
+            if any(b < a for a, b in zip(numbers, numbers[1:], strict=False)):
+                raise doc.error(attr_path, "thresholds must be in ascending order")
+            thresholds.append((attr, numbers))
+
+    bands_path = (*path, "bands")
+    bands_raw = _mapping_of(doc, raw["bands"], bands_path, "bands")
+    if not bands_raw:
+        raise doc.error(bands_path, "bands must name at least one label")
+    bands: list[tuple[str, float]] = []
+    for label, cut in bands_raw.items():
+        band_path = (*bands_path, label)
+        label = _label(doc, label, band_path)
+        number = _number(doc, cut, band_path, "a band cut-off")
+        if not 0 <= number <= 10:
+            raise doc.error(band_path, f"a band cut-off must be between 0 and 10, got {cut!r}")
+        if any(number == other for _, other in bands):
+            raise doc.error(band_path, f"two bands share the cut-off {format_number(number)}")
+        bands.append((label, number))
+    bands.sort(key=lambda band: -band[1])
+
+    missing = raw.get("missing", "skip")
+    if missing not in ("skip", "low"):
+        raise doc.error(
+            (*path, "missing"), f"missing must be skip or low, got {_describe(missing)}"
+        )
+    return ScoreDimension(
+        name,
+        weights=tuple(weights),
+        bands=tuple(bands),
+        thresholds=tuple(thresholds),
+        missing=missing,
+        description=description,
+    )
+
+
+def _parse_band(doc: _Doc, label: str, text: Any, metric: str, path: Path) -> Band:
+    if not isinstance(text, str):
+        raise doc.error(
+            path,
+            "a band must be text like 'top 20%', 'bottom 10%', '< 0' or 'between 0 and 100', "
+            f"got {_describe(text)}",
+        )
+    spec = " ".join(text.split())
+    relative = _BAND_RELATIVE_RE.fullmatch(spec)
+    if relative:
+        percent = float(relative.group(2))
+        if not 0 < percent <= 100:
+            raise doc.error(path, f"a percentage must be above 0 and at most 100, got {spec!r}")
+        return Band(label, spec, relative.group(1), percent=percent)
+    compare = _BAND_COMPARE_RE.fullmatch(spec)
+    between = _BAND_BETWEEN_RE.fullmatch(spec)
+    if compare:
+        tree: Node = Compare(compare.group(1), Name(metric), _band_literal(compare.group(2)))
+    elif between:
+        low, high = (_band_literal(between.group(i)) for i in (1, 2))
+        tree = Between(Name(metric), low, high)
+    else:
+        raise doc.error(
+            path,
+            "a band must look like 'top 20%', 'bottom 10%', '< 0' or 'between 0 and 100', "
+            f"got {_quote(text)}",
+        )
+    return Band(label, spec, "compare", test=Expression(f"{metric} {spec}", tree, _compile(tree)))
+
+
+def _band_literal(text: str) -> Literal:
+    clean = text.replace("_", "")
+    value: float | int = float(clean) if "." in clean else int(clean)
+    return Literal(value, text)
+
+
+def _parse_percentile_dim(
+    doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str
+) -> PercentileDimension:
+    for key in ("metric", "bands"):
+        if key not in raw:
+            raise doc.error(path, f"{key!r} is required for method percentile")
+    metric = _text(doc, raw["metric"], (*path, "metric"), "metric")
+    _identifier(doc, metric, (*path, "metric"), "metric")
+    bands_path = (*path, "bands")
+    bands_raw = _mapping_of(doc, raw["bands"], bands_path, "bands")
+    if not bands_raw:
+        raise doc.error(bands_path, "bands must name at least one label")
+    bands = tuple(
+        _parse_band(
+            doc, _label(doc, label, (*bands_path, label)), spec, metric, (*bands_path, label)
+        )
+        for label, spec in bands_raw.items()
+    )
+    default = _optional_label(doc, raw, "default", path)
+    return PercentileDimension(name, metric, bands, default=default, description=description)
+
+
+def _string_list(doc: _Doc, raw: dict[str, Any], key: str, path: Path) -> list[tuple[str, Path]]:
+    if raw.get(key) is None:
+        return []
+    items = _list_of(doc, raw[key], (*path, key), key)
+    out = []
+    for index, item in enumerate(items):
+        item_path = (*path, key, index)
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise doc.error(item_path, f"expected text, got {_describe(item)}")
+        text = str(item).strip()
+        if not text:
+            raise doc.error(item_path, "an entry must not be empty")
+        out.append((text, item_path))
+    return out
+
+
+def _parse_manual_dim(
+    doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str
+) -> ManualDimension:
+    ids = [text for text, _ in _string_list(doc, raw, "ids", path)]
+    emails = []
+    for text, item_path in _string_list(doc, raw, "emails", path):
+        if text.count("@") != 1 or text.startswith("@") or text.endswith("@"):
+            raise doc.error(item_path, f"{text!r} is not an email address")
+        emails.append(text.lower())
+    domains = []
+    for text, item_path in _string_list(doc, raw, "domains", path):
+        domain = text.lower().removeprefix("@")
+        if not domain or "@" in domain or " " in domain:
+            raise doc.error(item_path, f"{text!r} is not a domain name")
+        domains.append(domain)
+    tags = [text.lower() for text, _ in _string_list(doc, raw, "tags", path)]
+    label = raw.get("label", "vip")
+    label = _label(doc, label, (*path, "label"))
+    return ManualDimension(
+        name,
+        ids=tuple(dict.fromkeys(ids)),
+        emails=tuple(dict.fromkeys(emails)),
+        domains=tuple(dict.fromkeys(domains)),
+        tags=tuple(dict.fromkeys(tags)),
+        label=label,
+        description=description,
+    )
+
+
+_DIM_PARSERS: dict[str, Callable[[_Doc, str, dict[str, Any], Path, str], DimensionSpec]] = {
+    "rules": _parse_rules_dim,
+    "score": _parse_score_dim,
+    "percentile": _parse_percentile_dim,
+    "manual": _parse_manual_dim,
+}
+
+
+def _parse_fieldset(doc: _Doc, value: Any, path: Path, *, require_one: bool) -> FieldSet:
+    if value is None and not require_one:
+        return FieldSet()
+    data = _mapping_of(doc, value, path, _dotted(path))
+    _check_keys(doc, data, path, ROUTED_FIELDS)
+    if require_one and not data:
+        raise doc.error(path, "set must name at least one of priority, sla, group")
+    found = {}
+    for key, raw in data.items():
+        found[key] = _text(doc, raw, (*path, key), key)
+    priority = found.get("priority")
+    if priority is not None:
+        priority = priority.lower()
+        if priority not in PRIORITIES:
+            raise doc.error(
+                (*path, "priority"),
+                f"priority must be one of {', '.join(PRIORITIES)}, got {_quote(found['priority'])}",
+            )
+    return FieldSet(priority=priority, sla=found.get("sla"), group=found.get("group"))
+
+
+def _parse_routing(
+    doc: _Doc, value: Any, path: Path, segments: tuple[DimensionSpec, ...]
+) -> tuple[RoutingRule, ...]:
+    if value is None:
+        return ()
+    items = _list_of(doc, value, path, "routing")
+    labels = {dim.name: dim.labels for dim in segments}
+    rules = []
+    for index, item in enumerate(items):
+        rule_path = (*path, index)
+        item = _mapping_of(doc, item, rule_path, "a routing rule")
+        _check_keys(doc, item, rule_path, ("when", "set", "description"), required=("when", "set"))
+        when_path = (*rule_path, "when")
+        raw_when = item["when"]
+        when: tuple[DimensionCondition, ...] | Expression
+        if isinstance(raw_when, str):
+            when = _expression(doc, raw_when, when_path)
+            _check_expression_labels(doc, when.tree, when_path, labels)
+        elif isinstance(raw_when, dict):
+            if not raw_when:
+                raise doc.error(when_path, "when must name at least one dimension")
+            when = tuple(
+                _dimension_condition(doc, dim, want, (*when_path, dim), labels)
+                for dim, want in raw_when.items()
+            )
+        else:
+            raise doc.error(
+                when_path,
+                "when must map dimensions to labels (e.g. {tier: A}) or be a condition in quotes, "
+                f"got {_describe(raw_when)}",
+            )
+        sets = _parse_fieldset(doc, item["set"], (*rule_path, "set"), require_one=True)
+        description = item.get("description")
+        if description is not None:
+            description = _text(doc, description, (*rule_path, "description"), "description")
+        rules.append(
+            RoutingRule(
+                number=index + 1,
+                when=when,
+                sets=sets,
+                description=description or "",
+                line=doc.line(rule_path),
+            )
+        )
+    return tuple(rules)
+
+
+def _known_label(
+    doc: _Doc, dim: str, label: Any, path: Path, labels: dict[str, tuple[str, ...]]
+) -> str:
+    if not isinstance(label, str):
+        raise doc.error(
+            path,
+            f"expected a label of {dim} (text), a list of labels, true or false; got {_describe(label)}",
+        )
+    if label not in labels[dim]:
+        can_be = ", ".join(labels[dim]) or "no label"
+        raise doc.error(path, f"unknown label {label!r} for dimension {dim} (it can be: {can_be})")
+    return label
+
+
+def _dimension_condition(
+    doc: _Doc, dim: str, want: Any, path: Path, labels: dict[str, tuple[str, ...]]
+) -> DimensionCondition:
+    if dim not in labels:
+        known = ", ".join(labels) or "none"
+        raise doc.error(path, f"unknown dimension {dim!r} (dimensions: {known})")
+    if isinstance(want, bool):
+        return DimensionCondition(dim, present=want)
+    if isinstance(want, list):
+        if not want:
+            raise doc.error(path, "the list of labels is empty")
+        found = [_known_label(doc, dim, item, (*path, i), labels) for i, item in enumerate(want)]
+        return DimensionCondition(dim, labels=tuple(dict.fromkeys(found)))
+    return DimensionCondition(dim, labels=(_known_label(doc, dim, want, path, labels),))
+
+
+def _check_expression_labels(
+    doc: _Doc, node: Node, path: Path, labels: dict[str, tuple[str, ...]]
+) -> None:
+    """A routing condition comparing a dimension with a label must use a label it can produce."""
+
+    def check(name: Operand, literal: Operand) -> None:
+        if isinstance(name, Name) and name.name in labels and isinstance(literal, Literal):
+            _known_label(doc, name.name, literal.value, path, labels)
+
+    if isinstance(node, Compare) and node.op in ("==", "!="):
+        check(node.left, node.right)
+        check(node.right, node.left)
+    elif isinstance(node, InList):
+        for item in node.items:
+            check(node.operand, item)
+    elif isinstance(node, Not):
+        _check_expression_labels(doc, node.operand, path, labels)
+    elif isinstance(node, And | Or):
+        for part in node.parts:
+            _check_expression_labels(doc, part, path, labels)
+
+
+def _check_tag_collisions(doc: _Doc, mapping: Mapping) -> None:
+    """Two labels spelled into the same tag would be indistinguishable in the helpdesk."""
+    seen: dict[str, str] = {mapping.tags.routed: "the routed marker"}
+    for dim in mapping.segments:
+        for label in dim.labels:
+            tag = mapping.tags.segment_tag(dim.name, label)
+            what = f"{dim.name} {label}"
+            if tag in seen:
+                raise doc.error(
+                    ("segments", dim.name), f"label {what} gives tag {tag}, same as {seen[tag]}"
+                )
+            seen[tag] = what
+    for sla in sorted(mapping.slas):
+        tag = mapping.tags.sla_tag(sla)
+        if tag in seen and seen[tag] != f"SLA {sla}":
+            raise doc.error(("default",), f"SLA {sla} gives tag {tag}, same as {seen[tag]}")
+        seen[tag] = f"SLA {sla}"
