@@ -1,14 +1,17 @@
 """Parse and validate a tierdesk mapping: segment definitions and routing rules.
 
-Pure: the caller reads the file and passes its *text* and name; nothing here touches a disk, a network
-or a database. Every problem becomes one `MappingError` that names the file, the line and the dotted key
-(``mappings/default.yaml:12: segments.tier.weights.revenue_12m: weight must be a number, got 'high'``),
-because an admin editing YAML needs to know exactly where to look. Unknown keys are errors, so a typo
-never silently switches a rule off.
+Pure: the caller reads the file and passes its *text* and name; nothing here touches a disk,
+a network or a database. Every problem becomes one `MappingError` that names the file, the line
+and the dotted key, e.g.
 
-This module is also the home of the condition language used by ``when:`` (see docs/mapping.md): a
-tokenizer and a recursive-descent parser that build frozen dataclasses, turned once into plain Python
-closures. Nothing is ever handed to the Python interpreter as code.
+    mappings/default.yaml:12: segments.tier.weights.revenue_12m: weight must be a number, got 'high'
+
+because an admin editing YAML needs to know exactly where to look. Unknown keys are errors, so a
+typo never silently switches a rule off.
+
+This module is also the home of the condition language used by ``when:`` (see docs/mapping.md):
+a tokenizer and a recursive-descent parser that build frozen dataclasses, turned once into plain
+Python closures. Nothing is ever handed to the Python interpreter as code.
 """
 
 from __future__ import annotations
@@ -463,7 +466,7 @@ def evaluate(expr: Expression | Node, features: Features) -> bool:
     return _compile(expr)(features)
 
 
-# evaluation semantics ------------------------------------------------------------------------------
+# evaluation semantics ----------------------------------------------------------------------------
 
 
 def _kind(value: object) -> str | None:
@@ -574,14 +577,15 @@ def _names(node: Node) -> Iterator[str]:
             yield operand.name
 
 
-# explanations --------------------------------------------------------------------------------------
+# explanations ------------------------------------------------------------------------------------
 
 
 def explain(expr: Expression | Node, features: Features) -> str:
     """The condition with the actual values filled in, e.g. ``tickets_30d 4 >= 3``.
 
-    Only the parts that decided the outcome are shown: for a true ``or`` the branches that held, for
-    a false ``and`` the parts that failed. A comparison reading a missing value says ``x is missing``.
+    Only the parts that decided the outcome are shown: for a true ``or`` the branches that held,
+    for a false ``and`` the parts that failed. A comparison reading a missing value says
+    ``x is missing``.
     """
     tree = expr.tree if isinstance(expr, Expression) else expr
     return _explain(tree, features)
@@ -835,7 +839,7 @@ class DimensionCondition:
 
 @dataclass(frozen=True)
 class RoutingRule:
-    """``when`` this holds, ``sets`` these fields (each field goes to the first rule that sets it)."""
+    """When ``when`` holds, ``sets`` these fields; each field goes to the first rule setting it."""
 
     number: int  # 1-based position, as reasons and notes say it
     when: tuple[DimensionCondition, ...] | Expression
@@ -1467,7 +1471,7 @@ def _known_label(
     if not isinstance(label, str):
         raise doc.error(
             path,
-            f"expected a label of {dim} (text), a list of labels, true or false; got {_describe(label)}",
+            f"expected a label of {dim}, a list of labels, true or false; got {_describe(label)}",
         )
     if label not in labels[dim]:
         can_be = ", ".join(labels[dim]) or "no label"
