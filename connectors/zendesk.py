@@ -288,9 +288,7 @@ class ZendeskConnector:
                 for group in page.get("groups", []):
                     if not group.get("deleted"):
                         groups[group["name"]] = int(group["id"])
-                path = (page.get("links") or {}).get("next") if page.get("meta", {}).get(
-                    "has_more"
-                ) else None
+                path = (page.get("links") or {}).get("next") if page.get("meta", {}).get("has_more") else None
                 if path in seen:
                     raise ApiError(NAME, f"pagination repeated {path}")
                 if path:
@@ -306,7 +304,8 @@ class ZendeskConnector:
         if name not in groups:
             known = ", ".join(sorted(groups)) or "none"
             raise UnknownGroup(
-                NAME, f"group {name!r} named in the mapping does not exist in Zendesk (has: {known})"
+                NAME,
+                f"group {name!r} named in the mapping does not exist in Zendesk (has: {known})",
             )
         return groups[name]
 
@@ -318,8 +317,7 @@ class ZendeskConnector:
             known = ", ".join(sorted(groups)) or "none"
             raise UnknownGroup(
                 NAME,
-                f"groups named in the mapping do not exist in Zendesk: {', '.join(missing)} "
-                f"(has: {known})",
+                f"groups named in the mapping do not exist in Zendesk: {', '.join(missing)} (has: {known})",
             )
 
     # incremental pulls
@@ -361,9 +359,7 @@ class ZendeskConnector:
         start = self._start_time(cursor)
         seen: set[int] = set()
         while True:
-            page = self.http.get(
-                f"/api/v2/incremental/{stream}", start_time=start, per_page=EXPORT_PAGE_SIZE
-            )
+            page = self.http.get(f"/api/v2/incremental/{stream}", start_time=start, per_page=EXPORT_PAGE_SIZE)
             records = [to_organization(item) for item in page.get(stream, [])]
             end_time = page.get("end_time")
             yield Batch(stream, records, str(end_time) if end_time is not None else cursor)
@@ -452,9 +448,7 @@ class ZendeskConnector:
                         ],
                         "any": [],
                     },
-                    "actions": [
-                        {"field": "notification_webhook", "value": [webhook["id"], TRIGGER_BODY]}
-                    ],
+                    "actions": [{"field": "notification_webhook", "value": [webhook["id"], TRIGGER_BODY]}],
                 }
             },
         )
@@ -464,6 +458,12 @@ class ZendeskConnector:
         """Open a ticket as an end user would (the demo uses it to make Zendesk fire webhooks)."""
         answer = self.http.post(
             "/api/v2/tickets",
-            {"ticket": {"subject": subject, "comment": {"body": body}, "requester_id": int(requester_id)}},
+            {
+                "ticket": {
+                    "subject": subject,
+                    "comment": {"body": body},
+                    "requester_id": int(requester_id),
+                }
+            },
         )
         return to_ticket(answer["ticket"])

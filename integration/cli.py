@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -114,10 +115,8 @@ def scheduler() -> None:
     runtime = _runtime()
     sched = build(runtime, blocking=True)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sched.start()
-    except KeyboardInterrupt:
-        pass
 
 
 @main.command()

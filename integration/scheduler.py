@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -60,5 +61,6 @@ def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:
         id="sync",
         max_instances=1,
         coalesce=True,
+        next_run_time=datetime.now(UTC),  # sync once at start, then on the interval
     )
     return scheduler

@@ -273,9 +273,7 @@ class Store:
                 "source": t.source,
                 "external_id": t.external_id,
                 "requester_key": f"{t.source}:user:{t.requester_id}" if t.requester_id else None,
-                "organization_key": f"{t.source}:org:{t.organization_id}"
-                if t.organization_id
-                else None,
+                "organization_key": f"{t.source}:org:{t.organization_id}" if t.organization_id else None,
                 "subject": t.subject,
                 "status": t.status,
                 "priority": t.priority,
@@ -333,12 +331,17 @@ class Store:
             yield self._customer(row)
 
     def organizations_by_key(self) -> dict[str, Organization]:
-        return {
-            row["key"]: self._organization(row) for row in self.db.query("SELECT * FROM organizations")
-        }
+        return {row["key"]: self._organization(row) for row in self.db.query("SELECT * FROM organizations")}
 
     def count(self, table: str) -> int:
-        if table not in {"customers", "organizations", "tickets", "segments", "decisions", "events"}:
+        if table not in {
+            "customers",
+            "organizations",
+            "tickets",
+            "segments",
+            "decisions",
+            "events",
+        }:
             raise ValueError(f"unknown table {table!r}")
         return self.db[table].count
 
@@ -373,9 +376,7 @@ class Store:
 
     # -- segments -----------------------------------------------------------------------------------
 
-    def save_segments(
-        self, assignments: dict[str, dict[str, Assignment]], now: datetime
-    ) -> int:
+    def save_segments(self, assignments: dict[str, dict[str, Assignment]], now: datetime) -> int:
         """Store the current assignments and record every label change; returns the number of changes."""
         stamp = _iso(now)
         keys = list(assignments)
@@ -423,9 +424,7 @@ class Store:
 
     def segments_for(self, customer_key: str) -> dict[str, Assignment]:
         return {
-            row["dimension"]: Assignment(
-                row["dimension"], row["label"], tuple(json.loads(row["reasons"]))
-            )
+            row["dimension"]: Assignment(row["dimension"], row["label"], tuple(json.loads(row["reasons"])))
             for row in self.db.query(
                 "SELECT * FROM segments WHERE customer_key = ? ORDER BY rowid", [customer_key]
             )
@@ -452,9 +451,7 @@ class Store:
 
     def save_model(self, name: str, data: dict[str, Any], now: datetime) -> None:
         with self.transaction() as db:
-            db["models"].upsert(
-                {"name": name, "data": _json(data), "computed_at": _iso(now)}, pk="name"
-            )
+            db["models"].upsert({"name": name, "data": _json(data), "computed_at": _iso(now)}, pk="name")
 
     def load_model(self, name: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT data FROM models WHERE name = ?", [name]))
@@ -673,9 +670,7 @@ class Store:
     def list_decisions(self, limit: int = 100) -> list[DecisionRecord]:
         return [
             self._decision(row)
-            for row in self.db.query(
-                "SELECT * FROM decisions ORDER BY decided_at DESC LIMIT ?", [limit]
-            )
+            for row in self.db.query("SELECT * FROM decisions ORDER BY decided_at DESC LIMIT ?", [limit])
         ]
 
     @staticmethod

@@ -28,7 +28,10 @@ def pull(
         for batch in connector.pull(stream, store.get_cursor(connector.name, stream)):
             store.save_batch(connector.name, stream, batch.records, batch.cursor)
             counts[stream] += len(batch.records)
-        log.info("sync.pulled", extra={"connector": connector.name, "stream": stream, "n": counts[stream]})
+        log.info(
+            "sync.pulled",
+            extra={"connector": connector.name, "stream": stream, "n": counts[stream]},
+        )
     return counts
 
 
@@ -59,9 +62,7 @@ def recompute(
     rows = [
         (
             c,
-            customer_features(
-                c, organizations.get(c.organization_key or ""), stats.get(c.key), mapping, now
-            ),
+            customer_features(c, organizations.get(c.organization_key or ""), stats.get(c.key), mapping, now),
         )
         for c in store.iter_customers()
     ]
@@ -96,9 +97,7 @@ def segments_for_customer(
     Returns the assignments and the features they were computed from (routing may test features too).
     """
     now = now or datetime.now(UTC)
-    organization = (
-        store.get_organization(customer.organization_key) if customer.organization_key else None
-    )
+    organization = store.get_organization(customer.organization_key) if customer.organization_key else None
     stats = store.ticket_stats(now, customer.key).get(customer.key)
     feats = customer_features(customer, organization, stats, mapping, now)
     fitted = fitted_model(store, mapping, mapping_digest)

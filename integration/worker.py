@@ -131,9 +131,7 @@ class Worker:
         if ticket.requester_id:
             customer = self._customer(connector, ticket.requester_id)
             customer_key = customer.key
-            assignments, feats = segments_for_customer(
-                store, rt.mapping, rt.mapping_digest, customer, now
-            )
+            assignments, feats = segments_for_customer(store, rt.mapping, rt.mapping_digest, customer, now)
         decision: Decision = routing.decide(assignments, rt.mapping, feats)
         result: ApplyResult = connector.apply(ticket, decision)
         store.record_decision(

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from werkzeug.serving import make_server
-
 from connectors.sandbox.seed import SeedSummary, seed
 from connectors.sandbox.zendesk import ZendeskSandbox
+from werkzeug.serving import make_server
+
 from connectors.zendesk import ZendeskConnector
 from integration import sync
 from integration.app import create_app
@@ -89,7 +89,9 @@ class Live:
                 return
             time.sleep(0.05)
         missing = [k for k in keys if not self.runtime.store.get_decision(k)]
-        raise AssertionError(f"not routed in {timeout}s: {missing}; queue {self.runtime.store.queue_counts()}")
+        raise AssertionError(
+            f"not routed in {timeout}s: {missing}; queue {self.runtime.store.queue_counts()}"
+        )
 
 
 @pytest.fixture

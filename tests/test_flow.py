@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 import requests
 
-from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import UnknownGroup, ZendeskConnector
+from integration.models import Decision
 from integration.runtime import Runtime
 from integration.worker import Worker
-from tests.conftest import EMAIL, TOKEN, Live
+from tests.conftest import EMAIL, TOKEN, Live, post_webhook
 
 
 def _requester(live: Live, dimension: str, label: str) -> str:
@@ -74,8 +78,6 @@ def test_agents_tags_survive_and_redelivery_adds_no_second_note(live: Live) -> N
 
     # Zendesk delivers the same invocation again (e.g. it timed out waiting for our 202).
     event = live.runtime.store.list_events(["done"])[0]
-    from tests.conftest import post_webhook
-
     again = post_webhook(
         live.url,
         {"ticket": {"id": ticket_id}},
@@ -86,8 +88,6 @@ def test_agents_tags_survive_and_redelivery_adds_no_second_note(live: Live) -> N
     for _ in range(100):
         if not live.runtime.store.list_events(["pending", "leased"]):
             break
-        import time
-
         time.sleep(0.05)
 
     routed = live.zendesk.get_ticket(ticket_id)
@@ -108,8 +108,6 @@ def test_agent_change_between_read_and_write_is_merged_not_lost(live: Live) -> N
         auth=(f"{EMAIL}/token", TOKEN),
         timeout=5,
     ).raise_for_status()
-    from integration.models import Decision
-
     result = live.zendesk.apply(
         stale, Decision(priority="high", group="General", tags=("tierdesk_routed",), note="why")
     )
@@ -125,8 +123,6 @@ def test_events_queued_before_a_restart_are_routed_after_it(live: Live) -> None:
     for _ in range(100):
         if sum(live.runtime.store.queue_counts().values()) >= 3:
             break
-        import time
-
         time.sleep(0.05)
     assert live.runtime.store.queue_counts().get("pending") == 3  # no worker is running yet
 
@@ -144,10 +140,10 @@ def test_events_queued_before_a_restart_are_routed_after_it(live: Live) -> None:
 
 
 def test_missing_ticket_is_dead_lettered_and_can_be_replayed(live: Live) -> None:
-    from tests.conftest import post_webhook
-
     response = post_webhook(
-        live.url, {"ticket": {"id": "999999"}}, secret=live.runtime.settings.zendesk_webhook_secret or ""
+        live.url,
+        {"ticket": {"id": "999999"}},
+        secret=live.runtime.settings.zendesk_webhook_secret or "",
     )
     worker = Worker(live.runtime)
     outcome = worker.run_once()
@@ -168,14 +164,10 @@ def test_helpdesk_outage_is_retried_then_dead_lettered(live: Live) -> None:
     for _ in range(100):
         if live.runtime.store.queue_counts().get("pending"):
             break
-        import time
-
         time.sleep(0.05)
     live.sandbox.inject_faults(503, count=1000)
     worker = Worker(live.runtime)
     statuses = []
-    import time
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         outcome = worker.run_once()
@@ -197,14 +189,10 @@ def test_helpdesk_outage_is_retried_then_dead_lettered(live: Live) -> None:
 
 
 def test_unknown_group_in_mapping_is_a_clear_error(live: Live, tmp_path) -> None:
-    mapping = (tmp_path / "m.yaml")
-    text = open(live.runtime.settings.mappings).read().replace('"Key Accounts"', '"No Such Team"')
+    mapping = tmp_path / "m.yaml"
+    text = Path(live.runtime.settings.mappings).read_text().replace('"Key Accounts"', '"No Such Team"')
     mapping.write_text(text)
     runtime = Runtime.from_settings(replace(live.runtime.settings, mappings=str(mapping)))
     connector: ZendeskConnector = runtime.connectors["zendesk"]  # type: ignore[assignment]
-    import pytest
-
-    from connectors.zendesk import UnknownGroup
-
     with pytest.raises(UnknownGroup, match="No Such Team"):
         connector.check_groups(runtime.mapping.groups)

@@ -32,7 +32,15 @@ def test_schema_is_created_once_in_wal_mode(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"customers", "organizations", "tickets", "segments", "events", "decisions", "sync_cursors"} <= tables
+    assert {
+        "customers",
+        "organizations",
+        "tickets",
+        "segments",
+        "events",
+        "decisions",
+        "sync_cursors",
+    } <= tables
 
 
 def test_claim_leases_one_event_to_one_worker(store: Store) -> None:
@@ -148,8 +156,20 @@ def test_ticket_stats_count_recent_history(store: Store) -> None:
     store.upsert_customers([Customer("zendesk", "1", email="a@example.com")])
     store.upsert_tickets(
         [
-            Ticket("zendesk", "10", requester_id="1", created_at=now - timedelta(days=5), satisfaction="bad"),
-            Ticket("zendesk", "11", requester_id="1", created_at=now - timedelta(days=40), satisfaction="good"),
+            Ticket(
+                "zendesk",
+                "10",
+                requester_id="1",
+                created_at=now - timedelta(days=5),
+                satisfaction="bad",
+            ),
+            Ticket(
+                "zendesk",
+                "11",
+                requester_id="1",
+                created_at=now - timedelta(days=40),
+                satisfaction="good",
+            ),
             Ticket("zendesk", "12", requester_id="1", created_at=now - timedelta(days=400)),
         ]
     )

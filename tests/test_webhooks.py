@@ -123,7 +123,12 @@ def test_zendesk_event_subscription_envelope_is_understood() -> None:
         }
     ).encode()
     event = parse_event({}, body)
-    assert (event.ticket_id, event.requester_id, event.event_id, event.tags) == ("77", "9", "evt-1", ("a",))
+    assert (event.ticket_id, event.requester_id, event.event_id, event.tags) == (
+        "77",
+        "9",
+        "evt-1",
+        ("a",),
+    )
 
 
 def test_signature_matches_zendesk_formula() -> None:
@@ -132,10 +137,17 @@ def test_signature_matches_zendesk_formula() -> None:
     import hashlib
     import hmac
 
-    body, stamp, secret = b'{"say": "hello"}', "2021-07-25T10:00:00Z", "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
+    body, stamp, secret = (
+        b'{"say": "hello"}',
+        "2021-07-25T10:00:00Z",
+        "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==",
+    )
     expected = base64.b64encode(hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest())
     assert sign(secret, body, stamp) == expected.decode()
-    headers = {"x-zendesk-webhook-signature": sign(secret, body, stamp), "x-zendesk-webhook-signature-timestamp": stamp}
+    headers = {
+        "x-zendesk-webhook-signature": sign(secret, body, stamp),
+        "x-zendesk-webhook-signature-timestamp": stamp,
+    }
     then = datetime(2021, 7, 25, 10, 2, tzinfo=UTC).timestamp()
     verify_signature(secret, headers, body, then)
     with pytest.raises(WebhookRejected, match="outside the allowed window"):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import requests
-
-from connectors.http import ApiNotFound, ApiServerError, ApiUnauthorized
 from connectors.sandbox.seed import SeedSummary
 from connectors.sandbox.zendesk import ZendeskSandbox
+
+from connectors.http import ApiNotFound, ApiServerError, ApiUnauthorized
 from connectors.zendesk import UnknownGroup, ZendeskConnector
 from integration import sync
 from integration.models import Decision
@@ -45,7 +45,12 @@ def test_incremental_pull_resumes_from_the_stored_cursor(
     again = sync.pull(store, zendesk, streams=("users", "tickets"))
     assert again == {"users": 0, "tickets": 0}
 
-    created = _api(sandbox, "POST", "/api/v2/users", {"user": {"name": "New One", "email": "new.one@example.com"}})
+    created = _api(
+        sandbox,
+        "POST",
+        "/api/v2/users",
+        {"user": {"name": "New One", "email": "new.one@example.com"}},
+    )
     after = sync.pull(store, zendesk, streams=("users",))
     assert after == {"users": 1}
     assert store.get_customer(f"zendesk:user:{created['user']['id']}") is not None
@@ -59,12 +64,23 @@ def test_apply_sets_fields_in_one_write_and_keeps_agent_tags(
         sandbox,
         "POST",
         "/api/v2/tickets",
-        {"ticket": {"subject": "s", "comment": {"body": "b"}, "requester_id": user["id"], "tags": ["keep_me"]}},
+        {
+            "ticket": {
+                "subject": "s",
+                "comment": {"body": "b"},
+                "requester_id": user["id"],
+                "tags": ["keep_me"],
+            }
+        },
     )["ticket"]
     ticket = zendesk.get_ticket(str(created["id"]))
     sandbox.clear_request_log()
     decision = Decision(
-        priority="urgent", sla="platinum", group="Key Accounts", tags=("tierdesk_vip_vip", "tierdesk_routed"), note="why"
+        priority="urgent",
+        sla="platinum",
+        group="Key Accounts",
+        tags=("tierdesk_vip_vip", "tierdesk_routed"),
+        note="why",
     )
     result = zendesk.apply(ticket, decision)
     assert result.outcome == "applied"

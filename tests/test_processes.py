@@ -1,0 +1,137 @@
+"""The deployable processes: the Procfile's gunicorn web + `tierdesk worker`, and `tierdesk serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from connectors.sandbox.seed import SeedSummary
+from connectors.sandbox.zendesk import ZendeskSandbox
+from connectors.zendesk import ZendeskConnector
+from integration.store import Store
+from tests.conftest import EMAIL, TOKEN
+
+BIN = Path(sys.executable).parent
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _env(tmp_path: Path, sandbox: ZendeskSandbox, secret: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TIERDESK_DB": str(tmp_path / "tierdesk.db"),
+        "TIERDESK_ZENDESK_URL": sandbox.base_url,
+        "TIERDESK_ZENDESK_EMAIL": EMAIL,
+        "TIERDESK_ZENDESK_TOKEN": TOKEN,
+        "TIERDESK_ZENDESK_WEBHOOK_SECRET": secret,
+        "TIERDESK_SYNC_INTERVAL": "3600",
+    }
+
+
+def _wait_routed(db: Path, ticket_ids: list[str], timeout: float = 20.0) -> Store:
+    store = Store(db)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(store.get_decision(f"zendesk:ticket:{t}") for t in ticket_ids):
+            return store
+        time.sleep(0.1)
+    raise AssertionError(f"not routed: queue {store.queue_counts()}")
+
+
+def _requester(sandbox: ZendeskSandbox) -> int:
+    users = requests.get(
+        f"{sandbox.base_url}/api/v2/users", auth=(f"{EMAIL}/token", TOKEN), timeout=5
+    ).json()["users"]
+    return int(users[0]["id"])
+
+
+@pytest.mark.skipif(not shutil.which("gunicorn", path=str(BIN)), reason="gunicorn not installed")
+def test_procfile_web_and_worker_route_a_ticket(
+    tmp_path: Path, sandbox: ZendeskSandbox, seeded: SeedSummary
+) -> None:
+    port = _port()
+    admin = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
+    _, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
+    env = _env(tmp_path, sandbox, secret)
+    web = [
+        str(BIN / "gunicorn"),
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "integration.app:create_app()",
+    ]
+    with (
+        _process(web, env, tmp_path / "web.log"),
+        _process([str(BIN / "tierdesk"), "worker"], env, tmp_path / "worker.log"),
+    ):
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+        assert ready["store_writable"] is True
+        tickets = [admin.create_ticket(str(_requester(sandbox)), f"proc {i}", "x") for i in range(3)]
+        store = _wait_routed(tmp_path / "tierdesk.db", [t.external_id for t in tickets])
+    for ticket in tickets:
+        assert store.get_decision(ticket.key).outcome == "applied"
+        assert "tierdesk_routed" in admin.get_ticket(ticket.external_id).tags
+
+
+def test_serve_runs_web_worker_and_scheduler_in_one_process(
+    tmp_path: Path, sandbox: ZendeskSandbox, seeded: SeedSummary
+) -> None:
+    port = _port()
+    admin = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
+    _, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
+    env = _env(tmp_path, sandbox, secret)
+    serve = [str(BIN / "tierdesk"), "serve", "--port", str(port)]
+    with _process(serve, env, tmp_path / "serve.log"):
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        ticket = admin.create_ticket(str(_requester(sandbox)), "serve", "x")
+        store = _wait_routed(tmp_path / "tierdesk.db", [ticket.external_id])
+        # the scheduler's first sync runs at start: the seeded customers get segmented
+        deadline = time.monotonic() + 20
+        while store.count("customers") < 120 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert store.count("customers") >= 120
+    assert store.get_decision(ticket.key).outcome == "applied"
