@@ -23,7 +23,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 import yaml
 
@@ -94,8 +94,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """True for finite ints and floats; bools are not numbers here."""
+    if type(value) is int:  # the common cases first: this runs per customer per attribute
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
@@ -471,6 +475,8 @@ def evaluate(expr: Expression | Node, features: Features) -> bool:
 
 def _kind(value: object) -> str | None:
     """number | string | bool, or None for missing (None, NaN, anything else)."""
+    if type(value) is str:
+        return "string"
     if isinstance(value, bool):
         return "bool"
     if is_number(value):
@@ -949,7 +955,10 @@ def _load_yaml(text: str, doc: _Doc) -> Any:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
-            problem = f"{exc.context}: {exc.problem}"
+            context = exc.context
+            if exc.context_mark and mark and exc.context_mark.line != mark.line:
+                context += f" (from line {exc.context_mark.line + 1})"
+            problem = f"{context}: {exc.problem}"
         raise MappingError(
             f"YAML syntax error: {problem}",
             source=doc.source,
