@@ -345,7 +345,9 @@ class ZendeskConnector:
         while True:
             page = self.http.get(path, **params)
             after = page.get("after_cursor")
-            records = [convert(item) for item in page.get(stream, [])]
+            # agents and admins are users too, but only end users are customers
+            items = [i for i in page.get(stream, []) if stream != "users" or i.get("role") == "end-user"]
+            records = [convert(item) for item in items]
             next_cursor = f"cursor:{after}" if after else cursor
             yield Batch(stream, records, next_cursor)
             if page.get("end_of_stream") or not after:

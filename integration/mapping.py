@@ -110,9 +110,7 @@ def is_number(value: object) -> TypeGuard[int | float]:
 # --------------------------------------------------------------------------------------------------
 # The condition language: tokens -> AST (frozen dataclasses) -> closures.
 
-_KEYWORDS = frozenset(
-    {"and", "or", "not", "in", "between", "is", "missing", "present", "true", "false"}
-)
+_KEYWORDS = frozenset({"and", "or", "not", "in", "between", "is", "missing", "present", "true", "false"})
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 _DURATION_DAYS = {"d": 1, "w": 7, "y": 365}
 _MAX_DEPTH = 60
@@ -249,8 +247,7 @@ def _tokenize(text: str) -> list[_Token]:
                 tokens.append(_Token("name", raw, column))
             else:
                 raise _ExprError(
-                    f"unexpected token {_quote(raw)} at column {column} "
-                    "(names and keywords are lowercase)"
+                    f"unexpected token {_quote(raw)} at column {column} (names and keywords are lowercase)"
                 )
         elif kind == "string":
             value, end = _scan_string(text, pos)
@@ -413,9 +410,7 @@ class _Parser:
             raise self.unexpected("expected 'missing' or 'present'")
         if isinstance(left, Name) or isinstance(left.value, bool):
             return Truth(left)
-        raise _ExprError(
-            f"expected a comparison after {_quote(start.text)} at column {start.column}"
-        )
+        raise _ExprError(f"expected a comparison after {_quote(start.text)} at column {start.column}")
 
     def operand(self) -> Operand:
         if self.at("name"):
@@ -937,9 +932,7 @@ class _Doc:
             path = path[:-1]
 
     def error(self, path: Path, message: str) -> MappingError:
-        return MappingError(
-            message, source=self.source, line=self.line(path), key=_dotted(path) or None
-        )
+        return MappingError(message, source=self.source, line=self.line(path), key=_dotted(path) or None)
 
 
 def _load_yaml(text: str, doc: _Doc) -> Any:
@@ -994,14 +987,11 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) ->
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                raise MappingError(
-                    "keys must be plain text", source=doc.source, line=line, key=_dotted(path)
-                )
+                raise MappingError("keys must be plain text", source=doc.source, line=line, key=_dotted(path))
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise MappingError(
-                    f"key {key_node.value!r} is read as {type(key).__name__} by YAML; "
-                    "put it in quotes",
+                    f"key {key_node.value!r} is read as {type(key).__name__} by YAML; put it in quotes",
                     source=doc.source,
                     line=line,
                     key=_dotted(path) or None,
@@ -1023,13 +1013,20 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) ->
 # --------------------------------------------------------------------------------------------------
 # Validation: plain data -> records.
 
-_TOP_KEYS = ("description", "segments", "routing", "default", "tags", "features")
-_COMMON_DIM_KEYS = ("method", "description")
-_DIM_KEYS = {
+# Every key a mapping may use, by where it may appear. Anything else is an error; docs/mapping.md
+# documents each of them (tests/test_mapping.py checks).
+KEYS: dict[str, tuple[str, ...]] = {
+    "top": ("description", "segments", "routing", "default", "tags", "features"),
+    "dimension": ("method", "description"),
     "rules": ("rules", "default"),
+    "rule": ("when", "then"),
     "score": ("weights", "thresholds", "bands", "missing"),
     "percentile": ("metric", "bands", "default"),
     "manual": ("ids", "emails", "domains", "tags", "label"),
+    "routing": ("when", "set", "description"),
+    "fields": ROUTED_FIELDS,
+    "tags": ("prefix", "routed"),
+    "features": ("cost_per_ticket",),
 }
 _RESERVED_DIMENSIONS = frozenset({"sla"})
 _BAND_RELATIVE_RE = re.compile(r"(top|bottom)\s+([0-9]+(?:\.[0-9]+)?)\s*%", re.ASCII)
@@ -1061,9 +1058,7 @@ def _check_keys(
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
-            hint = (
-                f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
-            )
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
             raise doc.error((*path, key), f"unknown key {key!r} ({hint})")
     for key in required:
         if key not in data:
@@ -1121,7 +1116,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
     if data is None:
         raise doc.error((), "the mapping is empty (it needs at least 'segments')")
     data = _mapping_of(doc, data, (), "the top level")
-    _check_keys(doc, data, (), _TOP_KEYS, required=("segments",))
+    _check_keys(doc, data, (), KEYS["top"], required=("segments",))
     tags = _parse_tags(doc, data.get("tags"), ("tags",))
     features = _parse_features(doc, data.get("features"), ("features",))
     segments = _parse_segments(doc, data["segments"], ("segments",))
@@ -1147,9 +1142,9 @@ def _parse_tags(doc: _Doc, value: Any, path: Path) -> TagSpec:
     if value is None:
         return TagSpec()
     data = _mapping_of(doc, value, path, "tags")
-    _check_keys(doc, data, path, ("prefix", "routed"))
+    _check_keys(doc, data, path, KEYS["tags"])
     found = {}
-    for key in ("prefix", "routed"):
+    for key in KEYS["tags"]:
         if key in data:
             tag = _text(doc, data[key], (*path, key), key)
             if not _TAG_RE.fullmatch(tag):
@@ -1162,7 +1157,7 @@ def _parse_features(doc: _Doc, value: Any, path: Path) -> FeatureSpec:
     if value is None:
         return FeatureSpec()
     data = _mapping_of(doc, value, path, "features")
-    _check_keys(doc, data, path, ("cost_per_ticket",))
+    _check_keys(doc, data, path, KEYS["features"])
     if "cost_per_ticket" not in data:
         return FeatureSpec()
     cost = _number(doc, data["cost_per_ticket"], (*path, "cost_per_ticket"), "cost_per_ticket")
@@ -1182,13 +1177,13 @@ def _parse_segments(doc: _Doc, value: Any, path: Path) -> tuple[DimensionSpec, .
         raw = _mapping_of(doc, raw, dim_path, f"dimension {name}")
         method = raw.get("method")
         if method not in METHODS:
-            every_key = {key for keys in _DIM_KEYS.values() for key in keys}
-            _check_keys(doc, raw, dim_path, _COMMON_DIM_KEYS + tuple(sorted(every_key)))
+            every_key = {key for method in METHODS for key in KEYS[method]}
+            _check_keys(doc, raw, dim_path, KEYS["dimension"] + tuple(sorted(every_key)))
             raise doc.error(
                 (*dim_path, "method") if "method" in raw else dim_path,
                 f"method must be one of {', '.join(METHODS)}, got {_describe(method)}",
             )
-        _check_keys(doc, raw, dim_path, _COMMON_DIM_KEYS + _DIM_KEYS[method])
+        _check_keys(doc, raw, dim_path, KEYS["dimension"] + KEYS[method])
         description = raw.get("description")
         if description is not None:
             description = _text(doc, description, (*dim_path, "description"), "description")
@@ -1209,7 +1204,7 @@ def _parse_rules_dim(
     for index, item in enumerate(items):
         rule_path = (*path, "rules", index)
         item = _mapping_of(doc, item, rule_path, "a rule")
-        _check_keys(doc, item, rule_path, ("when", "then"), required=("when", "then"))
+        _check_keys(doc, item, rule_path, KEYS["rule"], required=("when", "then"))
         when = _expression(doc, item["when"], (*rule_path, "when"))
         rules.append(Rule(when=when, then=_label(doc, item["then"], (*rule_path, "then"))))
     default = _optional_label(doc, raw, "default", path)
@@ -1236,9 +1231,7 @@ def _parse_score_dim(
         _identifier(doc, attr, attr_path, "an attribute name")
         number = _number(doc, weight, attr_path, "weight")
         if number <= 0:
-            raise doc.error(
-                attr_path, "weight must be greater than 0 (remove the attribute instead)"
-            )
+            raise doc.error(attr_path, "weight must be greater than 0 (remove the attribute instead)")
         weights.append((attr, number))
     total = sum(weight for _, weight in weights)
     weights = [(attr, weight / total) for attr, weight in weights]
@@ -1257,9 +1250,7 @@ def _parse_score_dim(
                     attr_path,
                     f"thresholds need exactly 9 ascending cut-offs (scores 2..10), got {len(cuts)}",
                 )
-            numbers = tuple(
-                _number(doc, cut, (*attr_path, i), "a threshold") for i, cut in enumerate(cuts)
-            )
+            numbers = tuple(_number(doc, cut, (*attr_path, i), "a threshold") for i, cut in enumerate(cuts))
             if any(b < a for a, b in zip(numbers, numbers[1:], strict=False)):
                 raise doc.error(attr_path, "thresholds must be in ascending order")
             thresholds.append((attr, numbers))
@@ -1282,9 +1273,7 @@ def _parse_score_dim(
 
     missing = raw.get("missing", "skip")
     if missing not in ("skip", "low"):
-        raise doc.error(
-            (*path, "missing"), f"missing must be skip or low, got {_describe(missing)}"
-        )
+        raise doc.error((*path, "missing"), f"missing must be skip or low, got {_describe(missing)}")
     return ScoreDimension(
         name,
         weights=tuple(weights),
@@ -1302,7 +1291,7 @@ def _parse_band(doc: _Doc, label: str, text: Any, metric: str, path: Path) -> Ba
             "a band must be text like 'top 20%', 'bottom 10%', '< 0' or 'between 0 and 100', "
             f"got {_describe(text)}",
         )
-    spec = " ".join(text.split())
+    spec = " ".join(text.split()).lower()
     relative = _BAND_RELATIVE_RE.fullmatch(spec)
     if relative:
         percent = float(relative.group(2))
@@ -1344,9 +1333,7 @@ def _parse_percentile_dim(
     if not bands_raw:
         raise doc.error(bands_path, "bands must name at least one label")
     bands = tuple(
-        _parse_band(
-            doc, _label(doc, label, (*bands_path, label)), spec, metric, (*bands_path, label)
-        )
+        _parse_band(doc, _label(doc, label, (*bands_path, label)), spec, metric, (*bands_path, label))
         for label, spec in bands_raw.items()
     )
     default = _optional_label(doc, raw, "default", path)
@@ -1410,7 +1397,7 @@ def _parse_fieldset(doc: _Doc, value: Any, path: Path, *, require_one: bool) -> 
     if value is None and not require_one:
         return FieldSet()
     data = _mapping_of(doc, value, path, _dotted(path))
-    _check_keys(doc, data, path, ROUTED_FIELDS)
+    _check_keys(doc, data, path, KEYS["fields"])
     if require_one and not data:
         raise doc.error(path, "set must name at least one of priority, sla, group")
     found = {}
@@ -1438,7 +1425,7 @@ def _parse_routing(
     for index, item in enumerate(items):
         rule_path = (*path, index)
         item = _mapping_of(doc, item, rule_path, "a routing rule")
-        _check_keys(doc, item, rule_path, ("when", "set", "description"), required=("when", "set"))
+        _check_keys(doc, item, rule_path, KEYS["routing"], required=("when", "set"))
         when_path = (*rule_path, "when")
         raw_when = item["when"]
         when: tuple[DimensionCondition, ...] | Expression
@@ -1474,9 +1461,7 @@ def _parse_routing(
     return tuple(rules)
 
 
-def _known_label(
-    doc: _Doc, dim: str, label: Any, path: Path, labels: dict[str, tuple[str, ...]]
-) -> str:
+def _known_label(doc: _Doc, dim: str, label: Any, path: Path, labels: dict[str, tuple[str, ...]]) -> str:
     if not isinstance(label, str):
         raise doc.error(
             path,
@@ -1504,9 +1489,7 @@ def _dimension_condition(
     return DimensionCondition(dim, labels=(_known_label(doc, dim, want, path, labels),))
 
 
-def _check_expression_labels(
-    doc: _Doc, node: Node, path: Path, labels: dict[str, tuple[str, ...]]
-) -> None:
+def _check_expression_labels(doc: _Doc, node: Node, path: Path, labels: dict[str, tuple[str, ...]]) -> None:
     """A routing condition comparing a dimension with a label must use a label it can produce."""
 
     def check(name: Operand, literal: Operand) -> None:
@@ -1534,9 +1517,7 @@ def _check_tag_collisions(doc: _Doc, mapping: Mapping) -> None:
             tag = mapping.tags.segment_tag(dim.name, label)
             what = f"{dim.name} {label}"
             if tag in seen:
-                raise doc.error(
-                    ("segments", dim.name), f"label {what} gives tag {tag}, same as {seen[tag]}"
-                )
+                raise doc.error(("segments", dim.name), f"label {what} gives tag {tag}, same as {seen[tag]}")
             seen[tag] = what
     for sla in sorted(mapping.slas):
         tag = mapping.tags.sla_tag(sla)

@@ -95,6 +95,7 @@ class TicketStats:
     tickets_30d: int = 0
     tickets_90d: int = 0
     tickets_total: int = 0
+    tickets_365d: int | None = None
     reopened_90d: int = 0
     csat_good: int = 0
     csat_bad: int = 0

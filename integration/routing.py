@@ -50,9 +50,7 @@ def decide(
     env: Features = {**(feats or {}), **labels}
     chosen: dict[str, tuple[str, RoutingRule | None]] = {}
     for rule in mapping.routing:
-        wanted = [
-            name for name in ROUTED_FIELDS if name not in chosen and rule.sets.get(name) is not None
-        ]
+        wanted = [name for name in ROUTED_FIELDS if name not in chosen and rule.sets.get(name) is not None]
         if wanted and rule.matches(labels, env):
             for name in wanted:
                 chosen[name] = (rule.sets.get(name) or "", rule)

@@ -27,7 +27,7 @@ def load_mapping(path: str | Path) -> tuple[Mapping, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise MappingError(f"{path}: cannot read mapping file ({e.strerror})") from e
+        raise MappingError(f"cannot read mapping file ({e.strerror})", source=str(path)) from e
     return parse_mapping(text, str(path)), hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

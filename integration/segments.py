@@ -321,7 +321,8 @@ def _classify_score(dim: ScoreDimension, feats: Features, fitted: Fitted) -> Ass
         elif not is_number(value):
             problem = f"{attr} {format_value(value)} is not a number"
         elif cuts is None:
-            problem = f"{attr} {format_value(value)} cannot be ranked (no population fitted)"
+            why = "no customer has a value" if attr in fitted.counts else "no population fitted"
+            problem = f"{attr} {format_value(value)} cannot be ranked ({why})"
         else:
             scored.append((attr, decile_score(value, cuts), weight))
             continue
@@ -367,7 +368,8 @@ def _classify_percentile(dim: PercentileDimension, feats: Features, fitted: Fitt
             continue
         cut = cutoffs.get(band.label)
         if cut is None:
-            notes.append(f"the {band.text} of {metric} is not known (no population fitted)")
+            why = "no customer has a value" if band.label in cutoffs else "no population fitted"
+            notes.append(f"the {band.text} of {metric} is not known ({why})")
             continue
         inside = value >= cut if band.kind == "top" else value <= cut
         if inside:

@@ -349,6 +349,7 @@ class Store:
         SELECT requester_key,
                sum(created_at >= :d30) AS tickets_30d,
                sum(created_at >= :d90) AS tickets_90d,
+               sum(created_at >= :d365) AS tickets_365d,
                count(*) AS tickets_total,
                sum(CASE WHEN created_at >= :d90 THEN reopens ELSE 0 END) AS reopened_90d,
                sum(satisfaction = 'good') AS csat_good,
@@ -363,6 +364,7 @@ class Store:
         params: dict[str, Any] = {
             "d30": _iso(now - timedelta(days=30)),
             "d90": _iso(now - timedelta(days=90)),
+            "d365": _iso(now - timedelta(days=365)),
         }
         where = ""
         if customer_key is not None:

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration.mapping import (
+    KEYS,
+    METHODS,
     Expression,
     FieldSet,
     ManualDimension,
@@ -27,7 +29,8 @@ from integration.mapping import (
     parse_mapping,
 )
 
-DEFAULT_YAML = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_YAML = ROOT / "mappings" / "default.yaml"
 
 
 def yaml_text(text: str) -> str:
@@ -108,6 +111,12 @@ def test_default_yaml_parses_and_uses_the_sandbox_groups():
     assert lifecycle.rules[1].when.tree.right.value == 730  # 2y
 
 
+def test_every_mapping_key_and_method_is_documented():
+    docs = (ROOT / "docs" / "mapping.md").read_text()
+    words = {key for keys in KEYS.values() for key in keys} | set(METHODS)
+    assert sorted(word for word in words if f"`{word}`" not in docs) == []
+
+
 def test_manual_lists_are_normalised():
     m = parse_mapping(
         yaml_text(
@@ -156,9 +165,7 @@ def test_percentile_bands_keep_written_order():
 
 
 def test_routing_when_accepts_labels_lists_and_presence():
-    m = parse_mapping(
-        MINIMAL.replace("when: {tier: A}", "when: {tier: [A, B], risk: true}"), "x.yaml"
-    )
+    m = parse_mapping(MINIMAL.replace("when: {tier: A}", "when: {tier: [A, B], risk: true}"), "x.yaml")
     assert m.routing[0].summary == "tier is A or B and risk has a label"
 
 
@@ -245,8 +252,7 @@ def test_bad_weight_reads_like_the_design():
         "mappings/default.yaml",
     )
     assert str(err) == (
-        "mappings/default.yaml:5: segments.tier.weights.revenue_12m: "
-        "weight must be a number, got 'high'"
+        "mappings/default.yaml:5: segments.tier.weights.revenue_12m: weight must be a number, got 'high'"
     )
 
 
@@ -598,7 +604,12 @@ def test_parser_raises_only_mapping_error(text):
     try:
         expr = parse_expression(text)
     except MappingError as exc:
-        assert exc.reason
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        assert error.reason
+        assert error.source == "<expression>"
         return
     # whatever parses must evaluate and explain without raising, on any features
     features = {"a": 1, "b": "x", "d": None}

@@ -339,9 +339,7 @@ def test_percentile_bands_on_ten_customers():
     )
     assert label(90_000).label == "key"
     assert label(89_999.5).label == "standard"
-    assert label(50_000) == Assignment(
-        "value", "standard", ("revenue_12m 50,000 is in none of the bands",)
-    )
+    assert label(50_000) == Assignment("value", "standard", ("revenue_12m 50,000 is in none of the bands",))
     assert label(-1240) == Assignment("value", "negative", ("revenue_12m -1,240 < 0",))
     assert label(10_000) == Assignment(
         "value", "tail", ("revenue_12m 10,000 is in the bottom 10% (cut-off 10,000)",)
@@ -363,7 +361,11 @@ def test_percentile_without_a_fitted_population_says_so():
     )
     empty = fit([{"revenue_12m": None}], m)
     assert empty.bands == {"value": {"key": None, "tail": None}}
-    assert classify(customer(), {"revenue_12m": 5}, empty, m)["value"].label == "standard"
+    assert classify(customer(), {"revenue_12m": 5}, empty, m)["value"].reasons == (
+        "revenue_12m 5 is in none of the bands",
+        "the top 20% of revenue_12m is not known (no customer has a value)",
+        "the bottom 10% of revenue_12m is not known (no customer has a value)",
+    )
 
 
 BANDS = """
@@ -379,9 +381,7 @@ RANK = {"bottom": 0, "mid": 1, "upper": 2, "top": 3}
 
 @settings(max_examples=150, deadline=None)
 @given(
-    values=st.lists(
-        st.one_of(st.none(), st.integers(-50, 50), st.floats(-50, 50)), min_size=1, max_size=60
-    ),
+    values=st.lists(st.one_of(st.none(), st.integers(-50, 50), st.floats(-50, 50)), min_size=1, max_size=60),
     top=st.integers(1, 40),
     extra=st.integers(0, 40),
     low=st.integers(1, 60),

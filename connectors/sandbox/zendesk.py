@@ -394,10 +394,16 @@ class ZendeskSandbox:
         """Serve the API on a background thread; returns the base URL (port 0 picks a free one)."""
         if self._server is not None:
             raise RuntimeError("sandbox already started")
+        if self._stopped.is_set():  # started again after stop(): fresh pools, same data
+            self._stopped.clear()
+            self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zd-webhook")
+            self._job_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zd-job")
         server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self._server = server
         self._base_url = f"http://{host}:{server.server_port}"
-        self._thread = threading.Thread(target=server.serve_forever, name="zd-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="zd-sandbox", daemon=True
+        )
         self._thread.start()
         return self._base_url
 
@@ -2944,7 +2950,12 @@ class ZendeskSandbox:
                 self._record_delivery(delivery, 1, None, "sandbox stopped")
 
     def _record_delivery(
-        self, delivery: Mapping[str, Any], attempt: int, status: int | None, error: str | None
+        self,
+        delivery: Mapping[str, Any],
+        attempt: int,
+        status: int | None,
+        error: str | None,
+        sent_at: float | None = None,
     ) -> None:
         entry = {
             "webhook_id": delivery["webhook_id"],
@@ -2952,7 +2963,7 @@ class ZendeskSandbox:
             "ticket_id": delivery["ticket_id"],
             "trigger_id": delivery["trigger_id"],
             "status_code": status,
-            "sent_at": time.time(),
+            "sent_at": sent_at if sent_at is not None else time.time(),
             "attempt": attempt,
             "error": error,
             "body": delivery["body"],
@@ -2984,6 +2995,7 @@ class ZendeskSandbox:
             headers.update(_auth_headers(webhook.get("authentication")))
             status: int | None = None
             error: str | None = None
+            sent_at = time.time()
             try:
                 with requests.Session() as session:
                     response = session.request(
@@ -3000,7 +3012,7 @@ class ZendeskSandbox:
                 error = f"{type(e).__name__}: {e}"
             except Exception as e:  # never let a delivery thread die silently
                 error = f"{type(e).__name__}: {e}"
-            self._record_delivery(delivery, attempt, status, error)
+            self._record_delivery(delivery, attempt, status, error, sent_at)
             retry = error is not None or status in (409, 429) or (status is not None and status >= 500)
             if not retry or attempt > WEBHOOK_EXTRA_ATTEMPTS:
                 return
