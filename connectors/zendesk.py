@@ -242,6 +242,7 @@ class ZendeskConnector:
         marker_tag: str = "tierdesk_routed",
         timeout: tuple[float, float] = (3.05, 10.0),
         max_attempts: int = 4,
+        backoff_initial: float = 0.5,
         backoff_max: float = 20.0,
     ) -> None:
         self.http = HttpClient(
@@ -250,6 +251,7 @@ class ZendeskConnector:
             auth=(f"{email}/token", token),
             timeout=timeout,
             max_attempts=max_attempts,
+            backoff_initial=backoff_initial,
             backoff_max=backoff_max,
         )
         self.webhook_secret = webhook_secret

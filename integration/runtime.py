@@ -43,6 +43,7 @@ def build_connectors(settings: Settings, marker_tag: str) -> dict[str, Connector
             marker_tag=marker_tag,
             timeout=(3.05, settings.http_timeout),
             max_attempts=settings.http_attempts,
+            backoff_initial=settings.http_backoff,
         )
     return connectors
 

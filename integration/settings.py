@@ -31,6 +31,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     http_timeout: float = 10.0
     http_attempts: int = 4
+    http_backoff: float = 0.5
     max_attempts: int = 8
     retry_base: float = 2.0
     retry_max: float = 300.0

@@ -52,6 +52,8 @@ def settings(tmp_path: Path, sandbox: ZendeskSandbox) -> Settings:
         zendesk_token=TOKEN,
         zendesk_webhook_secret=SECRET,
         http_attempts=3,
+        http_backoff=0.01,
+        max_attempts=4,
         retry_base=0.05,
         retry_max=0.2,
         lease_seconds=5,

@@ -4,14 +4,36 @@ Why it exists: tierdesk's tests and demo must drive the real HTTP paths of the Z
 cursor pagination, incremental exports, bulk jobs, tag semantics, safe updates, rate limits, signed trigger
 webhooks) without a Zendesk account. Paths, body wrappers, field names and error bodies follow Zendesk's
 official OpenAPI description (shared/specs/zendesk); where that description is silent we follow Zendesk's
-documentation, and the remaining choices are marked "sandbox choice" below.
-
-Use it from Python (``ZendeskSandbox().start()``) or on its own::
+documentation. Use it from Python (``ZendeskSandbox().start()``) or on its own::
 
     python -m connectors.sandbox.zendesk --port 8765 --customers 1000 --seed 42
 
 Everything lives in memory behind one re-entrant lock; webhook deliveries and bulk jobs run on small
 thread pools so API calls return as quickly as Zendesk's do.
+
+Behaviour worth knowing (spec = the OpenAPI subset; choice = ours where Zendesk's is unknown or unstated):
+- Tags are lowercased, deduplicated in first-seen order, and split on whitespace (Zendesk stores them
+  space-joined). ``tags`` replaces, ``additional_tags``/``remove_tags`` add/remove (ticket, user and
+  organization updates, single and bulk). /tickets/{id}/tags: POST sets (201), PUT adds (200), DELETE
+  removes (204), per the spec.
+- safe_update (spec): a present ``safe_update`` -- true *or false* -- with an ``updated_stamp`` that is not
+  the ticket's updated_at gives 409. updated_at only moves when an update changes something (spec: "updated
+  only if the update generates a ticket event"); a change within the same second still gets a new stamp.
+- A comment's ``public`` defaults to the first comment's value (spec), so true unless the ticket opened
+  with an internal note. Closed tickets refuse updates with 422 (Zendesk behaviour).
+- Lists use cursor pagination (meta/links) unless ``?page=N`` asks for offset pagination; page[size] above
+  100 is a 400 (choice). Triggers and SLA policies list offset-style, as the spec's schemas show.
+- Incremental exports order by updated_at, then by the order the changes happened; cursors encode that
+  position, so polling with an old after_cursor returns exactly the later changes. Time-based exports
+  always give a next_page (spec example): stop on end_of_stream.
+- Trigger placeholders render Zendesk's display values ({{ticket.status}} -> "Open", {{ticket.priority}}
+  -> "High"); empty values render "". For JSON webhooks each value is JSON-escaped so a quote in a subject
+  cannot break the body (choice). The acting user of API calls is the API agent; ``submit_ticket`` (and
+  POST /__sandbox/tickets) opens a ticket as its end-user requester via the web channel.
+- The Webhooks API answers PUT/PATCH/DELETE with 204 and a signing-secret reset with 201, and reports
+  errors as {"errors": [{"code", "title"}]}, like Zendesk's newer APIs (choice where unverified).
+- Reopens (solved -> unsolved) are tracked per ticket but, as in Zendesk, are not a ticket field:
+  read them with ``ticket_reopens``.
 """
 
 from __future__ import annotations
@@ -203,7 +225,8 @@ def _encode_cursor(data: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str, kind: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Read back a cursor we issued; anything else (or one from another endpoint) is a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -211,7 +234,8 @@ def _decode_cursor(cursor: str, kind: str) -> dict[str, Any]:
         raise ZendeskError(
             400, {"error": "InvalidPaginationParameter", "description": "Invalid cursor"}
         ) from e
-    if not isinstance(data, dict) or data.get("k") != kind:
+    valid = isinstance(data, dict) and data.get("k") == kind
+    if not valid or not all(isinstance(data.get(f), int) and not isinstance(data[f], bool) for f in fields):
         raise ZendeskError(400, {"error": "InvalidPaginationParameter", "description": "Invalid cursor"})
     return data
 
@@ -1218,11 +1242,11 @@ class ZendeskSandbox:
         after = request.args.get("page[after]")
         before = request.args.get("page[before]")
         if after:
-            position = _decode_cursor(after, "page")["v"]
+            position = _decode_cursor(after, "page", ("v",))["v"]
             start = next((i for i, k in enumerate(keys) if k > position), len(keys))
             end = start + size
         elif before:
-            position = _decode_cursor(before, "page")["v"]
+            position = _decode_cursor(before, "page", ("v",))["v"]
             end = next((i for i, k in enumerate(keys) if k >= position), len(keys))
             start = max(0, end - size)
         else:
@@ -2322,8 +2346,8 @@ class ZendeskSandbox:
         cursor = request.args.get("cursor")
         per_page = self._int_arg("per_page", EXPORT_PAGE_MAX, EXPORT_PAGE_MAX)
         if cursor:
-            data = _decode_cursor(cursor, f"export:{kind}")
-            position = (int(data["t"]), int(data["s"]))
+            data = _decode_cursor(cursor, f"export:{kind}", ("t", "s"))
+            position = (data["t"], data["s"])
         else:
             position = (self._start_time(), -1)
         ordered = sorted((r for r in records if self._change_key(r) > position), key=self._change_key)
