@@ -17,10 +17,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.sandbox.seed import seed as seed_sandbox
-from connectors.sandbox.zendesk import ZendeskSandbox
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from connectors.sandbox.seed import seed as seed_sandbox
+from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import logs, sync
 from integration.app import create_app

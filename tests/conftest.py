@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from connectors.sandbox.seed import SeedSummary, seed
-from connectors.sandbox.zendesk import ZendeskSandbox
 from werkzeug.serving import make_server
 
+from connectors.sandbox.seed import SeedSummary, seed
+from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import sync
 from integration.app import create_app

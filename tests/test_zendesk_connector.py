@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import requests
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
 
 from connectors.http import ApiNotFound, ApiServerError, ApiUnauthorized
+from connectors.sandbox.seed import SeedSummary
+from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import UnknownGroup, ZendeskConnector
 from integration import sync
 from integration.models import Decision
