@@ -2,7 +2,8 @@
 
 Checks run in a fixed order, each rejection with its own status, JSON message and named log event:
 known source (404) -> body size (413) -> signature and freshness (401) -> JSON and ticket fields (400)
--> enqueue (committed before we answer) -> 202, or 200 for a delivery we already have.
+-> already routed by us (200, ignored) -> enqueue (committed before we answer) -> 202, or 200 for a
+delivery we already have.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def receive(source: str) -> ResponseReturnValue:
         event = connector.parse_webhook(headers, body)
     except WebhookRejected as e:
         return _reject(source, e.reason, e.message, e.status)
+    if runtime.mapping.tags.routed in event.tags:  # our own update echoed back by an update trigger
+        log.info(f"{source}.webhook.ignored_routed", extra={"ticket": event.ticket_id})
+        return jsonify(status="ignored", reason="ticket already routed by tierdesk"), 200
     payload = {
         "ticket_id": event.ticket_id,
         "requester_id": event.requester_id,

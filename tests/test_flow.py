@@ -196,3 +196,38 @@ def test_unknown_group_in_mapping_is_a_clear_error(live: Live, tmp_path) -> None
     connector: ZendeskConnector = runtime.connectors["zendesk"]  # type: ignore[assignment]
     with pytest.raises(UnknownGroup, match="No Such Team"):
         connector.check_groups(runtime.mapping.groups)
+
+
+def test_our_own_update_never_routes_the_ticket_again(live: Live) -> None:
+    """Even with a careless trigger that fires on every update, our write does not loop."""
+    secret = live.runtime.settings.zendesk_webhook_secret
+    hook = requests.get(
+        f"{live.sandbox.base_url}/api/v2/webhooks", auth=(f"{EMAIL}/token", TOKEN), timeout=5
+    ).json()["webhooks"][0]
+    requests.post(
+        f"{live.sandbox.base_url}/api/v2/triggers",
+        json={
+            "trigger": {
+                "title": "notify on every change",
+                "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Change"}]},
+                "actions": [
+                    {
+                        "field": "notification_webhook",
+                        "value": [hook["id"], '{"ticket": {"id": "{{ticket.id}}", "tags": "{{ticket.tags}}"}}'],
+                    }
+                ],
+            }
+        },
+        auth=(f"{EMAIL}/token", TOKEN),
+        timeout=5,
+    ).raise_for_status()
+    live.start_workers()
+    requester = _requester(live, "lifecycle", "established")
+    ticket = live.zendesk.create_ticket(requester, "loop?", "x")
+    live.wait_for_decisions([ticket.external_id])
+    deliveries = live.sandbox.wait_for_deliveries(2, timeout=5)  # creation + the echo of our update
+    assert len(deliveries) >= 2
+    time.sleep(0.3)
+    assert secret
+    assert len([c for c in _comments(live, ticket.external_id) if not c["public"]]) == 1
+    assert live.runtime.store.queue_counts() == {"done": 1}
