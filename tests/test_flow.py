@@ -198,6 +198,9 @@ def test_unknown_group_in_mapping_is_a_clear_error(live: Live, tmp_path) -> None
         connector.check_groups(runtime.mapping.groups)
 
 
+ECHO_BODY = '{"ticket": {"id": "{{ticket.id}}", "tags": "{{ticket.tags}}"}}'
+
+
 def test_our_own_update_never_routes_the_ticket_again(live: Live) -> None:
     """Even with a careless trigger that fires on every update, our write does not loop."""
     secret = live.runtime.settings.zendesk_webhook_secret
@@ -213,7 +216,7 @@ def test_our_own_update_never_routes_the_ticket_again(live: Live) -> None:
                 "actions": [
                     {
                         "field": "notification_webhook",
-                        "value": [hook["id"], '{"ticket": {"id": "{{ticket.id}}", "tags": "{{ticket.tags}}"}}'],
+                        "value": [hook["id"], ECHO_BODY],
                     }
                 ],
             }
