@@ -117,6 +117,9 @@ class Decision:
     priority: str | None = None  # low | normal | high | urgent
     sla: str | None = None
     group: str | None = None  # a group *name*; the connector resolves it to an id
+    # SLA targets from the mapping's `slas:` section, for helpdesks that take due dates (Freshdesk)
+    first_response_minutes: int | None = None
+    resolution_minutes: int | None = None
     tags: tuple[str, ...] = ()  # segment tags, SLA tag and the routed marker
     note: str = ""
     reasons: tuple[str, ...] = ()  # which rule set which field
