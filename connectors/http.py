@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -176,6 +176,10 @@ class HttpClient:
         self._wait = _wait_retry_after_or_backoff(backoff_initial, backoff_max)
         self.calls = 0  # every HTTP request sent, retries included
         self.rate_limited = 0
+        # Set by the service: `throttle()` returns seconds to wait before the next request may go out
+        # (the outbound rate budget, shared by all processes); `observer(connector, status)` counts calls.
+        self.throttle: Callable[[], float] | None = None
+        self.observer: Callable[[str, int | None], None] | None = None
 
     def url(self, path: str) -> str:
         return path if path.startswith("http") else f"{self.base_url}{path}"
@@ -199,7 +203,15 @@ class HttpClient:
         )
         return retrying(self._send, method, path, params, json)
 
+    def _wait_for_budget(self) -> None:
+        if self.throttle is None:
+            return
+        while (wait := self.throttle()) > 0:
+            log.info("http.throttled", extra={"connector": self.connector, "sleep": round(wait, 3)})
+            time.sleep(min(wait, 1.0))
+
     def _send(self, method: str, path: str, params: Any, body: Any) -> Any:
+        self._wait_for_budget()
         self.calls += 1
         started = time.perf_counter()
         try:
@@ -207,7 +219,11 @@ class HttpClient:
                 method, self.url(path), params=params, json=body, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as e:
+            if self.observer:
+                self.observer(self.connector, None)
             raise ApiUnavailable(self.connector, f"{method} {path}: {e.__class__.__name__}") from e
+        if self.observer:
+            self.observer(self.connector, response.status_code)
         log.debug(
             "http.call",
             extra={

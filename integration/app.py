@@ -12,7 +12,7 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from integration import logs
+from integration import logs, metrics
 from integration.runtime import Runtime
 from integration.settings import Settings
 
@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "oldest_pending_seconds": store.oldest_pending_age(time.time()),
         }
         return jsonify(body), 200 if writable else 503
+
+    @app.get("/metrics")
+    def prometheus() -> ResponseReturnValue:
+        return metrics.render(runtime.store), 200, {"Content-Type": metrics.CONTENT_TYPE}
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> ResponseReturnValue:

@@ -171,13 +171,25 @@ def queue(ctx: click.Context, show_all: bool) -> None:
 
 
 @queue.command("retry")
-@click.argument("event_id", type=int)
-def queue_retry(event_id: int) -> None:
-    """Replay one dead or stuck event."""
+@click.argument("event_id", type=int, required=False)
+@click.option("--dead", "all_dead", is_flag=True, help="Replay every dead event (narrow with the filters).")
+@click.option("--error", "error_contains", help="Only events whose last error contains this text.")
+@click.option("--source", help="Only events from this webhook source, e.g. zendesk.")
+@click.option("--ticket", help="Only events of this ticket id.")
+def queue_retry(
+    event_id: int | None, all_dead: bool, error_contains: str | None, source: str | None, ticket: str | None
+) -> None:
+    """Replay one dead or stuck event by ID, or all dead events matching the filters."""
     runtime = _runtime()
-    if not runtime.queue.replay(event_id):
-        raise click.ClickException(f"event {event_id} not found or already done")
-    click.echo(f"event {event_id} queued again")
+    if event_id is not None:
+        if not runtime.queue.replay(event_id):
+            raise click.ClickException(f"event {event_id} not found or already done")
+        click.echo(f"event {event_id} queued again")
+        return
+    if not (all_dead or error_contains or source or ticket):
+        raise click.UsageError("give an event ID, or --dead (optionally with --error/--source/--ticket)")
+    ids = runtime.queue.replay_matching(source=source, error_contains=error_contains, ticket_id=ticket)
+    click.echo(f"{len(ids)} dead event(s) queued again" + (f": {', '.join(map(str, ids))}" if ids else ""))
 
 
 @main.command()

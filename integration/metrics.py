@@ -29,9 +29,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WEBHOOKS_RECEIVED = Counter(
     "tierdesk_webhooks_received", "Webhook requests received, before any check", ["source"]
 )
-WEBHOOKS_ACCEPTED = Counter(
-    "tierdesk_webhooks_accepted", "Webhook deliveries queued (202)", ["source"]
-)
+WEBHOOKS_ACCEPTED = Counter("tierdesk_webhooks_accepted", "Webhook deliveries queued (202)", ["source"])
 WEBHOOKS_DUPLICATE = Counter(
     "tierdesk_webhooks_duplicate", "Deliveries already queued before, or echoes of our own update", ["source"]
 )

@@ -70,3 +70,18 @@ class Queue:
         if replayed:
             self.wakeup.set()
         return replayed
+
+    def replay_matching(
+        self,
+        *,
+        source: str | None = None,
+        error_contains: str | None = None,
+        ticket_id: str | None = None,
+    ) -> list[int]:
+        """Replay every dead event that matches all the given filters; returns their ids."""
+        ids = self.store.replay_dead(
+            self.clock(), source=source, error_contains=error_contains, ticket_id=ticket_id
+        )
+        if ids:
+            self.wakeup.set()
+        return ids

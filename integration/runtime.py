@@ -6,13 +6,16 @@ Web, worker and scheduler each build one Runtime from the same Settings, whether
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.base import Connector
 from connectors.zendesk import ZendeskConnector
+from integration import metrics
 from integration.mapping import Mapping, MappingError, parse_mapping
 from integration.queue import Queue
 from integration.settings import Settings
@@ -29,6 +32,10 @@ def load_mapping(path: str | Path) -> tuple[Mapping, str]:
     except OSError as e:
         raise MappingError(f"cannot read mapping file ({e.strerror})", source=str(path)) from e
     return parse_mapping(text, str(path)), hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _budget(store: Store, name: str, per_minute: int) -> float:
+    return store.take_rate_token(name, per_minute, time.time())
 
 
 def build_connectors(settings: Settings, marker_tag: str) -> dict[str, Connector]:
@@ -71,4 +78,13 @@ class Runtime:
             retry_max=settings.retry_max,
         )
         connectors = build_connectors(settings, mapping.tags.routed)
+        limits = {"zendesk": settings.zendesk_rate_limit}
+        for name, connector in connectors.items():
+            http = getattr(connector, "http", None)
+            if http is None:
+                continue
+            http.observer = metrics.observe_api
+            limit = limits.get(name, 0)
+            if limit > 0:
+                http.throttle = functools.partial(_budget, store, f"api:{name}", limit)
         return cls(settings, store, queue, mapping, digest, connectors)

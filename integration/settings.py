@@ -32,11 +32,13 @@ class Settings:
     http_timeout: float = 10.0
     http_attempts: int = 4
     http_backoff: float = 0.5
+    zendesk_rate_limit: int = 700
     max_attempts: int = 8
     retry_base: float = 2.0
     retry_max: float = 300.0
     lease_seconds: float = 60.0
     worker_threads: int = 2
+    worker_poll: float = 0.05
     sync_interval: float = 300.0
     log_level: str = "INFO"
 

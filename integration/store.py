@@ -103,6 +103,19 @@ MIGRATIONS: list[tuple[int, str]] = [
 ]
 
 
+MIGRATIONS.append(
+    (
+        2,
+        """
+        CREATE TABLE rate_budget (
+            name TEXT NOT NULL, second INTEGER NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY (name, second)
+        );
+        """,
+    )
+)
+
+
 @dataclass(frozen=True)
 class Event:
     """A queued webhook event as the worker sees it."""
@@ -536,6 +549,15 @@ class Store:
         RETURNING *
     """
 
+    def has_ready(self, now: float) -> bool:
+        """A read-only peek, so idle workers can poll often without taking the write lock."""
+        row = self.db.conn.execute(
+            "SELECT 1 FROM events WHERE (status = 'pending' AND available_at <= ?) "
+            "OR (status = 'leased' AND lease_until < ?) LIMIT 1",
+            (now, now),
+        ).fetchone()
+        return row is not None
+
     def claim(self, worker: str, now: float, lease_seconds: float) -> Event | None:
         """Lease the oldest ready event; one statement, so two workers never get the same one.
 
@@ -601,6 +623,33 @@ class Store:
                 (now, event_id),
             )
             return cur.rowcount == 1
+
+    def replay_dead(
+        self,
+        now: float,
+        *,
+        source: str | None = None,
+        error_contains: str | None = None,
+        ticket_id: str | None = None,
+    ) -> list[int]:
+        where, params = ["status = 'dead'"], []
+        if source:
+            where.append("source = ?")
+            params.append(source)
+        if error_contains:
+            where.append("instr(coalesce(last_error, ''), ?) > 0")
+            params.append(error_contains)
+        if ticket_id:
+            where.append("ticket_key LIKE ?")
+            params.append(f"%:ticket:{ticket_id}")
+        with self.transaction() as db:
+            clauses = " AND ".join(where)  # fixed strings above; values are bound parameters
+            sql = (
+                "UPDATE events SET status = 'pending', attempts = 0, available_at = ?, "  # noqa: S608
+                f"lease_until = NULL, finished_at = NULL WHERE {clauses} RETURNING id"
+            )
+            rows = db.conn.execute(sql, [now, *params]).fetchall()
+        return sorted(r[0] for r in rows)
 
     def get_event(self, event_id: int) -> Event | None:
         rows = list(self.db.query("SELECT * FROM events WHERE id = ?", [event_id]))
@@ -693,6 +742,25 @@ class Store:
             received_at=row["received_at"],
             decided_at=row["decided_at"],
         )
+
+    # -- outbound rate budget -----------------------------------------------------------------------
+
+    def take_rate_token(self, name: str, per_minute: int, now: float) -> float:
+        """A one-minute sliding window shared by all processes; returns seconds to wait (0: go now)."""
+        second = int(now)
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM rate_budget WHERE name = ? AND second <= ?", (name, second - 60))
+            used, oldest = db.conn.execute(
+                "SELECT coalesce(sum(count), 0), min(second) FROM rate_budget WHERE name = ?", (name,)
+            ).fetchone()
+            if used >= per_minute:
+                return max(0.01, oldest + 60 - now)
+            db.conn.execute(
+                "INSERT INTO rate_budget (name, second, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (name, second) DO UPDATE SET count = count + 1",
+                (name, second),
+            )
+        return 0.0
 
     # -- locks --------------------------------------------------------------------------------------
 

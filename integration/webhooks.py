@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from connectors.base import WebhookRejected
+from integration import metrics
 from integration.runtime import Runtime
 
 log = logging.getLogger("tierdesk.webhooks")
@@ -22,6 +23,7 @@ bp = Blueprint("webhooks", __name__)
 
 
 def _reject(source: str, reason: str, message: str, status: int) -> ResponseReturnValue:
+    metrics.WEBHOOKS_REJECTED.labels(source, reason).inc()
     log.warning(
         f"{source}.webhook.{reason}",
         extra={"source": source, "status": status, "remote": request.remote_addr},
@@ -33,8 +35,10 @@ def _reject(source: str, reason: str, message: str, status: int) -> ResponseRetu
 def receive(source: str) -> ResponseReturnValue:
     runtime: Runtime = current_app.extensions["tierdesk"]
     connector = runtime.connectors.get(source)
-    if connector is None:
-        return _reject(source, "unknown_source", f"no webhook source named {source!r}", 404)
+    if connector is None:  # label it "unknown": a caller must not be able to mint metric labels
+        metrics.WEBHOOKS_RECEIVED.labels("unknown").inc()
+        return _reject("unknown", "unknown_source", f"no webhook source named {source[:40]!r}", 404)
+    metrics.WEBHOOKS_RECEIVED.labels(source).inc()
     limit = runtime.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _reject(source, "too_large", f"body larger than {limit} bytes", 413)
@@ -48,6 +52,7 @@ def receive(source: str) -> ResponseReturnValue:
     except WebhookRejected as e:
         return _reject(source, e.reason, e.message, e.status)
     if runtime.mapping.tags.routed in event.tags:  # our own update echoed back by an update trigger
+        metrics.WEBHOOKS_DUPLICATE.labels(source).inc()
         log.info(f"{source}.webhook.ignored_routed", extra={"ticket": event.ticket_id})
         return jsonify(status="ignored", reason="ticket already routed by tierdesk"), 200
     payload = {
@@ -62,5 +67,7 @@ def receive(source: str) -> ResponseReturnValue:
         extra={"event": event_id, "ticket": event.ticket_id, "delivery": event.event_id},
     )
     if not created:
+        metrics.WEBHOOKS_DUPLICATE.labels(source).inc()
         return jsonify(status="duplicate", event=event_id), 200
+    metrics.WEBHOOKS_ACCEPTED.labels(source).inc()
     return jsonify(status="queued", event=event_id), 202

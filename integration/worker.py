@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from connectors.base import ApplyResult, Connector
 from connectors.http import ApiError, ApiNotFound
-from integration import routing
+from integration import metrics, routing
 from integration.models import Assignment, Customer, Decision
 from integration.runtime import Runtime
 from integration.store import Event
@@ -42,14 +42,22 @@ class Worker:
 
     def run_once(self) -> Outcome | None:
         """Process one ready event, if any."""
-        event = self.runtime.queue.claim(self.name)
+        queue = self.runtime.queue
+        if not queue.store.has_ready(queue.clock()):
+            return None
+        event = queue.claim(self.name)
         if event is None:
             return None
         return self.process(event)
 
-    def run(self, stop: threading.Event, idle_wait: float = 0.25) -> None:
-        """Work until `stop` is set; sleep on the queue's wake-up signal when idle."""
+    def run(self, stop: threading.Event) -> None:
+        """Work until `stop` is set. When idle, wake on an in-process enqueue or poll the store.
+
+        The poll is a read-only query, so a short interval (TIERDESK_WORKER_POLL) costs little and keeps
+        webhook-to-update latency low when web and worker are separate processes.
+        """
         wakeup = self.runtime.queue.wakeup
+        idle_wait = self.runtime.settings.worker_poll
         while not stop.is_set():
             try:
                 outcome = self.run_once()
@@ -64,6 +72,15 @@ class Worker:
     # -- one event ----------------------------------------------------------------------------------
 
     def process(self, event: Event) -> Outcome:
+        outcome = self._process(event)
+        metrics.EVENTS_PROCESSED.labels(event.source, outcome.status).inc()
+        if outcome.status == "dead":
+            metrics.DEAD_LETTERS.labels(event.source).inc()
+        elif outcome.status == "applied":
+            metrics.ROUTING_LATENCY.labels(event.source).observe(max(0.0, time.time() - event.received_at))
+        return outcome
+
+    def _process(self, event: Event) -> Outcome:
         queue = self.runtime.queue
         extra = {"event": event.id, "ticket": event.ticket_key, "attempt": event.attempts}
         try:
