@@ -1,0 +1,238 @@
+"""Fault tests: crashes, outages, rate-limit storms and a slow helpdesk lose nothing and apply once.
+
+Loopback only, bounded in count and time. The crash test runs the real deployment (gunicorn web + a
+`tierdesk worker` process) and kills them with SIGKILL in the middle of a burst of 2,000 webhooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+
+from connectors.sandbox.seed import SeedSummary
+from connectors.sandbox.zendesk import ZendeskSandbox
+from integration.runtime import Runtime
+from integration.store import Store
+from integration.worker import Worker
+from tests.conftest import EMAIL, SECRET, TOKEN, Live, signed_headers
+from tests.test_processes import _port, _wait_http
+
+BIN = Path(sys.executable).parent
+BURST = 2000
+
+
+def _private_notes(sandbox: ZendeskSandbox, ticket_id: int) -> int:
+    return sum(1 for c in sandbox.ticket_comments(ticket_id) if not c["public"])
+
+
+class Deliverer:
+    """Sends webhooks the way Zendesk does: each invocation retried until it gets a 2xx."""
+
+    def __init__(self, url: str, ticket_ids: list[int]) -> None:
+        self.url = url
+        self.ticket_ids = ticket_ids
+        self.acked = 0
+        self.failures = 0
+        self.statuses: list[int] = []
+        self._lock = threading.Lock()
+
+    def _deliver(self, ticket_id: int) -> None:
+        body = json.dumps({"ticket": {"id": str(ticket_id)}}).encode()
+        invocation = f"inv-{ticket_id}"
+        session = requests.Session()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            headers = {**signed_headers(body), "x-zendesk-webhook-invocation-id": invocation}
+            try:
+                response = session.post(self.url, data=body, headers=headers, timeout=5)
+            except requests.RequestException:
+                with self._lock:
+                    self.failures += 1
+                time.sleep(0.1)
+                continue
+            with self._lock:
+                self.statuses.append(response.status_code)
+            if response.status_code < 300:
+                with self._lock:
+                    self.acked += 1
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"delivery for ticket {ticket_id} never acknowledged")
+
+    def run(self) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(self._deliver, self.ticket_ids))
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    out = log.open("a")
+    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+
+
+def _kill9(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _kill9(proc)
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_kill_9_of_web_and_worker_mid_burst_applies_every_event_exactly_once(
+    tmp_path: Path, sandbox: ZendeskSandbox, seeded: SeedSummary
+) -> None:
+    rng = random.Random(3)
+    tickets = [
+        sandbox.add_ticket(rng.choice(seeded.customer_ids), f"burst {i}", "x")["id"] for i in range(BURST)
+    ]
+    port = _port()
+    env = {
+        **os.environ,
+        "TIERDESK_DB": str(tmp_path / "tierdesk.db"),
+        "TIERDESK_ZENDESK_URL": sandbox.base_url,
+        "TIERDESK_ZENDESK_EMAIL": EMAIL,
+        "TIERDESK_ZENDESK_TOKEN": TOKEN,
+        "TIERDESK_ZENDESK_WEBHOOK_SECRET": SECRET,
+        "TIERDESK_ZENDESK_RATE_LIMIT": "0",
+        "TIERDESK_LEASE_SECONDS": "2",
+        "TIERDESK_RETRY_BASE": "0.2",
+        "TIERDESK_LOG_LEVEL": "WARNING",
+        "TIERDESK_SYNC_INTERVAL": "3600",
+    }
+    web_cmd = [
+        str(BIN / "gunicorn"),
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "integration.app:create_app()",
+    ]
+    worker_cmd = [str(BIN / "tierdesk"), "worker"]
+    subprocess.run([str(BIN / "tierdesk"), "sync"], env=env, check=True, capture_output=True)  # noqa: S603
+    store = Store(tmp_path / "tierdesk.db")
+    log = tmp_path / "processes.log"
+    web = _start(web_cmd, env, log)
+    worker = _start(worker_cmd, env, log)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        deliverer = Deliverer(f"http://127.0.0.1:{port}/webhooks/zendesk", tickets)
+        sending = threading.Thread(target=deliverer.run)
+        sending.start()
+
+        _wait(lambda: deliverer.acked >= 500, 60, "500 acknowledged deliveries")
+        _kill9(web)  # the web tier crashes with requests in flight
+        time.sleep(0.3)
+        web = _start(web_cmd, env, log)
+
+        _wait(lambda: store.count("decisions") >= 300, 60, "300 routed tickets")
+        _kill9(worker)  # a worker dies holding leases, maybe between our PUT and its bookkeeping
+        worker = _start(worker_cmd, env, log)
+        second_worker = _start(worker_cmd, env, log)
+
+        sending.join(timeout=120)
+        assert not sending.is_alive()
+        _wait(lambda: store.queue_counts().get("done", 0) >= BURST, 120, "every event done")
+        _stop(second_worker)
+    finally:
+        _stop(web)
+        _stop(worker)
+
+    assert deliverer.acked == BURST
+    assert deliverer.failures > 0  # the web crash was felt: deliveries failed and were sent again
+    assert store.queue_counts() == {"done": BURST}
+    events = {e.ticket_key for e in store.list_events(["done"], limit=BURST * 2)}
+    assert len(events) == BURST
+    notes = [_private_notes(sandbox, t) for t in tickets]
+    assert notes.count(1) == BURST, (
+        f"tickets with a note count other than 1: {[n for n in notes if n != 1][:10]}"
+    )
+    assert all("tierdesk_routed" in sandbox.get_ticket(t)["tags"] for t in tickets)
+
+
+@pytest.fixture
+def patient(live: Live) -> Runtime:
+    """A runtime that keeps retrying long enough to outlast a short outage."""
+    return Runtime.from_settings(
+        replace(live.runtime.settings, max_attempts=30, retry_base=0.05, retry_max=0.3, http_timeout=0.5)
+    )
+
+
+def _queue_tickets(live: Live, count: int) -> list[str]:
+    requester = live.runtime.store.customers_by_segment()[("lifecycle", "established")][0].rsplit(":", 1)[1]
+    ids = [live.zendesk.create_ticket(requester, f"fault {i}", "x").external_id for i in range(count)]
+    _wait(lambda: live.runtime.store.queue_counts().get("pending", 0) >= count, 10, "webhooks queued")
+    return ids
+
+
+def _drain(runtime: Runtime, expected: int, timeout: float = 40) -> list[str]:
+    worker = Worker(runtime)
+    outcomes: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and runtime.store.queue_counts().get("done", 0) < expected:
+        outcome = worker.run_once()
+        if outcome:
+            outcomes.append(outcome.status)
+        else:
+            time.sleep(0.02)
+    return outcomes
+
+
+def test_outage_of_503s_then_recovery_applies_everything(live: Live, patient: Runtime) -> None:
+    ids = _queue_tickets(live, 10)
+    live.sandbox.inject_faults(503, count=100_000)
+    threading.Timer(1.5, lambda: live.sandbox.inject_faults(503, count=0)).start()
+    outcomes = _drain(patient, 10)
+    assert "retry" in outcomes
+    assert "dead" not in outcomes
+    assert patient.store.queue_counts() == {"done": 10}
+    for ticket_id in ids:
+        assert _private_notes(live.sandbox, int(ticket_id)) == 1
+
+
+def test_rate_limit_storm_is_waited_out(live: Live, patient: Runtime) -> None:
+    ids = _queue_tickets(live, 5)
+    live.sandbox.inject_faults(429, count=12, retry_after=1)
+    outcomes = _drain(patient, 5)
+    assert "dead" not in outcomes
+    assert patient.store.queue_counts() == {"done": 5}
+    assert patient.connectors["zendesk"].http.rate_limited >= 1
+    for ticket_id in ids:
+        assert _private_notes(live.sandbox, int(ticket_id)) == 1
+
+
+def test_slow_helpdesk_times_out_and_is_retried_without_double_notes(live: Live, patient: Runtime) -> None:
+    ids = _queue_tickets(live, 3)
+    live.sandbox.set_delay(1.0)  # longer than the 0.5 s read timeout
+    threading.Timer(2.0, lambda: live.sandbox.set_delay(0)).start()
+    outcomes = _drain(patient, 3)
+    assert "retry" in outcomes
+    assert "dead" not in outcomes
+    assert patient.store.queue_counts() == {"done": 3}
+    for ticket_id in ids:
+        assert _private_notes(live.sandbox, int(ticket_id)) == 1
