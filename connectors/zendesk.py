@@ -104,7 +104,7 @@ def _id(value: Any, field: str, required: bool = False) -> str | None:
             raise WebhookRejected("bad_payload", f"{field} is missing", 400)
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):  # not "²" or "١٢"
         raise WebhookRejected("bad_payload", f"{field} must be a numeric id, got {text[:40]!r}", 400)
     return text
 
@@ -121,7 +121,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
     """Read the ticket reference out of a trigger body or a Zendesk event envelope."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: "[[[[..." nesting
         raise WebhookRejected("malformed_json", "body is not valid JSON", 400) from e
     if not isinstance(data, dict):
         raise WebhookRejected("bad_payload", "body must be a JSON object", 400)
@@ -148,7 +148,8 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
     event_id = headers.get(INVOCATION_HEADER) or fallback_id or f"ticket:{ticket_id}"
     return TicketEvent(
         source=NAME,
-        event_id=str(event_id)[:200],
+        # backslashreplace: a lone surrogate ("\ud800") from the JSON would make SQLite refuse the row
+        event_id=str(event_id).encode("utf-8", "backslashreplace").decode()[:200],
         ticket_id=ticket_id,
         requester_id=_id(requester, "ticket.requester_id"),
         organization_id=_id(organization, "ticket.organization_id"),

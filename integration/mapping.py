@@ -17,6 +17,7 @@ Python closures. Nothing is ever handed to the Python interpreter as code.
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import difflib
 import math
 import operator
@@ -34,7 +35,9 @@ Features = collections.abc.Mapping[str, Value]
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 ROUTED_FIELDS = ("priority", "sla", "group")
-METHODS = ("rules", "score", "percentile", "manual")
+METHODS = ("rules", "score", "percentile", "rfm", "manual")
+LEVELS = ("customer", "organization")
+MULTIPLE = ("best", "first")
 
 _NAME_RE = re.compile(r"[a-z_][a-z0-9_]*", re.ASCII)
 _TAG_RE = re.compile(r"[a-z0-9_]+", re.ASCII)
@@ -702,6 +705,33 @@ class FeatureSpec:
     """Knobs for derived features (see segments.features)."""
 
     cost_per_ticket: float = 25.0
+    # attributes added to cost_to_serve when they are numbers (money, same period as revenue_12m)
+    cost_attributes: tuple[str, ...] = ("service_cost_12m",)
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    """Targets of one SLA policy, in minutes; None: the mapping sets no such target."""
+
+    first_response_minutes: int | None = None
+    resolution_minutes: int | None = None
+
+    @property
+    def summary(self) -> str:
+        parts = []
+        if self.first_response_minutes is not None:
+            parts.append(f"first response {format_minutes(self.first_response_minutes)}")
+        if self.resolution_minutes is not None:
+            parts.append(f"resolution {format_minutes(self.resolution_minutes)}")
+        return ", ".join(parts)
+
+
+def format_minutes(minutes: int) -> str:
+    """A duration for people: 90 -> '1h 30m', 1440 -> '1d', 2160 -> '1d 12h'."""
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "m")) if n]
+    return " ".join(parts) or "0m"
 
 
 @dataclass(frozen=True)
@@ -718,6 +748,8 @@ class RulesDimension:
     rules: tuple[Rule, ...]
     default: str | None = None
     description: str = ""
+    level: str = "customer"  # customer | organization (computed per organization, given to its users)
+    multiple: str = "best"  # a user in several organizations: best | first
     method: ClassVar[str] = "rules"
 
     @property
@@ -738,6 +770,8 @@ class ScoreDimension:
     thresholds: tuple[tuple[str, tuple[float, ...]], ...] = ()  # attr -> 9 ascending cut-offs
     missing: str = "skip"  # skip | low
     description: str = ""
+    level: str = "customer"
+    multiple: str = "best"
     method: ClassVar[str] = "score"
 
     @property
@@ -777,6 +811,8 @@ class PercentileDimension:
     bands: tuple[Band, ...]
     default: str | None = None
     description: str = ""
+    level: str = "customer"
+    multiple: str = "best"
     method: ClassVar[str] = "percentile"
 
     @property
@@ -787,18 +823,60 @@ class PercentileDimension:
         return tuple(dict.fromkeys(found))
 
 
+RFM_SCORES = ("r", "f", "m")
+
+# The usual RFM group map on the recency (r) and frequency (f) quintile scores: every (r, f) pair of
+# the 5 x 5 grid falls in exactly one group, tried in this order. A mapping may replace it.
+DEFAULT_RFM_GROUPS: tuple[tuple[str, str], ...] = (
+    ("champions", "r >= 5 and f >= 4"),
+    ("loyal", "r >= 3 and f >= 4"),
+    ("potential_loyalists", "r >= 4 and f >= 2"),
+    ("new_customers", "r == 5 and f == 1"),
+    ("promising", "r == 4 and f == 1"),
+    ("need_attention", "r == 3 and f == 3"),
+    ("about_to_sleep", "r == 3 and f <= 2"),
+    ("cant_lose", "r <= 2 and f == 5"),
+    ("at_risk", "r <= 2 and f >= 3"),
+    ("hibernating", "r <= 2 and f <= 2"),
+)
+
+
 @dataclass(frozen=True)
-class ManualDimension:
-    """Hand-kept lists (ids, emails, domains, source tags); a match gives ``label``."""
+class RfmDimension:
+    """Recency, frequency and monetary quintile scores (1-5) and named groups over them."""
 
     name: str
+    recency: str = "last_purchase_days"  # days since the last purchase: fewer is better
+    frequency: str = "purchases_12m"
+    monetary: str = "revenue_12m"
+    groups: tuple[Rule, ...] = ()  # conditions over r, f, m; the first that holds names the group
+    default: str | None = None
+    description: str = ""
+    level: str = "customer"
+    multiple: str = "best"
+    method: ClassVar[str] = "rfm"
+
+    @property
+    def inputs(self) -> tuple[tuple[str, str], ...]:
+        """(score letter, feature) pairs, in R, F, M order."""
+        return (("r", self.recency), ("f", self.frequency), ("m", self.monetary))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        found = [rule.then for rule in self.groups]
+        if self.default is not None:
+            found.append(self.default)
+        return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class MatchList:
+    """Ids, emails, email domains and source-system tags, normalised for matching."""
+
     ids: tuple[str, ...] = ()
     emails: tuple[str, ...] = ()  # lowercased
     domains: tuple[str, ...] = ()  # lowercased, no leading "@"
     tags: tuple[str, ...] = ()  # lowercased
-    label: str = "vip"
-    description: str = ""
-    method: ClassVar[str] = "manual"
     id_set: frozenset[str] = field(init=False, repr=False, compare=False)
     email_set: frozenset[str] = field(init=False, repr=False, compare=False)
     domain_set: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -810,12 +888,57 @@ class ManualDimension:
         object.__setattr__(self, "domain_set", frozenset(self.domains))
         object.__setattr__(self, "tag_set", frozenset(self.tags))
 
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.emails or self.domains or self.tags)
+
+
+@dataclass(frozen=True)
+class ManualDimension:
+    """Hand-kept lists (ids, emails, domains, source tags); a match gives ``label``.
+
+    A match on the ``deny`` lists wins over every allow list (no label), and ``overrides`` lets a
+    match force labels in other dimensions, whatever their own method computed.
+    """
+
+    name: str
+    ids: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()  # lowercased
+    domains: tuple[str, ...] = ()  # lowercased, no leading "@"
+    tags: tuple[str, ...] = ()  # lowercased
+    label: str = "vip"
+    description: str = ""
+    deny: MatchList = field(default_factory=MatchList)
+    overrides: tuple[tuple[str, str | None], ...] = ()  # (dimension, label or None), in file order
+    level: str = "customer"
+    multiple: str = "best"
+    method: ClassVar[str] = "manual"
+    allow: MatchList = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow", MatchList(self.ids, self.emails, self.domains, self.tags))
+
+    @property
+    def id_set(self) -> frozenset[str]:
+        return self.allow.id_set
+
+    @property
+    def email_set(self) -> frozenset[str]:
+        return self.allow.email_set
+
+    @property
+    def domain_set(self) -> frozenset[str]:
+        return self.allow.domain_set
+
+    @property
+    def tag_set(self) -> frozenset[str]:
+        return self.allow.tag_set
+
     @property
     def labels(self) -> tuple[str, ...]:
         return (self.label,)
 
 
-DimensionSpec = RulesDimension | ScoreDimension | PercentileDimension | ManualDimension
+DimensionSpec = RulesDimension | ScoreDimension | PercentileDimension | RfmDimension | ManualDimension
 
 
 @dataclass(frozen=True)
@@ -872,10 +995,23 @@ class Mapping:
     tags: TagSpec = field(default_factory=TagSpec)
     features: FeatureSpec = field(default_factory=FeatureSpec)
     description: str = ""
+    # SLA name -> targets from the `slas:` section; an SLA routing sets but this lacks has no targets
+    sla_targets: dict[str, SlaTarget] = field(default_factory=dict)
 
     @property
     def dimension_names(self) -> tuple[str, ...]:
         return tuple(dim.name for dim in self.segments)
+
+    def dimensions_at(self, level: str) -> tuple[DimensionSpec, ...]:
+        """The dimensions computed at one level (customer or organization), in mapping order."""
+        return tuple(dim for dim in self.segments if dim.level == level)
+
+    def inputs(self, level: str = "customer") -> tuple[str, ...]:
+        """Every feature the dimensions of one level read, in order of first use."""
+        names: dict[str, None] = {}
+        for dim in self.dimensions_at(level):
+            names.update(dict.fromkeys(dimension_inputs(dim)))
+        return tuple(names)
 
     def dimension(self, name: str) -> DimensionSpec:
         for dim in self.segments:
@@ -896,6 +1032,19 @@ class Mapping:
     def groups(self) -> frozenset[str]:
         """Every group name the mapping can set; the service checks they exist in the helpdesk."""
         return self._used("group")
+
+
+def dimension_inputs(dim: DimensionSpec) -> tuple[str, ...]:
+    """The features one dimension reads (manual lists read the customer record, not features)."""
+    if isinstance(dim, RulesDimension):
+        return tuple(dict.fromkeys(name for rule in dim.rules for name in rule.when.names))
+    if isinstance(dim, ScoreDimension):
+        return tuple(attr for attr, _ in dim.weights)
+    if isinstance(dim, PercentileDimension):
+        return (dim.metric,)
+    if isinstance(dim, RfmDimension):
+        return tuple(feature for _, feature in dim.inputs)
+    return ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1016,17 +1165,20 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) ->
 # Every key a mapping may use, by where it may appear. Anything else is an error; docs/mapping.md
 # documents each of them (tests/test_mapping.py checks).
 KEYS: dict[str, tuple[str, ...]] = {
-    "top": ("description", "segments", "routing", "default", "tags", "features"),
-    "dimension": ("method", "description"),
+    "top": ("description", "segments", "routing", "default", "tags", "features", "slas"),
+    "dimension": ("method", "description", "level", "multiple"),
     "rules": ("rules", "default"),
     "rule": ("when", "then"),
     "score": ("weights", "thresholds", "bands", "missing"),
     "percentile": ("metric", "bands", "default"),
-    "manual": ("ids", "emails", "domains", "tags", "label"),
+    "rfm": ("recency", "frequency", "monetary", "groups", "default"),
+    "manual": ("ids", "emails", "domains", "tags", "label", "deny", "overrides"),
+    "deny": ("ids", "emails", "domains", "tags"),
     "routing": ("when", "set", "description"),
     "fields": ROUTED_FIELDS,
     "tags": ("prefix", "routed"),
-    "features": ("cost_per_ticket",),
+    "features": ("cost_per_ticket", "cost_attributes"),
+    "sla": ("first_response", "resolution"),
 }
 _RESERVED_DIMENSIONS = frozenset({"sla"})
 _BAND_RELATIVE_RE = re.compile(r"(top|bottom)\s+([0-9]+(?:\.[0-9]+)?)\s*%", re.ASCII)
@@ -1125,6 +1277,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
     description = data.get("description")
     if description is not None:
         description = _text(doc, description, ("description",), "description")
+    sla_targets = _parse_slas(doc, data.get("slas"), ("slas",))
     mapping = Mapping(
         source=source,
         segments=segments,
@@ -1133,9 +1286,67 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
         tags=tags,
         features=features,
         description=description or "",
+        sla_targets=sla_targets,
     )
     _check_tag_collisions(doc, mapping)
     return mapping
+
+
+_DURATION_PART_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([mhd])", re.ASCII)
+_MINUTES = {"m": 1, "h": 60, "d": 1440}
+
+
+def parse_duration(text: Any) -> int:
+    """Minutes in a duration like ``30m``, ``4h``, ``3d`` or ``1h 30m``; ValueError says what is wrong."""
+    if not isinstance(text, str):
+        raise ValueError(f"a duration must be text like 30m, 4h or 3d, got {_describe(text)}")
+    pos, total = 0, 0.0
+    spec = text.strip().lower()
+    while pos < len(spec):
+        match = _DURATION_PART_RE.match(spec, pos)
+        if match is None:
+            raise ValueError(f"a duration must look like 30m, 4h, 3d or 1h 30m, got {_quote(text)}")
+        total += float(match.group(1)) * _MINUTES[match.group(2)]
+        pos = match.end()
+        while pos < len(spec) and spec[pos] == " ":
+            pos += 1
+    if not spec:
+        raise ValueError("a duration must not be empty")
+    if total <= 0 or not total.is_integer():
+        raise ValueError(f"a duration must be a whole number of minutes above 0, got {_quote(text)}")
+    return int(total)
+
+
+def _parse_slas(doc: _Doc, value: Any, path: Path) -> dict[str, SlaTarget]:
+    if value is None:
+        return {}
+    data = _mapping_of(doc, value, path, "slas")
+    out: dict[str, SlaTarget] = {}
+    for name, raw in data.items():
+        sla_path = (*path, name)
+        _text(doc, name, sla_path, "an SLA name")
+        raw = _mapping_of(doc, raw, sla_path, f"SLA {name}")
+        _check_keys(doc, raw, sla_path, KEYS["sla"])
+        if not raw:
+            raise doc.error(sla_path, "name at least one of first_response, resolution")
+        minutes: dict[str, int | None] = {}
+        for key in KEYS["sla"]:
+            if raw.get(key) is None:
+                minutes[key] = None
+                continue
+            try:
+                minutes[key] = parse_duration(raw[key])
+            except ValueError as exc:
+                raise doc.error((*sla_path, key), str(exc)) from None
+        first, resolution = minutes["first_response"], minutes["resolution"]
+        if first is not None and resolution is not None and first > resolution:
+            raise doc.error(
+                (*sla_path, "first_response"),
+                f"first_response ({format_minutes(first)}) is longer than resolution "
+                f"({format_minutes(resolution)})",
+            )
+        out[name] = SlaTarget(first, resolution)
+    return out
 
 
 def _parse_tags(doc: _Doc, value: Any, path: Path) -> TagSpec:
@@ -1158,12 +1369,21 @@ def _parse_features(doc: _Doc, value: Any, path: Path) -> FeatureSpec:
         return FeatureSpec()
     data = _mapping_of(doc, value, path, "features")
     _check_keys(doc, data, path, KEYS["features"])
-    if "cost_per_ticket" not in data:
-        return FeatureSpec()
-    cost = _number(doc, data["cost_per_ticket"], (*path, "cost_per_ticket"), "cost_per_ticket")
-    if cost < 0:
-        raise doc.error((*path, "cost_per_ticket"), "cost_per_ticket must not be negative")
-    return FeatureSpec(cost_per_ticket=cost)
+    spec = FeatureSpec()
+    if "cost_per_ticket" in data:
+        cost = _number(doc, data["cost_per_ticket"], (*path, "cost_per_ticket"), "cost_per_ticket")
+        if cost < 0:
+            raise doc.error((*path, "cost_per_ticket"), "cost_per_ticket must not be negative")
+        spec = FeatureSpec(cost_per_ticket=cost, cost_attributes=spec.cost_attributes)
+    if data.get("cost_attributes") is not None:
+        attrs_path = (*path, "cost_attributes")
+        items = _list_of(doc, data["cost_attributes"], attrs_path, "cost_attributes")
+        names = []
+        for index, item in enumerate(items):
+            item_path = (*attrs_path, index)
+            names.append(_identifier(doc, _text(doc, item, item_path, "an attribute"), item_path, "attribute"))
+        spec = FeatureSpec(cost_per_ticket=spec.cost_per_ticket, cost_attributes=tuple(dict.fromkeys(names)))
+    return spec
 
 
 def _parse_segments(doc: _Doc, value: Any, path: Path) -> tuple[DimensionSpec, ...]:
@@ -1188,8 +1408,40 @@ def _parse_segments(doc: _Doc, value: Any, path: Path) -> tuple[DimensionSpec, .
         if description is not None:
             description = _text(doc, description, (*dim_path, "description"), "description")
         parse = _DIM_PARSERS[method]
-        dims.append(parse(doc, name, raw, dim_path, description or ""))
+        dim = parse(doc, name, raw, dim_path, description or "")
+        level = raw.get("level", "customer")
+        if level not in LEVELS:
+            raise doc.error((*dim_path, "level"), f"level must be customer or organization, got {_describe(level)}")
+        multiple = raw.get("multiple", "best")
+        if multiple not in MULTIPLE:
+            raise doc.error((*dim_path, "multiple"), f"multiple must be best or first, got {_describe(multiple)}")
+        if "multiple" in raw and level != "organization":
+            raise doc.error((*dim_path, "multiple"), "multiple only applies to level: organization")
+        if level == "organization" and isinstance(dim, ManualDimension) and (dim.emails or dim.deny.emails):
+            raise doc.error(
+                (*dim_path, "emails" if dim.emails else "deny"),
+                "organizations have no email address: use ids, domains or tags at level organization",
+            )
+        dims.append(dataclasses.replace(dim, level=level, multiple=multiple))
+    _check_overrides(doc, dims, path)
     return tuple(dims)
+
+
+def _check_overrides(doc: _Doc, dims: list[DimensionSpec], path: Path) -> None:
+    """An override must name another dimension and a label that dimension can produce (or null)."""
+    labels = {dim.name: dim.labels for dim in dims}
+    for dim in dims:
+        if not isinstance(dim, ManualDimension):
+            continue
+        for target, label in dim.overrides:
+            key_path = (*path, dim.name, "overrides", target)
+            if target == dim.name:
+                raise doc.error(key_path, "a dimension cannot override itself")
+            if target not in labels:
+                raise doc.error(key_path, f"unknown dimension {target!r} (dimensions: {', '.join(labels)})")
+            if label is not None and label not in labels[target]:
+                can_be = ", ".join(labels[target]) or "no label"
+                raise doc.error(key_path, f"unknown label {label!r} for dimension {target} (it can be: {can_be})")
 
 
 def _parse_rules_dim(

@@ -77,8 +77,10 @@ class Deliverer:
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    out = log.open("a")
-    return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
+    with log.open("a") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(  # noqa: S603
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _kill9(proc: subprocess.Popen) -> None:
