@@ -505,6 +505,11 @@ def _compare(op: str, left: object, right: object) -> bool:
     return _ORDER_OPS[op](left, right)
 
 
+def compile_condition(node: Node) -> Callable[[Features], bool]:
+    """The closure for one parsed node (segments.py falls back to it for text-valued columns)."""
+    return _compile(node)
+
+
 def _getter(operand: Operand) -> Callable[[Features], object]:
     if isinstance(operand, Name):
         name = operand.name
@@ -1608,9 +1613,7 @@ def _string_list(doc: _Doc, raw: dict[str, Any], key: str, path: Path) -> list[t
     return out
 
 
-def _parse_manual_dim(
-    doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str
-) -> ManualDimension:
+def _match_list(doc: _Doc, raw: dict[str, Any], path: Path) -> MatchList:
     ids = [text for text, _ in _string_list(doc, raw, "ids", path)]
     emails = []
     for text, item_path in _string_list(doc, raw, "emails", path):
@@ -1624,23 +1627,82 @@ def _parse_manual_dim(
             raise doc.error(item_path, f"{text!r} is not a domain name")
         domains.append(domain)
     tags = [text.lower() for text, _ in _string_list(doc, raw, "tags", path)]
-    label = raw.get("label", "vip")
-    label = _label(doc, label, (*path, "label"))
-    return ManualDimension(
-        name,
+    return MatchList(
         ids=tuple(dict.fromkeys(ids)),
         emails=tuple(dict.fromkeys(emails)),
         domains=tuple(dict.fromkeys(domains)),
         tags=tuple(dict.fromkeys(tags)),
+    )
+
+
+def _parse_manual_dim(
+    doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str
+) -> ManualDimension:
+    allow = _match_list(doc, raw, path)
+    label = raw.get("label", "vip")
+    label = _label(doc, label, (*path, "label"))
+    deny = MatchList()
+    if raw.get("deny") is not None:
+        deny_path = (*path, "deny")
+        deny_raw = _mapping_of(doc, raw["deny"], deny_path, "deny")
+        _check_keys(doc, deny_raw, deny_path, KEYS["deny"])
+        deny = _match_list(doc, deny_raw, deny_path)
+    overrides: list[tuple[str, str | None]] = []
+    if raw.get("overrides") is not None:
+        over_path = (*path, "overrides")
+        over_raw = _mapping_of(doc, raw["overrides"], over_path, "overrides")
+        for target, forced in over_raw.items():
+            target_path = (*over_path, target)
+            _identifier(doc, target, target_path, "a dimension name")
+            overrides.append((target, None if forced is None else _label(doc, forced, target_path)))
+    return ManualDimension(
+        name,
+        ids=allow.ids,
+        emails=allow.emails,
+        domains=allow.domains,
+        tags=allow.tags,
         label=label,
         description=description,
+        deny=deny,
+        overrides=tuple(overrides),
     )
+
+
+def _parse_rfm_dim(doc: _Doc, name: str, raw: dict[str, Any], path: Path, description: str) -> RfmDimension:
+    picked: dict[str, str] = {}
+    for key in ("recency", "frequency", "monetary"):
+        if raw.get(key) is not None:
+            feature = _text(doc, raw[key], (*path, key), key)
+            picked[key] = _identifier(doc, feature, (*path, key), key)
+    groups: list[Rule] = []
+    if raw.get("groups") is None:
+        for label, text in DEFAULT_RFM_GROUPS:
+            groups.append(Rule(parse_expression(text, source="<default rfm groups>"), label))
+    else:
+        groups_path = (*path, "groups")
+        groups_raw = _mapping_of(doc, raw["groups"], groups_path, "groups")
+        if not groups_raw:
+            raise doc.error(groups_path, "groups must name at least one group")
+        for label, text in groups_raw.items():
+            group_path = (*groups_path, label)
+            label = _label(doc, label, group_path)
+            when = _expression(doc, text, group_path)
+            unknown = [n for n in when.names if n not in RFM_SCORES]
+            if unknown:
+                raise doc.error(
+                    group_path,
+                    f"unknown name {unknown[0]!r} in an RFM group (use r, f and m: the scores 1-5)",
+                )
+            groups.append(Rule(when, label))
+    default = _optional_label(doc, raw, "default", path)
+    return RfmDimension(name, groups=tuple(groups), default=default, description=description, **picked)
 
 
 _DIM_PARSERS: dict[str, Callable[[_Doc, str, dict[str, Any], Path, str], DimensionSpec]] = {
     "rules": _parse_rules_dim,
     "score": _parse_score_dim,
     "percentile": _parse_percentile_dim,
+    "rfm": _parse_rfm_dim,
     "manual": _parse_manual_dim,
 }
 

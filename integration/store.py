@@ -7,7 +7,9 @@ readers run beside the single writer, and the busy timeout makes concurrent writ
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -37,6 +39,28 @@ def _dt(value: str | None) -> datetime | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+_WRITE_LOCKS: dict[tuple[int, str], tuple[threading.Lock, int]] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _write_lock(path: str) -> Iterator[None]:
+    """Serialise writers to one database file across threads and processes (see Store.transaction)."""
+    key = (os.getpid(), path)  # per process: an flock taken through a descriptor inherited by fork
+    with _WRITE_LOCKS_GUARD:  # would be shared with the parent, and exclude nothing
+        entry = _WRITE_LOCKS.get(key)
+        if entry is None:
+            fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            entry = _WRITE_LOCKS[key] = (threading.Lock(), fd)
+    thread_lock, fd = entry
+    with thread_lock:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 # Ordered migrations: each runs once, in its own transaction, and is recorded in schema_migrations.
@@ -187,19 +211,26 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """A write transaction taken up front, so concurrent writers queue on the busy timeout."""
+        """A write transaction taken up front, one writer at a time.
+
+        Writers queue on a lock (a thread lock inside the process, an flock across processes) instead
+        of on SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between tries: under a burst of
+        webhooks that sleeping, not the work, was the ack latency. The lock is released the moment the
+        holder commits, and the kernel drops it if the holder is killed.
+        """
         db = self.db
         if db.conn.in_transaction:
             with db.atomic():
                 yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.rollback()
-            raise
-        db.conn.execute("COMMIT")
+        with _write_lock(self.path):
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.rollback()
+                raise
+            db.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         db = self.db

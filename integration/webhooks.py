@@ -1,9 +1,9 @@
 """POST /webhooks/<source>: a thin gate that answers fast and loses nothing.
 
 Checks run in a fixed order, each rejection with its own status, JSON message and named log event:
-known source (404) -> body size (413) -> signature and freshness (401) -> JSON and ticket fields (400)
--> already routed by us (200, ignored) -> enqueue (committed before we answer) -> 202, or 200 for a
-delivery we already have.
+known source (404) -> body size (413) -> body as long as announced (400) -> signature and freshness (401)
+-> JSON and ticket fields (400) -> already routed by us (200, ignored) -> enqueue (committed before we
+answer) -> 202, or 200 for a delivery we already have.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ def receive(source: str) -> ResponseReturnValue:
     body = request.get_data(cache=False)
     if len(body) > limit:
         return _reject(source, "too_large", f"body larger than {limit} bytes", 413)
+    if request.content_length is not None and len(body) != request.content_length:
+        # gunicorn hands over what arrived before the client hung up; a cut-off request is not a delivery
+        return _reject(
+            source, "incomplete_body", f"body ended after {len(body)} of {request.content_length} bytes", 400
+        )
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
         connector.verify_webhook(headers, body, time.time())

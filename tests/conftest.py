@@ -8,6 +8,7 @@ import hmac
 import json
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,15 +25,20 @@ from integration import sync
 from integration.app import create_app
 from integration.runtime import Runtime
 from integration.settings import Settings
+from tests.contract import SPEC_PATH, Contract, Recorder
 
 SECRET = "test-webhook-secret-not-real"
 EMAIL = "agent@example.com"
 TOKEN = "sandbox-token-not-real"
 
+# The request recorder of each `sandbox` fixture, for the Zendesk contract check below.
+RECORDERS: weakref.WeakKeyDictionary[ZendeskSandbox, Recorder] = weakref.WeakKeyDictionary()
+
 
 @pytest.fixture
 def sandbox() -> Iterator[ZendeskSandbox]:
     box = ZendeskSandbox(email=EMAIL, token=TOKEN, webhook_retry_delay=0.05)
+    RECORDERS[box] = Recorder().attach(box)  # every request is checked against Zendesk's spec
     box.start()
     yield box
     box.stop()
@@ -132,3 +138,45 @@ def post_webhook(url: str, payload: dict | bytes, **kwargs: object) -> requests.
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = signed_headers(body, **kwargs)  # type: ignore[arg-type]
     return requests.post(f"{url}/webhooks/zendesk", data=body, headers=headers, timeout=10)
+
+
+# -- Zendesk contract: every request a `sandbox` receives must match Zendesk's OpenAPI description ----------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "zendesk_contract_exempt(reason): this test sends requests outside Zendesk's spec on purpose",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    """After a passing test that used `sandbox`, fail it if any request it caused breaks the contract."""
+    result = yield
+    box = getattr(item, "funcargs", {}).get("sandbox")
+    recorder = RECORDERS.get(box) if isinstance(box, ZendeskSandbox) else None
+    if recorder is None or item.get_closest_marker("zendesk_contract_exempt"):
+        return result
+    contract = Contract.load()
+    if contract is None:
+        return result  # reported once in the terminal summary and by test_contract_zendesk.py
+    problems = contract.check(recorder.take())
+    if problems:
+        pytest.fail(
+            f"{len(problems)} Zendesk request(s) do not match the OpenAPI spec ({SPEC_PATH.name}):\n"
+            + "\n".join(problems[:10]),
+            pytrace=False,
+        )
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if Contract._instance is not None:
+        contract = Contract._instance
+        terminalreporter.write_line(
+            f"Zendesk contract: {contract.validated} requests validated against {contract.path.name}"
+            f" ({contract.defects_ignored} errors from known spec defects ignored)"
+        )
+    elif not SPEC_PATH.exists():
+        terminalreporter.write_line(f"Zendesk contract: NOT CHECKED, spec not found at {SPEC_PATH}")
