@@ -273,7 +273,8 @@ def main() -> None:
     flow = routed(args.routed_seconds, args.rate, workdir)
     print(
         f"routed  {flow['routed']}/{flow['tickets']} tickets at {args.rate:g}/s "
-        f"for {args.routed_seconds:g} s: p50 {flow['p50_ms']:.0f} ms, p95 {flow['p95_ms']:.0f} ms, max {flow['max_ms']:.0f} ms"
+        f"for {args.routed_seconds:g} s: p50 {flow['p50_ms']:.0f} ms, p95 {flow['p95_ms']:.0f} ms, "
+        f"max {flow['max_ms']:.0f} ms"
     )
     print(
         json.dumps(

@@ -23,7 +23,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         logs.setup(settings.log_level)
         runtime = Runtime.from_settings(settings)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes
+    # One byte past the limit: werkzeug silently stops a chunked body AT this size, so the gate must be able
+    # to read one byte more to see that it was too large (413) rather than judge a truncated body.
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes + 1
     app.extensions["tierdesk"] = runtime
 
     from integration import webhooks

@@ -69,7 +69,8 @@ def receive(source: str) -> ResponseReturnValue:
     event_id, created = runtime.queue.put(event, payload)
     log.info(
         f"{source}.webhook.{'accepted' if created else 'duplicate'}",
-        extra={"event": event_id, "ticket": event.ticket_id, "delivery": event.event_id},
+        # not "event": that key is the log line's name, and an extra under it would overwrite the name
+        extra={"event_id": event_id, "ticket": event.ticket_id, "delivery": event.event_id},
     )
     if not created:
         metrics.WEBHOOKS_DUPLICATE.labels(source).inc()

@@ -1,0 +1,613 @@
+"""Freshdesk: the only module that knows Freshdesk's paths and field names.
+
+What it does with the API (see docs/connectors.md, "Freshdesk"):
+- pulls contacts (``_updated_since``), tickets (``updated_since``, oldest change first) and companies
+  (Freshdesk has no change filter for them: every page is read and the unchanged ones are dropped), with
+  page/per_page and the ``Link: <...>; rel="next"`` header, resuming from a stored timestamp cursor;
+- reads one ticket, contact or company when a webhook names one we do not know yet;
+- routes a ticket: a private note, then ONE ``PUT /api/v2/tickets/{id}`` with priority (1-4), group_id,
+  the merged tag list (Freshdesk's PUT replaces tags) and, when the mapping gives SLA targets, due_by and
+  fr_due_by. Freshdesk has no safe_update, so the tags are read right before the write; the marker tag
+  makes a repeated delivery a no-op and an existing note is never added twice (see ``apply``);
+- verifies webhooks, which Freshdesk does not sign: a shared secret in a header the automation rule sets,
+  or HTTP basic auth, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import html
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from connectors.base import ApplyResult, Batch, WebhookRejected
+from connectors.http import ApiError, ApiInvalid, HttpClient
+from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
+
+log = logging.getLogger("tierdesk.freshdesk")
+
+NAME = "freshdesk"
+SECRET_HEADER = "x-tierdesk-secret"  # noqa: S105 - a header name, not a secret
+RULE_HEADER = "x-tierdesk-rule"
+DEFAULT_RULE = "ticket_created"
+PER_PAGE = 100  # Freshdesk's maximum
+TICKET_PAGE_LIMIT = 300  # Freshdesk stops paging the ticket list around here; we restart from a newer cursor
+EPOCH = "2000-01-01T00:00:00Z"  # "everything": without updated_since the list shows only 30 days
+CURSOR_OVERLAP = timedelta(seconds=60)  # never move a cursor past "pull started" minus this
+EMBEDDED_CONVERSATIONS = 10  # include=conversations returns at most the oldest ten
+RATE_LOW_SHARE = 0.1  # log once when fewer than 10% of the minute's API credits are left
+
+PRIORITY_TO_FRESHDESK = {"low": 1, "normal": 2, "high": 3, "urgent": 4}
+PRIORITY_FROM_FRESHDESK = {v: k for k, v in PRIORITY_TO_FRESHDESK.items()}
+STATUS_FROM_FRESHDESK = {2: "open", 3: "pending", 4: "solved", 5: "closed"}
+COMPANY_ATTRIBUTES = ("industry", "account_tier", "health_score")
+
+# The JSON body of the automation rule's "Trigger webhook" action (docs/connectors.md). Freshdesk renders
+# placeholders as text. tierdesk needs only the ticket id; the tags let it ignore an echo of its own write.
+AUTOMATION_BODY = json.dumps(
+    {
+        "ticket": {
+            "id": "{{ticket.id}}",
+            "tags": "{{ticket.tags}}",
+            "requester_email": "{{ticket.contact.email}}",
+            "priority": "{{ticket.priority}}",
+            "status": "{{ticket.status}}",
+        }
+    },
+    indent=2,
+)
+
+
+class UnknownGroup(ApiError):
+    """The mapping names a group this Freshdesk account does not have."""
+
+
+# -- webhooks: pure functions over headers and the raw body ---------------------------------------------
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def verify_secret(secret: str, headers: Mapping[str, str]) -> None:
+    """Raise WebhookRejected unless the delivery carries our shared secret.
+
+    Freshdesk signs nothing, so the automation rule proves itself with what it can send: the secret in
+    the X-Tierdesk-Secret custom header, or HTTP basic auth whose password is the secret (or, with the
+    rule's "API key" option, whose user is the secret and password "X"). Headers are lower-cased.
+    """
+    given = headers.get(SECRET_HEADER)
+    if given is not None:
+        if not _same(given, secret):
+            raise WebhookRejected("bad_secret", "X-Tierdesk-Secret does not match")
+        return
+    authorization = headers.get("authorization", "")
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise WebhookRejected("missing_secret", "no X-Tierdesk-Secret header and no basic auth")
+    try:
+        user, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, ValueError) as e:
+        raise WebhookRejected("bad_credentials", "basic auth is not valid base64") from e
+    password_ok = _same(password, secret)
+    api_key_ok = _same(user, secret) and password == "X"  # noqa: S105 - Freshdesk's fixed API-key password
+    if not (password_ok or api_key_ok):
+        raise WebhookRejected("bad_credentials", "basic auth credentials do not match")
+
+
+def _optional_id(value: Any) -> str | None:
+    """Placeholders vary by account and plan; an optional id that is not digits is simply absent."""
+    text = "" if value is None or isinstance(value, bool) else str(value).strip()
+    return text if text.isdigit() else None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    """{{ticket.tags}} renders comma-separated; accept commas, spaces or a JSON list."""
+    if isinstance(value, str):
+        return tuple(t for t in value.replace(",", " ").split() if t)
+    if isinstance(value, list):
+        return tuple(str(t) for t in value)
+    return ()
+
+
+def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
+    """Read the ticket reference from our documented rule body or Freshdesk's "simple" webhook body.
+
+    Freshdesk sends no delivery id. A "ticket created" rule fires once per ticket, so the event id is the
+    rule's name (the X-Tierdesk-Rule header, default "ticket_created") plus the ticket id: a repeated
+    delivery of the same rule for the same ticket is recognised as a duplicate.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise WebhookRejected("malformed_json", "body is not valid JSON", 400) from e
+    if not isinstance(data, dict):
+        raise WebhookRejected("bad_payload", "body must be a JSON object", 400)
+    if isinstance(data.get("ticket"), dict):  # our documented rule body
+        ticket = data["ticket"]
+        ticket_id = ticket.get("id")
+        requester = ticket.get("requester_id")
+        company = ticket.get("company_id")
+        tags = ticket.get("tags")
+    elif isinstance(data.get("freshdesk_webhook"), dict):  # the rule's "simple" content
+        ticket = data["freshdesk_webhook"]
+        ticket_id = ticket.get("ticket_id")
+        requester = ticket.get("ticket_contact_id") or ticket.get("ticket_requester_id")
+        company = ticket.get("ticket_company_id")
+        tags = ticket.get("ticket_tags")
+    else:
+        raise WebhookRejected("bad_payload", "body has no 'ticket' object", 400)
+    text = "" if ticket_id is None or isinstance(ticket_id, bool) else str(ticket_id).strip()
+    if not text:
+        raise WebhookRejected("bad_payload", "ticket.id is missing", 400)
+    if not text.isdigit():
+        raise WebhookRejected("bad_payload", f"ticket.id must be a numeric id, got {text[:40]!r}", 400)
+    rule = (headers.get(RULE_HEADER) or DEFAULT_RULE).strip()[:100] or DEFAULT_RULE
+    return TicketEvent(
+        source=NAME,
+        event_id=f"{rule}:{text}",
+        ticket_id=text,
+        requester_id=_optional_id(requester),
+        organization_id=_optional_id(company),
+        tags=_tags(tags),
+    )
+
+
+# -- translation from Freshdesk JSON to our records ------------------------------------------------------
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _number(value: Any) -> Any:
+    """Custom fields come back as numbers, strings or null; keep numbers numeric."""
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "")) if value.strip() else None
+        except ValueError:
+            return value
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def to_customer(contact: Mapping[str, Any]) -> Customer:
+    return Customer(
+        source=NAME,
+        external_id=str(contact["id"]),
+        email=contact.get("email"),
+        name=contact.get("name"),
+        organization_id=_str(contact.get("company_id")),
+        tags=tuple(contact.get("tags") or ()),
+        created_at=_time(contact.get("created_at")),
+        updated_at=_time(contact.get("updated_at")),
+        attributes={k: _number(v) for k, v in (contact.get("custom_fields") or {}).items()},
+    )
+
+
+def to_organization(company: Mapping[str, Any]) -> Organization:
+    attributes = {k: _number(v) for k, v in (company.get("custom_fields") or {}).items()}
+    for name in COMPANY_ATTRIBUTES:  # Freshdesk's own company fields, where the plan has them
+        if company.get(name) is not None:
+            attributes.setdefault(name, _number(company[name]))
+    return Organization(
+        source=NAME,
+        external_id=str(company["id"]),
+        name=company.get("name"),
+        domains=tuple(company.get("domains") or ()),
+        tags=(),  # Freshdesk companies have no tags
+        created_at=_time(company.get("created_at")),
+        updated_at=_time(company.get("updated_at")),
+        attributes=attributes,
+    )
+
+
+def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
+    status = ticket.get("status")
+    return Ticket(
+        source=NAME,
+        external_id=str(ticket["id"]),
+        requester_id=_str(ticket.get("requester_id")),
+        organization_id=_str(ticket.get("company_id")),
+        subject=ticket.get("subject"),
+        # custom statuses (numbers above 5) are unresolved states: count them as open
+        status=STATUS_FROM_FRESHDESK.get(status, "open") if isinstance(status, int) else None,
+        priority=PRIORITY_FROM_FRESHDESK.get(ticket.get("priority") or 0),
+        group_id=_str(ticket.get("group_id")),
+        tags=tuple(ticket.get("tags") or ()),
+        created_at=_time(ticket.get("created_at")),
+        updated_at=_time(ticket.get("updated_at")),
+        updated_stamp=ticket.get("updated_at"),
+    )
+
+
+def note_body(text: str) -> str:
+    """Our plain-text note as the HTML Freshdesk stores; line breaks kept."""
+    return "<div>" + "<br>".join(html.escape(line) for line in text.splitlines()) + "</div>"
+
+
+def merge_tags(current: tuple[str, ...] | list[str], ours: tuple[str, ...]) -> list[str]:
+    """The ticket's tags first, then ours; one spelling per tag (Freshdesk tags ignore case)."""
+    seen: dict[str, str] = {}
+    for tag in [*current, *ours]:
+        seen.setdefault(tag.lower(), tag)
+    return list(seen.values())
+
+
+def due_dates(decision: Decision, created_at: datetime | None, now: datetime) -> dict[str, str]:
+    """fr_due_by / due_by from the mapping's SLA targets, counted from the ticket's creation.
+
+    Calendar minutes: Freshdesk's own policies can count business hours, ours do not. No targets, no dates.
+    """
+    start = created_at or now
+    out: dict[str, str] = {}
+    due = start + timedelta(minutes=decision.resolution_minutes) if decision.resolution_minutes else None
+    first = (
+        start + timedelta(minutes=decision.first_response_minutes)
+        if decision.first_response_minutes
+        else None
+    )
+    if first and due and first > due:
+        first = due  # Freshdesk refuses a first-response due date after the resolution due date
+    if first:
+        out["fr_due_by"] = _iso(first)
+    if due:
+        out["due_by"] = _iso(due)
+    return out
+
+
+# -- responses: the Link header and rate-limit headers ---------------------------------------------------
+
+
+class _ResponseTap:
+    """Keeps the last response each thread saw, so pagination can read its Link header.
+
+    HttpClient returns decoded JSON only; a requests response hook is the seam that sees the headers
+    without a second HTTP layer. Also watches X-RateLimit-Remaining and logs once when it runs low.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self.total: int | None = None
+        self.remaining: int | None = None
+        self._warned = False
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._local.response = response
+        try:
+            self.total = int(response.headers["X-RateLimit-Total"])
+            self.remaining = int(response.headers["X-RateLimit-Remaining"])
+        except (KeyError, ValueError):
+            return
+        low = self.remaining < self.total * RATE_LOW_SHARE
+        if low and not self._warned:
+            log.warning("freshdesk.rate_low", extra={"remaining": self.remaining, "total": self.total})
+        self._warned = low
+
+    @property
+    def last(self) -> requests.Response | None:
+        return getattr(self._local, "response", None)
+
+    def next_url(self) -> str | None:
+        response = self.last
+        return (response.links.get("next") or {}).get("url") if response is not None else None
+
+    def server_time(self) -> datetime | None:
+        response = self.last
+        value = response.headers.get("Date") if response is not None else None
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC) if value else None
+        except (TypeError, ValueError):
+            return None
+
+    def error_details(self) -> str:
+        """Freshdesk's validation errors list, which the shared error text leaves out."""
+        response = self.last
+        if response is None:
+            return ""
+        try:
+            errors = response.json().get("errors")
+        except (ValueError, AttributeError):
+            return ""
+        if not isinstance(errors, list):
+            return ""
+        return "; ".join(
+            f"{e.get('field', '?')}: {e.get('message', '')} ({e.get('code', '')})"
+            for e in errors
+            if isinstance(e, dict)
+        )
+
+
+# -- the connector ---------------------------------------------------------------------------------------
+
+
+class FreshdeskConnector:
+    name = NAME
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        webhook_secret: str | None = None,
+        *,
+        marker_tag: str = "tierdesk_routed",
+        timeout: tuple[float, float] = (3.05, 10.0),
+        max_attempts: int = 4,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 20.0,
+        per_page: int = PER_PAGE,
+        ticket_page_limit: int = TICKET_PAGE_LIMIT,
+    ) -> None:
+        self.http = HttpClient(
+            NAME,
+            base_url,
+            auth=(api_key, "X"),  # Freshdesk: the API key is the user name, the password is ignored
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
+        self.tap = _ResponseTap()
+        self.http.session.hooks["response"].append(self.tap)
+        self.webhook_secret = webhook_secret
+        self.marker_tag = marker_tag
+        self.per_page = per_page
+        self.ticket_page_limit = ticket_page_limit
+        self._groups: dict[str, int] | None = None
+
+    def _call(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> Any:
+        """One API call; a refused request names the fields Freshdesk complained about."""
+        try:
+            return self.http.request(method, path, params=params, json=json)
+        except ApiInvalid as e:
+            details = self.tap.error_details()
+            if not details:
+                raise
+            raise ApiInvalid(NAME, f"{str(e).removeprefix(f'{NAME}: ')} ({details})", e.status) from e
+
+    # webhooks
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
+        if not self.webhook_secret:
+            return  # only reachable with the explicit insecure development flag
+        verify_secret(self.webhook_secret, headers)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TicketEvent:
+        return parse_event(headers, body)
+
+    # reads
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        return to_ticket(self._call("GET", f"/api/v2/tickets/{ticket_id}"))
+
+    def get_customer(self, external_id: str) -> Customer:
+        return to_customer(self._call("GET", f"/api/v2/contacts/{external_id}"))
+
+    def get_organization(self, external_id: str) -> Organization:
+        return to_organization(self._call("GET", f"/api/v2/companies/{external_id}"))
+
+    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+        """Each page of a list and whether another follows, by the Link rel="next" header.
+
+        A link that repeats is an error rather than an endless loop.
+        """
+        url: str | None = path
+        query: Mapping[str, Any] | None = {**params, "per_page": self.per_page}
+        seen: set[str] = set()
+        while url:
+            page = self._call("GET", url, params=query)
+            if not isinstance(page, list):
+                raise ApiError(NAME, f"GET {path}: expected a JSON list, got {type(page).__name__}")
+            following = self.tap.next_url()  # read now: the caller may make other calls meanwhile
+            if following in seen:
+                raise ApiError(NAME, f"pagination repeated {following}")
+            if following:
+                seen.add(following)
+            yield page, following is not None
+            url, query = following, None  # the next link carries every parameter
+
+    def groups(self, refresh: bool = False) -> dict[str, int]:
+        """Group names to ids, read once and cached: routing names groups, Freshdesk wants ids."""
+        if self._groups is None or refresh:
+            self._groups = {
+                g["name"]: int(g["id"]) for page, _ in self._pages("/api/v2/groups", {}) for g in page
+            }
+        return self._groups
+
+    def group_id(self, name: str) -> int:
+        groups = self.groups()
+        if name not in groups:
+            groups = self.groups(refresh=True)
+        if name not in groups:
+            known = ", ".join(sorted(groups)) or "none"
+            raise UnknownGroup(
+                NAME, f"group {name!r} named in the mapping does not exist in Freshdesk (has: {known})"
+            )
+        return groups[name]
+
+    def check_groups(self, names: set[str]) -> None:
+        """Fail early, naming every mapped group Freshdesk lacks."""
+        groups = self.groups(refresh=True)
+        missing = sorted(n for n in names if n not in groups)
+        if missing:
+            known = ", ".join(sorted(groups)) or "none"
+            raise UnknownGroup(
+                NAME,
+                f"groups named in the mapping do not exist in Freshdesk: {', '.join(missing)} (has: {known})",
+            )
+
+    # incremental pulls
+    def pull(self, stream: str, cursor: str | None) -> Iterator[Batch]:
+        """Pull what changed since `cursor` (an ISO timestamp); every batch's cursor is safe to resume from.
+
+        The cursor never moves past the time the pull started (the server's clock) minus a minute: a record
+        that changes while we page can shift between pages, and it is then read again next time.
+        """
+        if stream == "organizations":
+            yield from self._pull_unordered(stream, "/api/v2/companies", None, to_organization, cursor)
+        elif stream == "users":
+            yield from self._pull_unordered(stream, "/api/v2/contacts", "_updated_since", to_customer, cursor)
+        elif stream == "tickets":
+            yield from self._pull_tickets(cursor)
+        else:
+            raise ValueError(f"freshdesk has no stream {stream!r}")
+
+    def _ceiling(self) -> datetime:
+        started = self.tap.server_time() or datetime.now(UTC)
+        return started - CURSOR_OVERLAP
+
+    @staticmethod
+    def _advance(cursor: str | None, newest: datetime | None, ceiling: datetime) -> str | None:
+        """The next cursor: the newest change seen, at most the ceiling, never behind the old cursor."""
+        if newest is None:
+            return cursor
+        candidate = min(newest, ceiling)
+        old = _time(cursor) if cursor else None
+        if old is not None and candidate <= old:
+            return cursor
+        return _iso(candidate)
+
+    def _pull_unordered(
+        self,
+        stream: str,
+        path: str,
+        since_param: str | None,
+        convert: Callable[[Mapping[str, Any]], Any],
+        cursor: str | None,
+    ) -> Iterator[Batch]:
+        """Contacts and companies come in no documented order: the cursor moves only after the last page."""
+        since = _time(cursor) if cursor else None
+        params = {since_param: cursor} if since_param and cursor else {}
+        newest: datetime | None = None
+        ceiling: datetime | None = None
+        for page, more in self._pages(path, params):
+            if ceiling is None:
+                ceiling = self._ceiling()
+            items = [i for i in page if not i.get("deleted")]
+            if since is not None and since_param is None:  # no server-side filter: drop the unchanged
+                items = [i for i in items if (_time(i.get("updated_at")) or since) >= since]
+            for item in items:
+                changed = _time(item.get("updated_at"))
+                if changed and (newest is None or changed > newest):
+                    newest = changed
+            next_cursor = cursor if more else self._advance(cursor, newest, ceiling)
+            yield Batch(stream, [convert(i) for i in items], next_cursor)
+
+    def _pull_tickets(self, cursor: str | None) -> Iterator[Batch]:
+        """Tickets oldest change first; past the deepest page Freshdesk serves, restart from the newest."""
+        since = cursor or EPOCH
+        ceiling: datetime | None = None
+        newest: datetime | None = None
+        while True:
+            params = {"updated_since": since, "order_by": "updated_at", "order_type": "asc"}
+            restart: str | None = None
+            for number, (page, more) in enumerate(self._pages("/api/v2/tickets", params), start=1):
+                if ceiling is None:
+                    ceiling = self._ceiling()
+                for item in page:
+                    changed = _time(item.get("updated_at"))
+                    if changed and (newest is None or changed > newest):
+                        newest = changed
+                if more and number >= self.ticket_page_limit:
+                    restart = _iso(newest) if newest else None
+                yield Batch("tickets", [to_ticket(i) for i in page], self._advance(cursor, newest, ceiling))
+                if restart:
+                    break
+            if not restart:
+                return
+            if restart == since:
+                raise ApiError(
+                    NAME, f"more than {self.ticket_page_limit} pages of tickets changed at {since}"
+                )
+            since = restart
+
+    # the write
+    def _has_note(self, ticket_id: str, fresh: Mapping[str, Any], first_line: str) -> bool:
+        """Whether a private note of ours (same first line) is already on the ticket."""
+        conversations = list(fresh.get("conversations") or [])
+        if len(conversations) >= EMBEDDED_CONVERSATIONS:  # maybe cut off: read them all
+            conversations = [
+                c for page, _ in self._pages(f"/api/v2/tickets/{ticket_id}/conversations", {}) for c in page
+            ]
+        return any(
+            c.get("private") and str(c.get("body_text") or "").strip().startswith(first_line)
+            for c in conversations
+        )
+
+    def apply(self, ticket: Ticket, decision: Decision) -> ApplyResult:
+        """Private note, then priority, group, merged tags and due dates in one PUT.
+
+        Freshdesk's PUT replaces the tag list and has no safe_update, so the ticket is read again right
+        before the writes and our tags are merged into what it carries now; an agent's tag added in the few
+        milliseconds between that read and our PUT could still be lost (docs/connectors.md). The note goes
+        first and the marker tag last: a retry after a failed PUT finds the note (by its first line) and
+        does not add it again, and once the marker is on the ticket nothing is written at all.
+        """
+        calls = 0
+        if self.marker_tag.lower() in (t.lower() for t in ticket.tags):
+            return ApplyResult("skipped", "ticket already carries the routed marker", calls)
+        group_id = self.group_id(decision.group) if decision.group else None
+        path = f"/api/v2/tickets/{ticket.external_id}"
+        calls += 1
+        fresh = self._call("GET", path, params={"include": "conversations"})
+        current = tuple(fresh.get("tags") or ())
+        if self.marker_tag.lower() in (t.lower() for t in current):
+            return ApplyResult("skipped", "ticket already carries the routed marker", calls)
+
+        note_added = False
+        first_line = decision.note.strip().splitlines()[0] if decision.note.strip() else ""
+        if first_line and not self._has_note(ticket.external_id, fresh, first_line):
+            calls += 1
+            self._call("POST", f"{path}/notes", json={"body": note_body(decision.note), "private": True})
+            note_added = True
+
+        update: dict[str, Any] = {"tags": merge_tags(current, decision.tags)}
+        if decision.priority in PRIORITY_TO_FRESHDESK:
+            update["priority"] = PRIORITY_TO_FRESHDESK[decision.priority]
+        if group_id is not None:
+            update["group_id"] = group_id
+        update.update(due_dates(decision, _time(fresh.get("created_at")), datetime.now(UTC)))
+        calls += 1
+        answer = self._call("PUT", path, json=update)
+        return ApplyResult(
+            "applied",
+            detail="" if note_added or not first_line else "note was already there",
+            calls=calls,
+            response={
+                "ticket_id": answer.get("id"),
+                "priority": PRIORITY_FROM_FRESHDESK.get(answer.get("priority")),
+                "group_id": answer.get("group_id"),
+                "tags": answer.get("tags"),
+                "fr_due_by": answer.get("fr_due_by"),
+                "due_by": answer.get("due_by"),
+                "updated_at": answer.get("updated_at"),
+            },
+        )
+
+    # helpdesk-side helpers
+    def create_ticket(self, requester_id: str, subject: str, body: str) -> Ticket:
+        """Open a ticket for a contact (the demo uses it so that Freshdesk's automation rule fires)."""
+        answer = self._call(
+            "POST",
+            "/api/v2/tickets",
+            json={"requester_id": int(requester_id), "subject": subject, "description": body},
+        )
+        return to_ticket(answer)
