@@ -40,7 +40,7 @@ SECRET_HEADER = "x-tierdesk-secret"  # noqa: S105 - a header name, not a secret
 RULE_HEADER = "x-tierdesk-rule"
 DEFAULT_RULE = "ticket_created"
 PER_PAGE = 100  # Freshdesk's maximum
-TICKET_PAGE_LIMIT = 300  # Freshdesk stops paging the ticket list around here; we restart from a newer cursor
+TICKET_PAGE_LIMIT = 300  # Freshdesk serves no deeper page of the ticket list
 EPOCH = "2000-01-01T00:00:00Z"  # "everything": without updated_since the list shows only 30 days
 CURSOR_OVERLAP = timedelta(seconds=60)  # never move a cursor past "pull started" minus this
 EMBEDDED_CONVERSATIONS = 10  # include=conversations returns at most the oldest ten
@@ -512,32 +512,47 @@ class FreshdeskConnector:
             yield Batch(stream, [convert(i) for i in items], next_cursor)
 
     def _pull_tickets(self, cursor: str | None) -> Iterator[Batch]:
-        """Tickets oldest change first; past the deepest page Freshdesk serves, restart from the newest."""
+        """Tickets oldest change first, anchored on time rather than on page numbers.
+
+        Offset paging over a list that changes while we read it can skip a ticket (one that moves to the
+        end pushes the others back a place), and Freshdesk serves at most ~300 pages. So after each page
+        the next request asks again from the newest updated_at seen, page 1; only when a whole page shares
+        one updated_at does it go to the next page number. The Link header says whether more exist.
+        """
         since = cursor or EPOCH
+        number = 1
         ceiling: datetime | None = None
         newest: datetime | None = None
+        asked: set[tuple[str, int]] = set()
         while True:
-            params = {"updated_since": since, "order_by": "updated_at", "order_type": "asc"}
-            restart: str | None = None
-            for number, (page, more) in enumerate(self._pages("/api/v2/tickets", params), start=1):
-                if ceiling is None:
-                    ceiling = self._ceiling()
-                for item in page:
-                    changed = _time(item.get("updated_at"))
-                    if changed and (newest is None or changed > newest):
-                        newest = changed
-                if more and number >= self.ticket_page_limit:
-                    restart = _iso(newest) if newest else None
-                yield Batch("tickets", [to_ticket(i) for i in page], self._advance(cursor, newest, ceiling))
-                if restart:
-                    break
-            if not restart:
+            if (since, number) in asked or number > self.ticket_page_limit:
+                raise ApiError(NAME, f"ticket list does not advance past updated_since={since} page={number}")
+            asked.add((since, number))
+            params = {
+                "updated_since": since,
+                "order_by": "updated_at",
+                "order_type": "asc",
+                "per_page": self.per_page,
+                "page": number,
+            }
+            page = self._call("GET", "/api/v2/tickets", params=params)
+            more = self.tap.next_url() is not None
+            if ceiling is None:
+                ceiling = self._ceiling()
+            last: datetime | None = None
+            for item in page:
+                changed = _time(item.get("updated_at"))
+                if changed and (last is None or changed > last):
+                    last = changed
+            if last and (newest is None or last > newest):
+                newest = last
+            yield Batch("tickets", [to_ticket(i) for i in page], self._advance(cursor, newest, ceiling))
+            if not more or not page:
                 return
-            if restart == since:
-                raise ApiError(
-                    NAME, f"more than {self.ticket_page_limit} pages of tickets changed at {since}"
-                )
-            since = restart
+            if last is not None and _iso(last) != since:
+                since, number = _iso(last), 1
+            else:
+                number += 1
 
     # the write
     def _has_note(self, ticket_id: str, fresh: Mapping[str, Any], first_line: str) -> bool:

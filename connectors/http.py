@@ -162,6 +162,7 @@ class HttpClient:
         backoff_initial: float = 0.5,
         backoff_max: float = 20.0,
         session: requests.Session | None = None,
+        rate_limit_wait: Callable[[requests.Response], float | None] | None = None,
     ) -> None:
         self.connector = connector
         self.base_url = base_url.rstrip("/")
@@ -174,6 +175,9 @@ class HttpClient:
             self.session.headers.update(headers)
         self.max_attempts = max_attempts
         self._wait = _wait_retry_after_or_backoff(backoff_initial, backoff_max)
+        # How long to wait on a 429 that carries no Retry-After (HubSpot sends rate-limit headers instead);
+        # None keeps exponential backoff for such a 429.
+        self.rate_limit_wait = rate_limit_wait
         self.calls = 0  # every HTTP request sent, retries included
         self.rate_limited = 0
         # Set by the service: `throttle()` returns seconds to wait before the next request may go out
@@ -238,6 +242,8 @@ class HttpClient:
         if error is not None:
             if isinstance(error, ApiRateLimited):
                 self.rate_limited += 1
+                if error.retry_after is None and self.rate_limit_wait is not None:
+                    error.retry_after = self.rate_limit_wait(response)
             raise error
         if response.status_code == 204 or not response.content:
             return None

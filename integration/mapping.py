@@ -1386,7 +1386,9 @@ def _parse_features(doc: _Doc, value: Any, path: Path) -> FeatureSpec:
         names = []
         for index, item in enumerate(items):
             item_path = (*attrs_path, index)
-            names.append(_identifier(doc, _text(doc, item, item_path, "an attribute"), item_path, "attribute"))
+            names.append(
+                _identifier(doc, _text(doc, item, item_path, "an attribute"), item_path, "attribute")
+            )
         spec = FeatureSpec(cost_per_ticket=spec.cost_per_ticket, cost_attributes=tuple(dict.fromkeys(names)))
     return spec
 
@@ -1416,10 +1418,14 @@ def _parse_segments(doc: _Doc, value: Any, path: Path) -> tuple[DimensionSpec, .
         dim = parse(doc, name, raw, dim_path, description or "")
         level = raw.get("level", "customer")
         if level not in LEVELS:
-            raise doc.error((*dim_path, "level"), f"level must be customer or organization, got {_describe(level)}")
+            raise doc.error(
+                (*dim_path, "level"), f"level must be customer or organization, got {_describe(level)}"
+            )
         multiple = raw.get("multiple", "best")
         if multiple not in MULTIPLE:
-            raise doc.error((*dim_path, "multiple"), f"multiple must be best or first, got {_describe(multiple)}")
+            raise doc.error(
+                (*dim_path, "multiple"), f"multiple must be best or first, got {_describe(multiple)}"
+            )
         if "multiple" in raw and level != "organization":
             raise doc.error((*dim_path, "multiple"), "multiple only applies to level: organization")
         if level == "organization" and isinstance(dim, ManualDimension) and (dim.emails or dim.deny.emails):
@@ -1446,7 +1452,9 @@ def _check_overrides(doc: _Doc, dims: list[DimensionSpec], path: Path) -> None:
                 raise doc.error(key_path, f"unknown dimension {target!r} (dimensions: {', '.join(labels)})")
             if label is not None and label not in labels[target]:
                 can_be = ", ".join(labels[target]) or "no label"
-                raise doc.error(key_path, f"unknown label {label!r} for dimension {target} (it can be: {can_be})")
+                raise doc.error(
+                    key_path, f"unknown label {label!r} for dimension {target} (it can be: {can_be})"
+                )
 
 
 def _parse_rules_dim(

@@ -74,10 +74,14 @@ def decide(
     if sla is not None:
         tags.append(sla_tag(sla, mapping))
     tags.append(mapping.tags.routed)
+    # An SLA without an entry in `slas:` has no targets: the helpdesk's own policy decides.
+    target = mapping.sla_targets.get(sla) if sla is not None else None
     return Decision(
         priority=chosen["priority"][0] if "priority" in chosen else None,
         sla=sla,
         group=chosen["group"][0] if "group" in chosen else None,
+        first_response_minutes=target.first_response_minutes if target else None,
+        resolution_minutes=target.resolution_minutes if target else None,
         tags=tuple(dict.fromkeys(tags)),
         note=_note(chosen, assignments, mapping),
         reasons=tuple(reasons),
@@ -97,7 +101,14 @@ def _note(
 ) -> str:
     """The internal note: what was set, which rule set it, and the segments behind it. No noise."""
     lines = ["tierdesk routed this ticket"]
-    settings = [f"{_FIELD_TITLES[name]}: {chosen[name][0]}" for name in ROUTED_FIELDS if name in chosen]
+    settings = []
+    for name in ROUTED_FIELDS:
+        if name not in chosen:
+            continue
+        value = chosen[name][0]
+        target = mapping.sla_targets.get(value) if name == "sla" else None
+        shown = f"{value} ({target.summary})" if target and target.summary else value
+        settings.append(f"{_FIELD_TITLES[name]}: {shown}")
     lines.append(" · ".join(settings) if settings else "No field changed")
 
     by_source: dict[str, list[str]] = {}

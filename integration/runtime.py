@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.base import Connector
+from connectors.freshdesk import FreshdeskConnector
 from connectors.zendesk import ZendeskConnector
 from integration import metrics
 from integration.mapping import Mapping, MappingError, parse_mapping
@@ -52,6 +53,16 @@ def build_connectors(settings: Settings, marker_tag: str) -> dict[str, Connector
             max_attempts=settings.http_attempts,
             backoff_initial=settings.http_backoff,
         )
+    if settings.freshdesk_configured:
+        connectors["freshdesk"] = FreshdeskConnector(
+            settings.freshdesk_url or "",
+            settings.freshdesk_api_key or "",
+            settings.freshdesk_webhook_secret,
+            marker_tag=marker_tag,
+            timeout=(3.05, settings.http_timeout),
+            max_attempts=settings.http_attempts,
+            backoff_initial=settings.http_backoff,
+        )
     return connectors
 
 
@@ -78,7 +89,7 @@ class Runtime:
             retry_max=settings.retry_max,
         )
         connectors = build_connectors(settings, mapping.tags.routed)
-        limits = {"zendesk": settings.zendesk_rate_limit}
+        limits = {"zendesk": settings.zendesk_rate_limit, "freshdesk": settings.freshdesk_rate_limit}
         for name, connector in connectors.items():
             http = getattr(connector, "http", None)
             if http is None:

@@ -26,6 +26,9 @@ class Settings:
     zendesk_email: str | None = None
     zendesk_token: str | None = None
     zendesk_webhook_secret: str | None = None
+    freshdesk_url: str | None = None
+    freshdesk_api_key: str | None = None
+    freshdesk_webhook_secret: str | None = None
     insecure_dev: bool = False
     webhook_tolerance: float = 300.0
     max_body_bytes: int = 256 * 1024
@@ -33,6 +36,7 @@ class Settings:
     http_attempts: int = 4
     http_backoff: float = 0.5
     zendesk_rate_limit: int = 700
+    freshdesk_rate_limit: int = 200
     max_attempts: int = 8
     retry_base: float = 2.0
     retry_max: float = 300.0
@@ -69,15 +73,28 @@ class Settings:
     def zendesk_configured(self) -> bool:
         return bool(self.zendesk_url and self.zendesk_email and self.zendesk_token)
 
+    @property
+    def freshdesk_configured(self) -> bool:
+        return bool(self.freshdesk_url and self.freshdesk_api_key)
+
     def check(self) -> None:
-        """Refuse to serve webhooks nobody can authenticate, unless a developer said so out loud."""
+        """Refuse to serve webhooks nobody can authenticate, unless a developer said so out loud.
+
+        At least one helpdesk must be configured; each configured one needs its webhook secret.
+        """
         if self.zendesk_configured and not self.zendesk_webhook_secret and not self.insecure_dev:
             raise SettingsError(
                 "TIERDESK_ZENDESK_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks. "
                 "Set it to the webhook's signing secret, or set TIERDESK_INSECURE_DEV=1 for local "
                 "development only."
             )
-        if not self.zendesk_configured and not self.insecure_dev:
+        if self.freshdesk_configured and not self.freshdesk_webhook_secret and not self.insecure_dev:
+            raise SettingsError(
+                "TIERDESK_FRESHDESK_WEBHOOK_SECRET is not set: Freshdesk does not sign webhooks, so "
+                "tierdesk refuses them without the shared secret the automation rule sends. Set it, or "
+                "set TIERDESK_INSECURE_DEV=1 for local development only."
+            )
+        if not (self.zendesk_configured or self.freshdesk_configured) and not self.insecure_dev:
             missing = [
                 name
                 for name, value in (
@@ -87,4 +104,7 @@ class Settings:
                 )
                 if not value
             ]
-            raise SettingsError(f"Zendesk is not configured: set {', '.join(missing)}")
+            raise SettingsError(
+                f"No helpdesk is configured: for Zendesk set {', '.join(missing)}; for Freshdesk set "
+                "TIERDESK_FRESHDESK_URL and TIERDESK_FRESHDESK_API_KEY"
+            )

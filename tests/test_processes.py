@@ -37,7 +37,7 @@ def _wait_http(url: str, timeout: float = 15.0) -> None:
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet, or too busy booting to answer
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not come up")
