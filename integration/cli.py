@@ -196,11 +196,18 @@ def queue_retry(
 @click.option("--customers", default=1000, show_default=True)
 @click.option("--tickets", default=50, show_default=True)
 @click.option("--seed", default=42, show_default=True)
-def demo(customers: int, tickets: int, seed: int) -> None:
-    """Run the whole flow against a local Zendesk sandbox and print what happened."""
+@click.option(
+    "--helpdesk",
+    type=click.Choice(["zendesk", "freshdesk"]),
+    default="zendesk",
+    show_default=True,
+    help="Which helpdesk sandbox to run the demo against.",
+)
+def demo(customers: int, tickets: int, seed: int, helpdesk: str) -> None:
+    """Run the whole flow against a local helpdesk sandbox and print what happened."""
     from integration.demo import run
 
-    sys.exit(run(customers=customers, tickets=tickets, seed=seed, echo=click.echo))
+    sys.exit(run(customers=customers, tickets=tickets, seed=seed, echo=click.echo, helpdesk=helpdesk))
 
 
 @main.command()

@@ -1,13 +1,16 @@
-"""`tierdesk demo`: the whole product on one machine, against the Zendesk sandbox.
+"""`tierdesk demo`: the whole product on one machine, against a Zendesk or Freshdesk sandbox.
 
-It does what an operator and a helpdesk would: install the webhook and trigger through Zendesk's API,
-sync and segment the customers, then open tickets through the API so that Zendesk fires signed webhooks
-that tierdesk routes. Everything talks real HTTP on loopback; nothing is faked inside tierdesk.
+It does what an operator and a helpdesk would: set up the helpdesk side (Zendesk: a webhook and trigger
+through its API; Freshdesk: an automation rule, which Freshdesk only lets an admin create by hand), sync
+and segment the customers, then open tickets through the helpdesk's API so that it fires webhooks that
+tierdesk routes. Only the setup differs per helpdesk; the run, the table and the figures are shared.
+Everything talks real HTTP on loopback; nothing is faked inside tierdesk.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import socket
 import statistics
 import tempfile
@@ -15,15 +18,21 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from connectors.freshdesk import AUTOMATION_BODY, SECRET_HEADER, FreshdeskConnector
+from connectors.sandbox.freshdesk import FreshdeskSandbox
+from connectors.sandbox.freshdesk_seed import seed as seed_freshdesk
 from connectors.sandbox.seed import seed as seed_sandbox
 from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import logs, sync
 from integration.app import create_app
+from integration.models import Ticket
 from integration.runtime import Runtime
 from integration.settings import Settings
 
@@ -83,37 +92,104 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+class _Admin(Protocol):
+    """The helpdesk's own API user in the demo: opens tickets and reads them back as agents see them."""
+
+    def create_ticket(self, requester_id: str, subject: str, body: str) -> Ticket: ...
+
+    def get_ticket(self, ticket_id: str) -> Ticket: ...
+
+
+@dataclass
+class Helpdesk:
+    """One sandboxed helpdesk, set up and ready to fire webhooks at tierdesk; the rest is shared."""
+
+    name: str  # the connector's name: zendesk | freshdesk
+    title: str  # Zendesk | Freshdesk
+    settings: dict[str, Any]  # the Settings fields that point tierdesk at it
+    admin: _Admin
+    vip_tagged: int  # customers seeded with the "vip" tag
+    fires: str  # how the helpdesk turns a new ticket into a webhook, for the narration
+    stop: Callable[[], None]
+
+
+def zendesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], None]) -> Helpdesk:
+    """Seed the Zendesk sandbox and install the webhook and "ticket created" trigger through its API."""
+    box = ZendeskSandbox(email="demo@example.com", token="demo-token-not-secret")
+    summary = seed_sandbox(box, customers=customers, seed=seed)
+    zendesk_url = box.start()
+    echo(f"Zendesk sandbox at {zendesk_url}: seeded {customers} customers")
+    admin = ZendeskConnector(zendesk_url, box.email, box.token)
+    webhook_id, secret = admin.install_webhook(endpoint)
+    echo(f"Installed webhook {webhook_id} and a 'ticket created' trigger in Zendesk")
+    return Helpdesk(
+        name="zendesk",
+        title="Zendesk",
+        settings={
+            "zendesk_url": zendesk_url,
+            "zendesk_email": box.email,
+            "zendesk_token": box.token,
+            "zendesk_webhook_secret": secret,
+        },
+        admin=admin,
+        vip_tagged=len(summary.vip_tagged_emails),
+        fires="Zendesk's trigger fires a signed webhook for each",
+        stop=box.stop,
+    )
+
+
+def freshdesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], None]) -> Helpdesk:
+    """Seed the Freshdesk sandbox and configure the automation rule an admin would create by hand."""
+    box = FreshdeskSandbox("demo-api-key-not-secret")
+    summary = seed_freshdesk(box, customers=customers, seed=seed)
+    freshdesk_url = box.start()
+    echo(f"Freshdesk sandbox at {freshdesk_url}: seeded {customers} customers")
+    secret = secrets.token_urlsafe(24)
+    rule = box.add_automation_rule(
+        endpoint, AUTOMATION_BODY, name="tierdesk: route new tickets", headers={SECRET_HEADER: secret}
+    )
+    echo(f"Configured automation rule {rule['id']} in Freshdesk: on ticket creation, trigger the webhook")
+    return Helpdesk(
+        name="freshdesk",
+        title="Freshdesk",
+        settings={
+            "freshdesk_url": freshdesk_url,
+            "freshdesk_api_key": box.api_key,
+            "freshdesk_webhook_secret": secret,
+            "freshdesk_rate_limit": box.rate_limit_per_minute,
+        },
+        admin=FreshdeskConnector(freshdesk_url, box.api_key),
+        vip_tagged=len(summary.vip_tagged_emails),
+        fires="Freshdesk's automation rule fires a webhook for each",
+        stop=box.stop,
+    )
+
+
+HELPDESKS: dict[str, Callable[[int, int, str, Callable[[str], None]], Helpdesk]] = {
+    "zendesk": zendesk,
+    "freshdesk": freshdesk,
+}
+
+
 def run(
     customers: int = 1000,
     tickets: int = 50,
     seed: int = 42,
     echo: Callable[[str], None] = print,
     timeout: float = 60.0,
+    helpdesk: str = "zendesk",
 ) -> int:
     started = time.monotonic()
     logs.setup("WARNING")
     rng = random.Random(seed)
-    box = ZendeskSandbox(email="demo@example.com", token="demo-token-not-secret")
-    summary = seed_sandbox(box, customers=customers, seed=seed)
-    zendesk_url = box.start()
-    echo(f"Zendesk sandbox at {zendesk_url}: seeded {customers} customers")
-
     port = _free_port()
-    admin = ZendeskConnector(zendesk_url, box.email, box.token)
-    webhook_id, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
-    echo(f"Installed webhook {webhook_id} and a 'ticket created' trigger in Zendesk")
+    desk = HELPDESKS[helpdesk](customers, seed, f"http://127.0.0.1:{port}/webhooks/{helpdesk}", echo)
+    admin = desk.admin
 
     workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))
-    settings = Settings(
-        db=str(workdir / "tierdesk.db"),
-        zendesk_url=zendesk_url,
-        zendesk_email=box.email,
-        zendesk_token=box.token,
-        zendesk_webhook_secret=secret,
-        worker_threads=2,
-    )
+    settings = Settings(db=str(workdir / "tierdesk.db"), worker_threads=2, **desk.settings)
     runtime = Runtime.from_settings(settings)
-    connector = runtime.connectors["zendesk"]
+    connector = runtime.connectors[desk.name]
     connector.check_groups(runtime.mapping.groups)
 
     t0 = time.monotonic()
@@ -139,8 +215,8 @@ def run(
 
     requesters = pick_requesters(runtime, tickets, rng)
     echo(
-        f"Opening {len(requesters)} tickets through the Zendesk API, {TICKETS_PER_SECOND} a second; "
-        "Zendesk's trigger fires a signed webhook for each..."
+        f"Opening {len(requesters)} tickets through the {desk.title} API, {TICKETS_PER_SECOND} a second; "
+        f"{desk.fires}..."
     )
     created = []
     pace = time.monotonic()
@@ -168,10 +244,10 @@ def run(
     for ticket in created:
         decision = decisions[ticket.key]
         live = admin.get_ticket(ticket.external_id)  # what an agent sees now
-        customer = runtime.store.get_customer(f"zendesk:user:{ticket.requester_id}")
+        customer = runtime.store.get_customer(f"{desk.name}:user:{ticket.requester_id}")
         segs = runtime.store.segments_for(customer.key) if customer else {}
         labels = " ".join(f"{d}={a.label}" for d, a in segs.items() if a.label)
-        group_names = {str(v): k for k, v in connector.groups().items()}
+        group_names = {str(v): k for k, v in connector.groups().items()}  # type: ignore[attr-defined]
         group = group_names.get(live.group_id or "", live.group_id or "-")
         sla = next((t.removeprefix(sla_prefix) for t in live.tags if t.startswith(sla_prefix)), "-")
         ms = decision.latency_ms if decision else None
@@ -227,10 +303,10 @@ def run(
             f"(mean {statistics.fmean(latencies):.0f} ms)"
         )
     echo(
-        f"Routed {len(routed)} of {len(created)} tickets ({len(summary.vip_tagged_emails)} customers "
-        f"carry the vip tag in Zendesk); the demo took {time.monotonic() - started:.1f} s"
+        f"Routed {len(routed)} of {len(created)} tickets ({desk.vip_tagged} customers "
+        f"carry the vip tag in {desk.title}); the demo took {time.monotonic() - started:.1f} s"
     )
-    box.stop()
+    desk.stop()
     if failures or len(routed) != len(created):
         echo(f"FAILED: tickets not routed as decided: {', '.join(failures) or 'timeouts'}")
         return 1

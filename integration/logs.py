@@ -20,7 +20,9 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
             "logger": record.name,
         }
-        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                line[key if key not in line else f"field_{key}"] = value  # never overwrite the name
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

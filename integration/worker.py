@@ -82,7 +82,7 @@ class Worker:
 
     def _process(self, event: Event) -> Outcome:
         queue = self.runtime.queue
-        extra = {"event": event.id, "ticket": event.ticket_key, "attempt": event.attempts}
+        extra = {"event_id": event.id, "ticket": event.ticket_key, "attempt": event.attempts}
         try:
             outcome = self._route(event)
         except ApiError as e:

@@ -125,3 +125,17 @@ def test_replay_all_dead_events_matching_a_filter(live: Live) -> None:
     assert "1 dead event(s) queued again" in rest.output
     assert live.runtime.store.queue_counts() == {"pending": 3}
     assert Worker(live.runtime).run_once() is not None
+
+
+def test_log_lines_are_json_with_the_event_name_and_ids() -> None:
+    import json
+    import logging
+
+    from integration.logs import JsonFormatter
+
+    record = logging.LogRecord("tierdesk.worker", logging.INFO, __file__, 1, "worker.applied", None, None)
+    record.__dict__.update({"event_id": 42, "ticket": "zendesk:ticket:7", "event": "clobber?"})
+    line = json.loads(JsonFormatter().format(record))
+    assert line["event"] == "worker.applied"
+    assert (line["event_id"], line["ticket"], line["level"]) == (42, "zendesk:ticket:7", "info")
+    assert line["field_event"] == "clobber?"
