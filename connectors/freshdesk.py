@@ -524,6 +524,7 @@ class FreshdeskConnector:
         ceiling: datetime | None = None
         newest: datetime | None = None
         asked: set[tuple[str, int]] = set()
+        versions: set[tuple[Any, Any]] = set()  # (id, updated_at) already yielded: re-reads are dropped
         while True:
             if (since, number) in asked or number > self.ticket_page_limit:
                 raise ApiError(NAME, f"ticket list does not advance past updated_since={since} page={number}")
@@ -546,7 +547,9 @@ class FreshdeskConnector:
                     last = changed
             if last and (newest is None or last > newest):
                 newest = last
-            yield Batch("tickets", [to_ticket(i) for i in page], self._advance(cursor, newest, ceiling))
+            fresh = [i for i in page if (i.get("id"), i.get("updated_at")) not in versions]
+            versions.update((i.get("id"), i.get("updated_at")) for i in fresh)
+            yield Batch("tickets", [to_ticket(i) for i in fresh], self._advance(cursor, newest, ceiling))
             if not more or not page:
                 return
             if last is not None and _iso(last) != since:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,6 +134,19 @@ MIGRATIONS.append(
         CREATE TABLE rate_budget (
             name TEXT NOT NULL, second INTEGER NOT NULL, count INTEGER NOT NULL,
             PRIMARY KEY (name, second)
+        );
+        """,
+    )
+)
+
+# Segments of organizations, for dimensions with `level: organization` (their users' rows stay in segments).
+MIGRATIONS.append(
+    (
+        4,
+        """
+        CREATE TABLE organization_segments (
+            organization_key TEXT NOT NULL, dimension TEXT NOT NULL, label TEXT, reasons TEXT NOT NULL,
+            computed_at TEXT NOT NULL, PRIMARY KEY (organization_key, dimension)
         );
         """,
     )
@@ -811,3 +824,161 @@ class Store:
     def release_lock(self, name: str, owner: str) -> None:
         with self.transaction() as db:
             db.conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # -- bulk segment reads and writes (recompute over the whole population) -------------------------
+
+    @staticmethod
+    def _attribute_picks(attributes: Sequence[str]) -> tuple[str, list[Any]]:
+        """Select each attribute with SQLite's JSON functions, so Python parses no JSON per row."""
+        picks = "".join(", json_extract(attributes, ?), json_type(attributes, ?)" for _ in attributes)
+        paths: list[Any] = []
+        for name in attributes:
+            paths += [f'$."{name}"', f'$."{name}"']
+        return picks, paths
+
+    @staticmethod
+    def _json_values(values: list[Any], types: list[Any]) -> list[Any]:
+        """json_extract gives 1/0 for true/false and JSON text for lists and objects: undo that."""
+        if not any(t in ("true", "false", "array", "object") for t in types):
+            return values
+        out = []
+        for value, kind in zip(values, types, strict=True):
+            if kind == "true" or kind == "false":
+                out.append(kind == "true")
+            elif kind in ("array", "object"):
+                out.append(json.loads(value))
+            else:
+                out.append(value)
+        return out
+
+    def customer_columns(
+        self, attributes: Sequence[str], organization_key: str | None = None
+    ) -> dict[str, Any]:
+        """Every customer (or one organization's), column by column, for a recompute.
+
+        Keys ``keys sources external_ids emails tags organization_keys created_at`` (epoch seconds
+        or None) and ``attributes``: attribute -> values as sent (None when absent), ordered by key.
+        """
+        picks, paths = self._attribute_picks(attributes)
+        sql = (
+            "SELECT key, source, external_id, email, tags, organization_key, unixepoch(created_at)"  # noqa: S608
+            f"{picks} FROM customers"
+        )
+        params: list[Any] = list(paths)
+        if organization_key is not None:
+            sql += " WHERE organization_key = ?"
+            params.append(organization_key)
+        rows = self.db.conn.execute(sql + " ORDER BY key", params).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (7 + 2 * len(attributes))
+        return {
+            "keys": list(columns[0]),
+            "sources": list(columns[1]),
+            "external_ids": list(columns[2]),
+            "emails": list(columns[3]),
+            "tags": [() if t == "[]" else tuple(json.loads(t)) for t in columns[4]],
+            "organization_keys": list(columns[5]),
+            "created_at": list(columns[6]),
+            "attributes": {
+                name: self._json_values(list(columns[7 + 2 * i]), list(columns[8 + 2 * i]))
+                for i, name in enumerate(attributes)
+            },
+        }
+
+    def organization_columns(self, attributes: Sequence[str], keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """Organizations column by column (all, or those in ``keys``), like customer_columns."""
+        picks, paths = self._attribute_picks(attributes)
+        sql = (
+            "SELECT key, source, external_id, name, domains, tags, unixepoch(created_at)"  # noqa: S608
+            f"{picks} FROM organizations"
+        )
+        params: list[Any] = list(paths)
+        if keys is not None:
+            sql += f" WHERE key IN ({','.join('?' * len(keys))})"
+            params += list(keys)
+        rows = self.db.conn.execute(sql + " ORDER BY key", params).fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (7 + 2 * len(attributes))
+        return {
+            "keys": list(columns[0]),
+            "sources": list(columns[1]),
+            "external_ids": list(columns[2]),
+            "names": list(columns[3]),
+            "domains": [tuple(json.loads(d)) for d in columns[4]],
+            "tags": [() if t == "[]" else tuple(json.loads(t)) for t in columns[5]],
+            "created_at": list(columns[6]),
+            "attributes": {
+                name: self._json_values(list(columns[7 + 2 * i]), list(columns[8 + 2 * i]))
+                for i, name in enumerate(attributes)
+            },
+        }
+
+    def ticket_stat_rows(self, now: datetime, organization_key: str | None = None) -> list[tuple[Any, ...]]:
+        """(customer key, tickets_30d, tickets_90d, tickets_365d, tickets_total, reopened_90d, csat_good,
+        csat_bad) per requester, counted in SQL; customers without tickets have no row."""
+        params: dict[str, Any] = {
+            "d30": _iso(now - timedelta(days=30)),
+            "d90": _iso(now - timedelta(days=90)),
+            "d365": _iso(now - timedelta(days=365)),
+        }
+        where = ""
+        if organization_key is not None:
+            where = "AND requester_key IN (SELECT key FROM customers WHERE organization_key = :org)"
+            params["org"] = organization_key
+        sql = self._STATS_SQL.format(where=where)
+        return [tuple(int(v or 0) if i else v for i, v in enumerate(row)) for row in self.db.conn.execute(sql, params)]
+
+    def replace_segments(self, rows: Iterable[tuple[str, str, str | None, str]], now: datetime) -> int:
+        """Store (customer key, dimension, label, reasons JSON) for many customers in one transaction,
+        recording every label change in segment_changes (in SQL, not per row); returns the changes."""
+        stamp = _iso(now)
+        with self.transaction() as db:
+            conn = db.conn
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS new_segments "
+                "(customer_key TEXT NOT NULL, dimension TEXT NOT NULL, label TEXT, reasons TEXT NOT NULL)"
+            )
+            conn.execute("DELETE FROM new_segments")
+            conn.executemany("INSERT INTO new_segments VALUES (?, ?, ?, ?)", rows)
+            changes = conn.execute(
+                "INSERT INTO segment_changes (customer_key, dimension, from_label, to_label, reasons, changed_at) "
+                "SELECT n.customer_key, n.dimension, s.label, n.label, n.reasons, ? "
+                "FROM new_segments n LEFT JOIN segments s "
+                "ON s.customer_key = n.customer_key AND s.dimension = n.dimension "
+                "WHERE (s.customer_key IS NULL AND n.label IS NOT NULL) "
+                "OR (s.customer_key IS NOT NULL AND s.label IS NOT n.label)",
+                (stamp,),
+            ).rowcount
+            conn.execute(
+                "INSERT INTO segments (customer_key, dimension, label, reasons, computed_at) "
+                "SELECT customer_key, dimension, label, reasons, ? FROM new_segments WHERE true "
+                "ON CONFLICT (customer_key, dimension) DO UPDATE SET label = excluded.label, "
+                "reasons = excluded.reasons, computed_at = excluded.computed_at",
+                (stamp,),
+            )
+            conn.execute("DELETE FROM new_segments")
+        return changes
+
+    def save_organization_segments(self, assignments: dict[str, dict[str, Assignment]], now: datetime) -> None:
+        """The current labels of organizations in organization-level dimensions."""
+        stamp = _iso(now)
+        rows = [
+            (org_key, dim, a.label, _json(list(a.reasons)), stamp)
+            for org_key, dims in assignments.items()
+            for dim, a in dims.items()
+        ]
+        with self.transaction() as db:
+            db.conn.executemany(
+                "INSERT INTO organization_segments (organization_key, dimension, label, reasons, computed_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (organization_key, dimension) DO UPDATE SET "
+                "label = excluded.label, reasons = excluded.reasons, computed_at = excluded.computed_at",
+                rows,
+            )
+
+    def organization_segments(self, organization_key: str) -> dict[str, Assignment]:
+        return {
+            row[0]: Assignment(row[0], row[1], tuple(json.loads(row[2])))
+            for row in self.db.conn.execute(
+                "SELECT dimension, label, reasons FROM organization_segments WHERE organization_key = ? "
+                "ORDER BY rowid",
+                (organization_key,),
+            )
+        }
