@@ -123,3 +123,32 @@ class Decision:
     tags: tuple[str, ...] = ()  # segment tags, SLA tag and the routed marker
     note: str = ""
     reasons: tuple[str, ...] = ()  # which rule set which field
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """Money a customer brought: a closed-won CRM deal or a row of a billing export.
+
+    It counts for every customer and organization it names (a HubSpot deal can have several contacts,
+    as HubSpot's own "total revenue" does); the store sums it into revenue_12m, lifetime_value,
+    purchases_12m and last_purchase_days of each of them.
+    """
+
+    source: str
+    external_id: str
+    amount: float
+    closed_at: datetime | None = None
+    won: bool = True  # False: the deal is open or lost (again); the store forgets it
+    customer_ids: tuple[str, ...] = ()  # external ids of customers in the same source
+    organization_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:purchase:{self.external_id}"
+
+    @property
+    def party_keys(self) -> tuple[str, ...]:
+        return tuple(
+            [f"{self.source}:user:{c}" for c in self.customer_ids]
+            + [f"{self.source}:org:{o}" for o in self.organization_ids]
+        )

@@ -453,6 +453,42 @@ def customer_population(
     )
 
 
+DERIVED = frozenset(
+    {
+        "tenure_days",
+        "tickets_30d",
+        "tickets_90d",
+        "tickets_total",
+        "tickets_365d",
+        "reopened_90d",
+        "csat_avg",
+        "cost_to_serve",
+        "profit_12m",
+        "users",
+    }
+)
+
+
+def stored_attributes(mapping: Mapping) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The custom attributes a recompute must read: (of customers, of organizations).
+
+    Only what the mapping's dimensions read, plus the inputs of derived features, so a store with
+    many attributes is never read whole.
+    """
+    spec = mapping.features
+    inputs = mapping.inputs("customer")
+    raw = [n for n in inputs if n not in DERIVED and not n.startswith("org_")]
+    raw += ["revenue_12m", *spec.cost_attributes, "last_purchase_at", "last_purchase_days"]
+    org_raw = [n[4:] for n in inputs if n.startswith("org_")]
+    if mapping.dimensions_at("organization"):
+        summed = [n for n in (*ORG_SUMS, *ORG_MINIMA) if n not in DERIVED]
+        raw += summed
+        org_inputs = mapping.inputs("organization")
+        org_raw += [n for n in org_inputs if n != "users"]
+        org_raw += ["revenue_12m", *spec.cost_attributes, *summed]
+    return tuple(dict.fromkeys(raw)), tuple(dict.fromkeys(org_raw))
+
+
 def _days_column(start_us: np.ndarray, now_us: float) -> np.ndarray:
     """Days from whole epoch microseconds to now, computed exactly like _days_since."""
     with np.errstate(invalid="ignore"):
@@ -1175,8 +1211,12 @@ class Segmentation:
 
 
 def _org_title(population: Population, row: int) -> str:
-    name = population.names[row]
-    return f"organization {name}" if name else f"organization {population.external_ids[row]}"
+    return organization_title(population.names[row], population.external_ids[row])
+
+
+def organization_title(name: str | None, external_id: str) -> str:
+    """How reasons name an organization: its name, else its id."""
+    return f"organization {name}" if name else f"organization {external_id}"
 
 
 def combine_organizations(dim: DimensionSpec, candidates: Sequence[tuple[str, Assignment]]) -> Assignment:

@@ -884,7 +884,9 @@ class Store:
             },
         }
 
-    def organization_columns(self, attributes: Sequence[str], keys: Sequence[str] | None = None) -> dict[str, Any]:
+    def organization_columns(
+        self, attributes: Sequence[str], keys: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         """Organizations column by column (all, or those in ``keys``), like customer_columns."""
         picks, paths = self._attribute_picks(attributes)
         sql = (
@@ -924,7 +926,10 @@ class Store:
             where = "AND requester_key IN (SELECT key FROM customers WHERE organization_key = :org)"
             params["org"] = organization_key
         sql = self._STATS_SQL.format(where=where)
-        return [tuple(int(v or 0) if i else v for i, v in enumerate(row)) for row in self.db.conn.execute(sql, params)]
+        return [
+            tuple(int(v or 0) if i else v for i, v in enumerate(row))
+            for row in self.db.conn.execute(sql, params)
+        ]
 
     def replace_segments(self, rows: Iterable[tuple[str, str, str | None, str]], now: datetime) -> int:
         """Store (customer key, dimension, label, reasons JSON) for many customers in one transaction,
@@ -939,7 +944,8 @@ class Store:
             conn.execute("DELETE FROM new_segments")
             conn.executemany("INSERT INTO new_segments VALUES (?, ?, ?, ?)", rows)
             changes = conn.execute(
-                "INSERT INTO segment_changes (customer_key, dimension, from_label, to_label, reasons, changed_at) "
+                "INSERT INTO segment_changes "
+                "(customer_key, dimension, from_label, to_label, reasons, changed_at) "
                 "SELECT n.customer_key, n.dimension, s.label, n.label, n.reasons, ? "
                 "FROM new_segments n LEFT JOIN segments s "
                 "ON s.customer_key = n.customer_key AND s.dimension = n.dimension "
@@ -957,7 +963,9 @@ class Store:
             conn.execute("DELETE FROM new_segments")
         return changes
 
-    def save_organization_segments(self, assignments: dict[str, dict[str, Assignment]], now: datetime) -> None:
+    def save_organization_segments(
+        self, assignments: dict[str, dict[str, Assignment]], now: datetime
+    ) -> None:
         """The current labels of organizations in organization-level dimensions."""
         stamp = _iso(now)
         rows = [
@@ -967,8 +975,9 @@ class Store:
         ]
         with self.transaction() as db:
             db.conn.executemany(
-                "INSERT INTO organization_segments (organization_key, dimension, label, reasons, computed_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (organization_key, dimension) DO UPDATE SET "
+                "INSERT INTO organization_segments "
+                "(organization_key, dimension, label, reasons, computed_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (organization_key, dimension) DO UPDATE SET "
                 "label = excluded.label, reasons = excluded.reasons, computed_at = excluded.computed_at",
                 rows,
             )

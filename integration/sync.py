@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import numpy as np
 
 from connectors.base import STREAMS, Connector
 from integration import segments
@@ -40,6 +43,7 @@ class RecomputeReport:
     customers: int
     changes: int
     distribution: dict[str, dict[str | None, int]]
+    quality: segments.QualityReport | None = None  # missing inputs and segment-size warnings
 
 
 def customer_features(
@@ -52,26 +56,118 @@ def customer_features(
     return segments.features(customer, organization, stats or TicketStats(), now, mapping.features)
 
 
-def recompute(
-    store: Store, mapping: Mapping, mapping_digest: str, now: datetime | None = None
-) -> RecomputeReport:
-    """Fit the population cut-offs and classify every stored customer, keeping their history."""
-    now = now or datetime.now(UTC)
-    organizations = store.organizations_by_key()
-    stats = store.ticket_stats(now)
-    rows = [
-        (
-            c,
-            customer_features(c, organizations.get(c.organization_key or ""), stats.get(c.key), mapping, now),
+def load_population(
+    store: Store, mapping: Mapping, now: datetime, organization_key: str | None = None
+) -> tuple[segments.Population, segments.Population | None]:
+    """Customers (and organizations, when a dimension lives at that level) as feature columns.
+
+    The store reads only the attributes the mapping needs, column by column; segments.py derives
+    the features. ``organization_key``: only that organization and its users.
+    """
+    customer_attrs, org_attrs = segments.stored_attributes(mapping)
+    raw = store.customer_columns(customer_attrs, organization_key=organization_key)
+    counts = {row[0]: row[1:] for row in store.ticket_stat_rows(now, organization_key)}
+    zero = (0,) * 7
+    stats = list(zip(*(counts.get(key, zero) for key in raw["keys"]), strict=True)) or [()] * 7
+    order = (
+        "tickets_30d",
+        "tickets_90d",
+        "tickets_365d",
+        "tickets_total",
+        "reopened_90d",
+        "csat_good",
+        "csat_bad",
+    )
+    table = segments.CustomerTable(
+        keys=raw["keys"],
+        sources=raw["sources"],
+        external_ids=raw["external_ids"],
+        emails=raw["emails"],
+        tags=raw["tags"],
+        organization_keys=raw["organization_keys"],
+        created_at=np.array(raw["created_at"], dtype=np.float64),
+        attributes=raw["attributes"],
+        stats={name: np.array(stats[i], dtype=np.float64) for i, name in enumerate(order)},
+    )
+    org_table = None
+    if org_attrs or mapping.dimensions_at("organization"):
+        keys = [organization_key] if organization_key is not None else None
+        org_raw = store.organization_columns(org_attrs, keys=keys)
+        org_table = segments.OrganizationTable(
+            keys=org_raw["keys"],
+            sources=org_raw["sources"],
+            external_ids=org_raw["external_ids"],
+            names=org_raw["names"],
+            domains=org_raw["domains"],
+            tags=org_raw["tags"],
+            created_at=np.array(org_raw["created_at"], dtype=np.float64),
+            attributes=org_raw["attributes"],
         )
-        for c in store.iter_customers()
-    ]
-    fitted, assignments = segments.classify_all(rows, mapping)
-    changes = store.save_segments(assignments, now)
-    store.save_model(MODEL, {"digest": mapping_digest, "fitted": fitted.to_dict()}, now)
-    report = RecomputeReport(len(rows), changes, store.segment_distribution())
+    population = segments.customer_population(table, mapping, now, org_table)
+    organizations = None
+    if org_table is not None and mapping.dimensions_at("organization"):
+        organizations = segments.organization_population(org_table, population, mapping, now)
+    return population, organizations
+
+
+def recompute(
+    store: Store,
+    mapping: Mapping,
+    mapping_digest: str,
+    now: datetime | None = None,
+    *,
+    min_share: float = 0.01,
+    max_share: float = 0.80,
+) -> RecomputeReport:
+    """Fit the population cut-offs and classify every stored customer, keeping their history.
+
+    Columnar end to end (segments.py explains why); reasons are rendered once, for the rows the
+    store writes. ``min_share`` / ``max_share``: the segment sizes the quality report warns about.
+    """
+    now = now or datetime.now(UTC)
+    population, organizations = load_population(store, mapping, now)
+    seg = segments.segment(population, mapping, organizations=organizations)
+    if seg.organizations is not None:
+        orgs = seg.organizations
+        store.save_organization_segments(
+            {key: orgs.assignments(row) for row, key in enumerate(orgs.population.keys)}, now
+        )
+    changes = store.replace_segments(
+        (
+            (key, dimension, a.label, json.dumps(list(a.reasons), separators=(",", ":")))
+            for key, assignments in seg.rows()
+            for dimension, a in assignments.items()
+        ),
+        now,
+    )
+    store.save_model(MODEL, {"digest": mapping_digest, "fitted": seg.fitted.to_dict()}, now)
+    quality = segments.quality_report(seg, min_share, max_share)
+    report = RecomputeReport(population.size, changes, seg.distribution(), quality)
     log.info("sync.recomputed", extra={"customers": report.customers, "changes": changes})
     return report
+
+
+def organization_assignments(
+    store: Store, mapping: Mapping, fitted: segments.Fitted, organization: Organization | None, now: datetime
+) -> dict[str, list[tuple[str, Assignment]]]:
+    """A customer's organization-level labels as the last recompute stored them for their organization.
+
+    An organization the last recompute did not see (pulled on the spot) is classified now, from
+    its own attributes and its users in the store, against the stored cut-offs.
+    """
+    dims = mapping.dimensions_at("organization")
+    if not dims or organization is None:
+        return {}
+    title = segments.organization_title(organization.name, organization.external_id)
+    stored = store.organization_segments(organization.key)
+    if any(dim.name not in stored for dim in dims):
+        population, orgs = load_population(store, mapping, now, organization_key=organization.key)
+        if orgs is None or orgs.size == 0:
+            return {}
+        seg = segments.segment(population, mapping, fitted, organizations=orgs)
+        assert seg.organizations is not None  # noqa: S101 - there are organization dimensions
+        stored = seg.organizations.assignments(0)
+    return {dim.name: [(title, stored[dim.name])] for dim in dims}
 
 
 def fitted_model(store: Store, mapping: Mapping, mapping_digest: str) -> segments.Fitted:
@@ -101,6 +197,7 @@ def segments_for_customer(
     stats = store.ticket_stats(now, customer.key).get(customer.key)
     feats = customer_features(customer, organization, stats, mapping, now)
     fitted = fitted_model(store, mapping, mapping_digest)
-    assignments = segments.classify(customer, feats, fitted, mapping)
+    orgs = organization_assignments(store, mapping, fitted, organization, now)
+    assignments = segments.classify(customer, feats, fitted, mapping, organizations=orgs)
     store.save_segments({customer.key: assignments}, now)
     return assignments, feats

@@ -293,7 +293,7 @@ class FreshdeskSandbox:
         self._last_stamp = datetime.fromtimestamp(0, UTC)
 
         self._rate = _CreditWindow(rate_limit_per_minute)
-        self._faults: dict[str, Any] = {"status": 0, "remaining": 0, "retry_after": None}
+        self._faults: dict[str, Any] = {"status": 0, "remaining": 0, "retry_after": None, "method": None}
         self._delay = 0.0
         self._request_log: list[tuple[str, str, str, int]] = []
         self._deliveries: list[dict[str, Any]] = []
@@ -350,8 +350,20 @@ class FreshdeskSandbox:
 
     # -- test and demo controls --------------------------------------------------------------------
 
-    def inject_faults(self, status: int, count: int, retry_after: int | None = None) -> None:
-        """Answer the next `count` API requests with `status` (a flaky or rate-limiting helpdesk)."""
+    def inject_faults(
+        self,
+        status: int,
+        count: int,
+        retry_after: int | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next `count` API requests with `status` (a flaky or rate-limiting helpdesk).
+
+        `method` and `path` (a prefix such as "/api/v2/tickets/1") narrow the fault to matching requests,
+        e.g. only the PUT that follows a note.
+        """
         if status == 429 and retry_after is None:
             retry_after = 1
         with self._lock:
@@ -359,6 +371,8 @@ class FreshdeskSandbox:
                 "status": int(status),
                 "remaining": max(0, int(count)),
                 "retry_after": retry_after,
+                "method": method.upper() if method else None,
+                "path": path,
             }
 
     def set_delay(self, seconds: float) -> None:
@@ -896,7 +910,10 @@ class FreshdeskSandbox:
             time.sleep(self._delay)
         with self._lock:
             fault = self._faults
-            if fault["remaining"] > 0:
+            matches = (fault.get("method") in (None, request.method)) and (
+                not fault.get("path") or request.path.startswith(fault["path"])
+            )
+            if fault["remaining"] > 0 and matches:
                 fault["remaining"] -= 1
                 return self._fault_response(fault["status"], fault["retry_after"])
         admitted, _remaining, retry_after = self._rate.spend(self._credits())
@@ -1654,7 +1671,14 @@ class FreshdeskSandbox:
             status = int(body.get("status", 503))
             count = int(body.get("count", 1))
             retry_after = body.get("retry_after")
-            self.inject_faults(status, count, None if retry_after is None else int(retry_after))
+            method, path = body.get("method"), body.get("path")
+            self.inject_faults(
+                status,
+                count,
+                None if retry_after is None else int(retry_after),
+                method=str(method) if method else None,
+                path=str(path) if path else None,
+            )
         except (TypeError, ValueError) as e:
             raise _validation("status", "status, count and retry_after must be integers") from e
         return self._json({"faults": {"status": status, "count": count, "retry_after": retry_after}})
