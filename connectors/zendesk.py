@@ -20,6 +20,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +50,32 @@ TRIGGER_BODY = json.dumps(
     },
     indent=2,
 )
+
+
+BATCH_SIZE = 100  # update_many takes at most 100 records
+JOB_WAVE = 25  # jobs in flight at once; Zendesk allows 30 queued per account
+JOB_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class TagChange:
+    external_id: str
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+@dataclass
+class PushReport:
+    write_calls: int = 0
+    job_polls: int = 0
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 class UnknownGroup(ApiError):
@@ -415,49 +442,114 @@ class ZendeskConnector:
             )
         raise ApiConflict(NAME, f"ticket {ticket.external_id} kept changing during routing", 409)
 
+    def update_routing(
+        self,
+        ticket: Ticket,
+        *,
+        priority: str | None = None,
+        group: str | None = None,
+        add_tags: tuple[str, ...] = (),
+        remove_tags: tuple[str, ...] = (),
+        note: str = "",
+    ) -> ApplyResult:
+        """Change an already routed ticket (a re-route), merging tags and guarding with safe_update."""
+        group_id = self.group_id(group) if group else None
+        calls = 0
+        for _attempt in range(3):
+            tags = [t for t in ticket.tags if t not in remove_tags]
+            tags += [t for t in add_tags if t not in tags]
+            update: dict[str, Any] = {"safe_update": True, "updated_stamp": ticket.updated_stamp}
+            if tags != list(ticket.tags):
+                update["tags"] = tags
+            if priority and priority != ticket.priority:
+                update["priority"] = priority
+            if group_id is not None and str(group_id) != ticket.group_id:
+                update["group_id"] = group_id
+            if len(update) == 2:
+                return ApplyResult("skipped", "nothing to change", calls)
+            if note:
+                update["comment"] = {"body": note, "public": False}
+            try:
+                calls += 1
+                answer = self.http.put(f"/api/v2/tickets/{ticket.external_id}", {"ticket": update})
+            except ApiConflict:
+                calls += 1
+                ticket = self.get_ticket(ticket.external_id)
+                continue
+            updated = answer.get("ticket", {})
+            return ApplyResult(
+                "applied",
+                calls=calls,
+                response={k: updated.get(k) for k in ("id", "priority", "group_id", "tags", "updated_at")},
+            )
+        raise ApiConflict(NAME, f"ticket {ticket.external_id} kept changing during re-routing", 409)
+
+    # segment tags on users and organizations
+    def push_tags(self, kind: str, changes: list[TagChange]) -> PushReport:
+        """Add and remove tags on many users or organizations, 100 per update_many job.
+
+        Each record gets its own additional_tags / remove_tags, so other tags on it are never touched.
+        Jobs are submitted in waves (Zendesk queues at most 30 per account) and polled with show_many.
+        """
+        if kind not in ("users", "organizations"):
+            raise ValueError(f"cannot push tags to {kind!r}")
+        report = PushReport()
+        batches = [changes[i : i + BATCH_SIZE] for i in range(0, len(changes), BATCH_SIZE)]
+        for wave_start in range(0, len(batches), JOB_WAVE):
+            jobs: dict[str, list[TagChange]] = {}
+            for batch in batches[wave_start : wave_start + JOB_WAVE]:
+                records = [
+                    {"id": int(c.external_id), "additional_tags": list(c.add), "remove_tags": list(c.remove)}
+                    for c in batch
+                ]
+                body = {kind: records}
+                report.write_calls += 1
+                job = self.http.put(f"/api/v2/{kind}/update_many", body)["job_status"]
+                jobs[str(job["id"])] = batch
+            self._wait_for_jobs(jobs, report)
+        return report
+
+    def _wait_for_jobs(self, jobs: dict[str, list[TagChange]], report: PushReport) -> None:
+        pending = dict(jobs)
+        delay = 0.05
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while pending:
+            if time.monotonic() > deadline:
+                for batch in pending.values():
+                    report.failed.extend(c.external_id for c in batch)
+                report.errors.append(f"{len(pending)} job(s) still running after {JOB_TIMEOUT:.0f} s")
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            for ids in _chunks(list(pending), 100):
+                report.job_polls += 1
+                answer = self.http.get("/api/v2/job_statuses/show_many", ids=",".join(ids))
+                for job in answer.get("job_statuses", []):
+                    job_id = str(job["id"])
+                    if job_id not in pending or job.get("status") not in ("completed", "failed"):
+                        continue
+                    batch = pending.pop(job_id)
+                    failed = {str(r.get("id")) for r in job.get("results") or [] if r.get("success") is False}
+                    if job.get("status") == "failed":
+                        failed = {c.external_id for c in batch}
+                        report.errors.append(f"job {job_id} failed: {job.get('message')}")
+                    for change in batch:
+                        (report.failed if change.external_id in failed else report.succeeded).append(
+                            change.external_id
+                        )
+
     # helpdesk-side setup
     def install_webhook(self, endpoint: str, *, title: str = "tierdesk") -> tuple[str, str]:
-        """Create the webhook and the "ticket created" trigger that calls it; returns (id, secret).
+        """Create (or find) the webhook and its "ticket created" trigger; returns (id, secret).
 
-        The trigger fires on creation only and never for a ticket that already carries our marker,
-        so our own update cannot route a ticket twice.
+        The same code path as `tierdesk setup zendesk`, without SLA policies.
         """
-        webhook = self.http.post(
-            "/api/v2/webhooks",
-            {
-                "webhook": {
-                    "name": title,
-                    "endpoint": endpoint,
-                    "http_method": "POST",
-                    "request_format": "json",
-                    "status": "active",
-                    "subscriptions": ["conditional_ticket_events"],
-                }
-            },
-        )["webhook"]
-        secret = self.http.get(f"/api/v2/webhooks/{webhook['id']}/signing_secret")
-        self.http.post(
-            "/api/v2/triggers",
-            {
-                "trigger": {
-                    "title": f"{title}: route new tickets",
-                    "active": True,
-                    "conditions": {
-                        "all": [
-                            {"field": "update_type", "operator": "is", "value": "Create"},
-                            {
-                                "field": "current_tags",
-                                "operator": "not_includes",
-                                "value": self.marker_tag,
-                            },
-                        ],
-                        "any": [],
-                    },
-                    "actions": [{"field": "notification_webhook", "value": [webhook["id"], TRIGGER_BODY]}],
-                }
-            },
-        )
-        return str(webhook["id"]), secret["signing_secret"]["secret"]
+        from connectors import zendesk_setup
+
+        result = zendesk_setup.run(self, endpoint=endpoint, slas=[], name=title)
+        if not (result.webhook_id and result.secret):
+            raise ApiError(NAME, "the webhook was neither found nor created")
+        return result.webhook_id, result.secret
 
     def create_ticket(self, requester_id: str, subject: str, body: str) -> Ticket:
         """Open a ticket as an end user would (the demo uses it to make Zendesk fire webhooks)."""

@@ -219,7 +219,9 @@ def _org(o: Organization, rules: Rules) -> _Rec:
             domain = normalize_domain(raw)
             if domain and domain not in rules.ignore_domains:
                 domains.append(("domain", domain))
-    return _Rec(o.key, o.source, _name(o.name), None, tuple(dict.fromkeys(domains)), _refs(o.attributes, rules, "org"))
+    return _Rec(
+        o.key, o.source, _name(o.name), None, tuple(dict.fromkeys(domains)), _refs(o.attributes, rules, "org")
+    )
 
 
 def _disagreement(a: _Rec, b: _Rec, kind: str) -> str | None:
@@ -230,7 +232,9 @@ def _disagreement(a: _Rec, b: _Rec, kind: str) -> str | None:
     return None
 
 
-def _resolve_kind(records: Sequence[_Rec], kind: str, rules: Rules, ranks: Mapping[str, int]) -> tuple[list[Link], list[Conflict]]:
+def _resolve_kind(
+    records: Sequence[_Rec], kind: str, rules: Rules, ranks: Mapping[str, int]
+) -> tuple[list[Link], list[Conflict]]:
     by_key = {r.key: r for r in records}
     groups = _Groups(by_key)
     shared: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -329,7 +333,7 @@ def merge_attributes(parts: Iterable[Part]) -> dict[str, Value]:
 
 
 def merge_tags(parts: Iterable[Part]) -> tuple[str, ...]:
-    """Tags of every record, in precedence order: a VIP tag in the CRM counts as much as one in the helpdesk."""
+    """Tags of every record, in precedence order: a VIP tag in the CRM counts like one in the helpdesk."""
     out: dict[str, None] = {}
     for part in sorted(parts, key=lambda p: (p.rank, p.key)):
         out.update(dict.fromkeys(part.tags))
@@ -340,3 +344,64 @@ def earliest(parts: Iterable[Part]) -> datetime | None:
     """Customer since: the earliest creation date any source knows (tenure counts from first contact)."""
     dates = [p.created_at for p in parts if p.created_at is not None]
     return min(dates) if dates else None
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What the other records of a person add to one record, precomputed when identities are resolved.
+
+    The store lays it over the record's own attributes at read time, so a fresh pull of the record itself
+    is visible at once: ``high`` wins over the record's own values, ``low`` only fills what it lacks.
+    """
+
+    high: dict[str, Value]
+    low: dict[str, Value]
+    tags: tuple[str, ...] | None  # own tags plus the others', None when the others add none
+    created_at: datetime | None  # the earliest creation date among the other records
+
+
+def _present(values: Mapping[str, Value]) -> dict[str, Value]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def overlays(
+    resolution: Resolution,
+    parts: Mapping[str, Part],
+    derived: Mapping[str, Mapping[str, Value]] | None = None,
+) -> dict[str, Overlay]:
+    """Per record key, the overlay that turns its own values into its person's merged view.
+
+    `parts` holds every record's own attributes, tags and creation date; `derived` holds values computed
+    from the record's purchases (revenue_12m...), which count as that record's own, ahead of its stored
+    attributes. Held records get nothing: an ambiguous match must not leak attributes.
+    """
+    derived = derived or {}
+    members: dict[str, list[str]] = defaultdict(list)
+    for link in resolution.links:
+        if link.role != "held":
+            members[link.entity_key].append(link.record_key)
+    out: dict[str, Overlay] = {}
+    for keys in members.values():
+        for key in keys:
+            own = parts.get(key)
+            if own is None:
+                continue
+            others = [
+                Part(p.rank, p.key, {**p.attributes, **derived.get(p.key, {})}, p.tags, p.created_at)
+                for k in keys
+                if k != key and (p := parts.get(k)) is not None
+            ]
+            own_derived = derived.get(key, {})
+            if not others and not own_derived:
+                continue
+            ahead = [p for p in others if (p.rank, p.key) < (own.rank, own.key)]
+            behind = [p for p in others if (p.rank, p.key) > (own.rank, own.key)]
+            high = merge_attributes([*ahead, Part(own.rank, "", own_derived)])
+            tags = merge_tags([own, *others])
+            out[key] = Overlay(
+                high=_present(high),
+                low=_present(merge_attributes(behind)),
+                tags=tags if set(tags) != set(own.tags) else None,
+                created_at=earliest(others),
+            )
+    return out

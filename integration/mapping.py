@@ -465,7 +465,7 @@ def evaluate(expr: Expression | Node, features: Features) -> bool:
     """Does the condition hold? A comparison that reads a missing value is False, never an error."""
     if isinstance(expr, Expression):
         return expr.test(features)
-    return _compile(expr)(features)
+    return compile_condition(expr)(features)
 
 
 # evaluation semantics ----------------------------------------------------------------------------
@@ -506,8 +506,13 @@ def _compare(op: str, left: object, right: object) -> bool:
 
 
 def compile_condition(node: Node) -> Callable[[Features], bool]:
-    """The closure for one parsed node (segments.py falls back to it for text-valued columns)."""
-    return _compile(node)
+    """The closure for one parsed node, built once and kept on the node (explanations and
+    segments.py's text-column fallback evaluate the same nodes many times)."""
+    test = node.__dict__.get("_compiled")
+    if test is None:
+        test = _compile(node)
+        object.__setattr__(node, "_compiled", test)  # not a field: equality and repr ignore it
+    return test
 
 
 def _getter(operand: Operand) -> Callable[[Features], object]:

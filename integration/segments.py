@@ -1109,7 +1109,7 @@ class Segmentation:
         self.given = given or {}
         self.labels: dict[str, np.ndarray] = {name: result.label for name, result in results.items()}
         self.forced: dict[str, np.ndarray] = {}  # dimension -> index of the manual dimension that set it
-        self._org_rows: dict[str, np.ndarray] = {}  # level organization: the organization row used
+        self._list_cache: dict[str, list[Any]] = {}
 
     # -- labels ----------------------------------------------------------------------------------
 
@@ -1136,39 +1136,60 @@ class Segmentation:
 
     def assignments(self, row: int) -> dict[str, Assignment]:
         """One Assignment per dimension, in mapping order, with reasons in plain words."""
+        feats = self._features(row)
         return {
-            dim.name: self.assignment(row, dim.name)
+            dim.name: self.assignment(row, dim.name, feats)
             for dim in self.mapping.segments
             if dim.name in self.labels
         }
 
-    def assignment(self, row: int, dimension: str) -> Assignment:
+    def assignment(self, row: int, dimension: str, feats: Features | None = None) -> Assignment:
         forced = self.forced.get(dimension)
         if forced is not None and forced[row] >= 0:
             return self._overridden(row, dimension, int(forced[row]))
-        return self._computed(row, dimension)
+        return self._computed(row, dimension, feats)
 
-    def _computed(self, row: int, dimension: str) -> Assignment:
+    def _lists(self, name: str, array: np.ndarray) -> list[Any]:
+        """Columns as Python lists, made once: reading one row of many columns is then cheap."""
+        cached = self._list_cache.get(name)
+        if cached is None:
+            cached = self._list_cache[name] = array.tolist()
+        return cached
+
+    def _features(self, row: int) -> dict[str, Value]:
+        """The row's features as a plain dict (missing values left out), for the reason texts."""
+        feats: dict[str, Value] = {}
+        for name, col in self.population.columns.items():
+            value = self._lists(f"col:{name}", col)[row]
+            if value is None or value != value:  # None or NaN: missing
+                continue
+            feats[name] = value
+        return feats
+
+    def _computed(self, row: int, dimension: str, feats: Features | None = None) -> Assignment:
         dim = self.mapping.dimension(dimension)
         if dim.level == "organization" and self.population.level == "customer":
             return self._from_organization(row, dimension)
         result = self.results[dimension]
-        choice = int(result.choice[row])
-        feats = self.population.row(row)
-        label_code = int(result.label[row])
+        choice = self._lists(f"choice:{dimension}", result.choice)[row]
+        label_code = self._lists(f"label:{dimension}", result.label)[row]
         label = dim.labels[label_code] if label_code >= 0 else None
+        if feats is None:
+            feats = self._features(row)
         if isinstance(dim, RulesDimension):
             reasons = _rules_reasons(dim, choice, feats)
         elif isinstance(dim, ScoreDimension):
             assert result.score is not None  # noqa: S101
-            reasons = _score_reasons(dim, choice, float(result.score[row]), feats, self._fitted(dim))
+            score = self._lists(f"score:{dimension}", result.score)[row]
+            reasons = _score_reasons(dim, choice, score, feats, self._fitted(dim))
         elif isinstance(dim, PercentileDimension):
             reasons = _percentile_reasons(dim, choice, feats, self._fitted(dim))
         elif isinstance(dim, RfmDimension):
             assert result.rfm is not None  # noqa: S101
-            reasons = _rfm_reasons(
-                dim, choice, tuple(int(s) for s in result.rfm[row]), feats, self._fitted(dim)
-            )
+            scores = tuple(self._lists(f"rfm:{dimension}", result.rfm)[row])
+            reasons = _rfm_reasons(dim, choice, scores, feats, self._fitted(dim))
+        elif choice == 0:
+            reasons = ()
         else:
             reasons = _manual_reasons(dim, self.population, row)
         return Assignment(dim.name, label, reasons)

@@ -139,6 +139,63 @@ MIGRATIONS.append(
     )
 )
 
+# Sync state per stream, purchases (CRM deals, billing rows), and identity across sources (integration/identity.py).
+# The *_merged views lay each record's identity overlay over its own values; *_population keeps one row per
+# customer (records linked into another person's record, or held back by a conflict, drop out).
+MIGRATIONS.append(
+    (
+        3,
+        """
+        ALTER TABLE sync_cursors ADD COLUMN status TEXT;
+        ALTER TABLE sync_cursors ADD COLUMN started_at TEXT;
+        ALTER TABLE sync_cursors ADD COLUMN finished_at TEXT;
+        ALTER TABLE sync_cursors ADD COLUMN last_records INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sync_cursors ADD COLUMN runs INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sync_cursors ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sync_cursors ADD COLUMN last_error TEXT;
+        CREATE TABLE purchases (
+            key TEXT NOT NULL, party_key TEXT NOT NULL, source TEXT NOT NULL, amount REAL NOT NULL,
+            closed_at TEXT, synced_at TEXT NOT NULL, PRIMARY KEY (key, party_key)
+        );
+        CREATE INDEX purchases_party ON purchases (party_key, closed_at);
+        CREATE INDEX purchases_source ON purchases (source);
+        CREATE TABLE identities (
+            record_key TEXT PRIMARY KEY, kind TEXT NOT NULL, entity_key TEXT NOT NULL, role TEXT NOT NULL,
+            rule TEXT NOT NULL, rank INTEGER NOT NULL, high TEXT, low TEXT, tags TEXT, created_at TEXT,
+            resolved_at TEXT NOT NULL
+        );
+        CREATE INDEX identities_entity ON identities (entity_key);
+        CREATE TABLE identity_conflicts (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, code TEXT NOT NULL, keys TEXT NOT NULL,
+            detail TEXT NOT NULL, detected_at TEXT NOT NULL
+        );
+        CREATE VIEW customers_merged AS
+        SELECT c.key, c.source, c.external_id, c.email, c.name, c.organization_key,
+               coalesce(i.tags, c.tags) AS tags,
+               CASE WHEN i.record_key IS NULL THEN c.attributes
+                    ELSE json_patch(json_patch(coalesce(i.low, '{}'), c.attributes), coalesce(i.high, '{}'))
+               END AS attributes,
+               CASE WHEN i.created_at IS NOT NULL AND (c.created_at IS NULL OR i.created_at < c.created_at)
+                    THEN i.created_at ELSE c.created_at END AS created_at,
+               c.updated_at, c.synced_at, i.role AS role, i.entity_key AS entity_key
+        FROM customers c LEFT JOIN identities i ON i.record_key = c.key;
+        CREATE VIEW customer_population AS
+        SELECT * FROM customers_merged WHERE role IS NULL OR role = 'primary';
+        CREATE VIEW organizations_merged AS
+        SELECT o.key, o.source, o.external_id, o.name, o.domains, coalesce(i.tags, o.tags) AS tags,
+               CASE WHEN i.record_key IS NULL THEN o.attributes
+                    ELSE json_patch(json_patch(coalesce(i.low, '{}'), o.attributes), coalesce(i.high, '{}'))
+               END AS attributes,
+               CASE WHEN i.created_at IS NOT NULL AND (o.created_at IS NULL OR i.created_at < o.created_at)
+                    THEN i.created_at ELSE o.created_at END AS created_at,
+               o.updated_at, o.synced_at, i.role AS role, i.entity_key AS entity_key
+        FROM organizations o LEFT JOIN identities i ON i.record_key = o.key;
+        CREATE VIEW organization_population AS
+        SELECT * FROM organizations_merged WHERE role IS NULL OR role = 'primary';
+        """,
+    )
+)
+
 # Segments of organizations, for dimensions with `level: organization` (their users' rows stay in segments).
 MIGRATIONS.append(
     (
@@ -376,19 +433,21 @@ class Store:
         )
 
     def get_customer(self, key: str) -> Customer | None:
-        rows = list(self.db.query("SELECT * FROM customers WHERE key = ?", [key]))
+        rows = list(self.db.query("SELECT * FROM customers_merged WHERE key = ?", [key]))
         return self._customer(rows[0]) if rows else None
 
     def get_organization(self, key: str) -> Organization | None:
-        rows = list(self.db.query("SELECT * FROM organizations WHERE key = ?", [key]))
+        rows = list(self.db.query("SELECT * FROM organizations_merged WHERE key = ?", [key]))
         return self._organization(rows[0]) if rows else None
 
     def iter_customers(self) -> Iterator[Customer]:
-        for row in self.db.query("SELECT * FROM customers ORDER BY key"):
+        for row in self.db.query("SELECT * FROM customer_population ORDER BY key"):
             yield self._customer(row)
 
     def organizations_by_key(self) -> dict[str, Organization]:
-        return {row["key"]: self._organization(row) for row in self.db.query("SELECT * FROM organizations")}
+        return {
+            row["key"]: self._organization(row) for row in self.db.query("SELECT * FROM organizations_merged")
+        }
 
     def count(self, table: str) -> int:
         if table not in {
@@ -539,6 +598,7 @@ class Store:
             "users": self.upsert_customers,
             "organizations": self.upsert_organizations,
             "tickets": self.upsert_tickets,
+            "purchases": self.upsert_purchases,
         }[stream]
         with self.transaction() as db:
             writer(records)  # type: ignore[arg-type]
