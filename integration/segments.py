@@ -1110,6 +1110,7 @@ class Segmentation:
         self.labels: dict[str, np.ndarray] = {name: result.label for name, result in results.items()}
         self.forced: dict[str, np.ndarray] = {}  # dimension -> index of the manual dimension that set it
         self._list_cache: dict[str, list[Any]] = {}
+        self._assignment_cache: dict[tuple[int, str], Assignment] = {}
 
     # -- labels ----------------------------------------------------------------------------------
 
@@ -1212,7 +1213,15 @@ class Segmentation:
         if orgs is None or index is None or index[row] < 0:
             return []
         rows = [int(index[row]), *self.population.other_organizations.get(row, ())]
-        return [(_org_title(orgs.population, j), orgs.assignment(j, dimension)) for j in rows]
+        return [(_org_title(orgs.population, j), orgs.cached_assignment(j, dimension)) for j in rows]
+
+    def cached_assignment(self, row: int, dimension: str) -> Assignment:
+        """assignment(), remembered: an organization's reasons are shown to each of its users."""
+        key = (row, dimension)
+        found = self._assignment_cache.get(key)
+        if found is None:
+            found = self._assignment_cache[key] = self.assignment(row, dimension)
+        return found
 
     def _overridden(self, row: int, dimension: str, manual_index: int) -> Assignment:
         manual = self.mapping.segments[manual_index]

@@ -22,7 +22,15 @@ from typing import Any
 
 import sqlite_utils
 
-from integration.models import Assignment, Customer, Decision, Organization, Ticket, TicketStats
+from integration.models import (
+    Assignment,
+    Customer,
+    Decision,
+    Organization,
+    Purchase,
+    Ticket,
+    TicketStats,
+)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -139,7 +147,7 @@ MIGRATIONS.append(
     )
 )
 
-# Sync state per stream, purchases (CRM deals, billing rows), and identity across sources (integration/identity.py).
+# Sync state per stream, purchases (CRM deals, billing rows) and identity across sources (identity.py).
 # The *_merged views lay each record's identity overlay over its own values; *_population keeps one row per
 # customer (records linked into another person's record, or held back by a conflict, drop out).
 MIGRATIONS.append(
@@ -205,6 +213,22 @@ MIGRATIONS.append(
             organization_key TEXT NOT NULL, dimension TEXT NOT NULL, label TEXT, reasons TEXT NOT NULL,
             computed_at TEXT NOT NULL, PRIMARY KEY (organization_key, dimension)
         );
+        """,
+    )
+)
+
+
+# Scheduled job runs, for `tierdesk jobs` (their locks live in `locks`).
+MIGRATIONS.append(
+    (
+        7,
+        """
+        CREATE TABLE job_runs (
+            id INTEGER PRIMARY KEY, job TEXT NOT NULL, owner TEXT NOT NULL, started_at REAL NOT NULL,
+            finished_at REAL, status TEXT NOT NULL DEFAULT 'running', counts TEXT NOT NULL DEFAULT '{}',
+            api_calls INTEGER NOT NULL DEFAULT 0, error TEXT
+        );
+        CREATE INDEX job_runs_job ON job_runs (job, started_at);
         """,
     )
 )
@@ -590,7 +614,7 @@ class Store:
         self,
         connector: str,
         stream: str,
-        records: list[Customer] | list[Organization] | list[Ticket],
+        records: list[Customer] | list[Organization] | list[Ticket] | list[Purchase],
         cursor: str | None,
     ) -> None:
         """Records and the cursor that covers them land in one transaction, so a crash resumes cleanly."""
@@ -866,6 +890,112 @@ class Store:
             )
         return 0.0
 
+    # -- scheduled jobs, tag push and re-routing ------------------------------------------------------
+
+    def start_job_run(self, job: str, owner: str, now: float) -> int:
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "INSERT INTO job_runs (job, owner, started_at) VALUES (?, ?, ?)", (job, owner, now)
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_job_run(
+        self, run_id: int, status: str, counts: dict[str, Any], api_calls: int, error: str | None, now: float
+    ) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                "UPDATE job_runs SET finished_at = ?, status = ?, counts = ?, api_calls = ?, error = ? "
+                "WHERE id = ?",
+                (now, status, _json(counts), api_calls, error, run_id),
+            )
+
+    def list_job_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = list(self.db.query("SELECT * FROM job_runs ORDER BY id DESC LIMIT ?", [limit]))
+        for row in rows:
+            row["counts"] = json.loads(row["counts"])
+        return rows
+
+    def sweep_leases(self, now: float) -> int:
+        """Hand events whose worker's lease ran out back to the queue (claims would retake them anyway;
+        this makes the queue's state honest for probes and the admin)."""
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'pending', lease_until = NULL "
+                "WHERE status = 'leased' AND lease_until < ?",
+                (now,),
+            )
+            return cur.rowcount
+
+    def tag_state(self, kind: str) -> list[tuple[str, str, str, tuple[str, ...], dict[str, str | None]]]:
+        """(key, source, external id, tags in the helpdesk, {dimension: label}) for users or organizations."""
+        table, segments, key_column = {
+            "users": ("customers", "segments", "customer_key"),
+            "organizations": ("organizations", "organization_segments", "organization_key"),
+        }[kind]
+        labels: dict[str, dict[str, str | None]] = {}
+        for row in self.db.conn.execute(
+            f"SELECT {key_column}, dimension, label FROM {segments}"  # noqa: S608 - fixed names above
+        ):
+            labels.setdefault(row[0], {})[row[1]] = row[2]
+        return [
+            (row[0], row[1], row[2], tuple(json.loads(row[3])), labels.get(row[0], {}))
+            for row in self.db.conn.execute(
+                f"SELECT key, source, external_id, tags FROM {table} ORDER BY key"  # noqa: S608
+            )
+        ]
+
+    def set_tags(self, kind: str, tags: dict[str, tuple[str, ...]]) -> None:
+        """Record what the helpdesk now holds after a push, so the next diff starts from it."""
+        table = {"users": "customers", "organizations": "organizations"}[kind]
+        with self.transaction() as db:
+            db.conn.executemany(
+                f"UPDATE {table} SET tags = ? WHERE key = ?",  # noqa: S608 - fixed names above
+                [(_json(list(v)), k) for k, v in tags.items()],
+            )
+
+    def customers_changed_at(self, stamp: datetime) -> list[str]:
+        """Customers whose segments changed in the recompute stamped `stamp` (a first label is no change)."""
+        return [
+            row[0]
+            for row in self.db.conn.execute(
+                "SELECT DISTINCT c.customer_key FROM segment_changes c WHERE c.changed_at = ? "
+                "AND EXISTS (SELECT 1 FROM segment_changes o "
+                "WHERE o.customer_key = c.customer_key AND o.changed_at < ?) ORDER BY c.customer_key",
+                (_iso(stamp), _iso(stamp)),
+            )
+        ]
+
+    def segment_changes_at(
+        self, customer_key: str, stamp: datetime
+    ) -> list[tuple[str, str | None, str | None]]:
+        """(dimension, from, to) of one customer's changes in the recompute stamped `stamp`."""
+        return [
+            (row[0], row[1], row[2])
+            for row in self.db.conn.execute(
+                "SELECT dimension, from_label, to_label FROM segment_changes "
+                "WHERE customer_key = ? AND changed_at = ? ORDER BY id",
+                (customer_key, _iso(stamp)),
+            )
+        ]
+
+    def open_routed_tickets(self, customer_keys: list[str]) -> list[tuple[str, str, str]]:
+        """(ticket key, external id, requester key) of open tickets we routed, for these customers."""
+        out: list[tuple[str, str, str]] = []
+        for start in range(0, len(customer_keys), 500):
+            chunk = customer_keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out += [
+                (row[0], row[1], row[2])
+                for row in self.db.conn.execute(
+                    "SELECT t.key, t.external_id, t.requester_key FROM tickets t "  # noqa: S608
+                    "JOIN decisions d ON d.ticket_key = t.key AND d.outcome IN ('applied', 'rerouted') "
+                    f"WHERE t.requester_key IN ({marks}) "
+                    "AND coalesce(t.status, 'open') IN ('new', 'open', 'pending', 'hold') ORDER BY t.key",
+                    chunk,
+                )
+            ]
+        return out
+
     # -- locks --------------------------------------------------------------------------------------
 
     def acquire_lock(self, name: str, owner: str, ttl: float, now: float | None = None) -> bool:
@@ -1051,3 +1181,189 @@ class Store:
                 (organization_key,),
             )
         }
+
+    # -- purchases, sync state and identity (integration/identity.py holds the matching logic) ------
+
+    # The identity rules of this process (integration.identity.Rules), set by the runtime; sync.pull
+    # resolves identities with them after every pull (None: the defaults).
+    identity_rules: Any = None
+
+    def upsert_purchases(self, purchases: Iterable[Purchase]) -> int:
+        """Replace each purchase's rows: one per customer or organization it counts for.
+
+        A purchase that is no longer won (a deal reopened or lost) or has no amount is forgotten.
+        """
+        now = _iso(datetime.now(UTC))
+        items = list(purchases)
+        rows = [
+            (p.key, party, p.source, float(p.amount), _iso(p.closed_at), now)
+            for p in items
+            if p.won and p.amount is not None
+            for party in dict.fromkeys(p.party_keys)
+        ]
+        with self.transaction() as db:
+            db.conn.executemany("DELETE FROM purchases WHERE key = ?", [(p.key,) for p in items])
+            db.conn.executemany(
+                "INSERT INTO purchases (key, party_key, source, amount, closed_at, synced_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(items)
+
+    _SWEEP_SQL = {
+        stream: f"DELETE FROM {table} WHERE source = ? AND key NOT IN (SELECT key FROM temp.keep)"  # noqa: S608
+        for stream, table in (
+            ("users", "customers"),
+            ("organizations", "organizations"),
+            ("purchases", "purchases"),
+        )
+    }
+
+    def sweep(self, source: str, stream: str, keep: Iterable[str]) -> int:
+        """After a complete pull of a snapshot (a CSV file, a full CRM pull), forget what it no longer has."""
+        sql = self._SWEEP_SQL.get(stream)
+        if sql is None:
+            return 0
+        with self.transaction() as db:
+            conn = db.conn
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM temp.keep")
+            conn.executemany("INSERT OR IGNORE INTO temp.keep VALUES (?)", ((k,) for k in keep))
+            removed = conn.execute(sql, (source,)).rowcount
+            conn.execute("DELETE FROM temp.keep")
+        return removed
+
+    def purchase_totals(self, now: datetime) -> dict[str, dict[str, float | int]]:
+        """revenue_12m, lifetime_value, purchases_12m and last_purchase_days per customer/organization key."""
+        since = _iso(now - timedelta(days=365))
+        out: dict[str, dict[str, float | int]] = {}
+        for party, revenue, lifetime, count, last in self.db.conn.execute(
+            "SELECT party_key, sum(CASE WHEN closed_at >= ? THEN amount ELSE 0 END), sum(amount), "
+            "sum(closed_at >= ?), max(closed_at) FROM purchases GROUP BY party_key",
+            (since, since),
+        ):
+            totals: dict[str, float | int] = {
+                "revenue_12m": round(revenue, 2),
+                "lifetime_value": round(lifetime, 2),
+                "purchases_12m": int(count or 0),
+            }
+            last_at = _dt(last)
+            if last_at is not None:
+                totals["last_purchase_days"] = max(0, (now - last_at).days)
+            out[party] = totals
+        return out
+
+    def source_records(self) -> tuple[list[Customer], list[Organization]]:
+        """Every stored customer and organization as its source sent it (no identity overlay)."""
+        return (
+            [self._customer(row) for row in self.db.query("SELECT * FROM customers ORDER BY key")],
+            [self._organization(row) for row in self.db.query("SELECT * FROM organizations ORDER BY key")],
+        )
+
+    def has_records_outside(self, sources: Iterable[str]) -> bool:
+        """Is there anything to match: a record from another source, or identities from an earlier run?"""
+        names = list(sources)
+        marks = ",".join("?" * len(names)) or "''"
+        for table in ("customers", "organizations"):
+            row = self.db.conn.execute(
+                f"SELECT 1 FROM {table} WHERE source NOT IN ({marks}) LIMIT 1",  # noqa: S608 - fixed names
+                names,
+            ).fetchone()
+            if row:
+                return True
+        return self.db.conn.execute("SELECT 1 FROM identities LIMIT 1").fetchone() is not None
+
+    def save_identities(
+        self,
+        links: Iterable[Any],
+        overlays: dict[str, Any],
+        conflicts: Iterable[Any],
+        now: datetime,
+    ) -> None:
+        """Replace the identity links, overlays and open conflicts with a new resolution, atomically."""
+        stamp = _iso(now)
+        rows = []
+        for link in links:
+            overlay = overlays.get(link.record_key)
+            rows.append(
+                (
+                    link.record_key,
+                    link.kind,
+                    link.entity_key,
+                    link.role,
+                    link.rule,
+                    link.rank,
+                    _json(overlay.high) if overlay and overlay.high else None,
+                    _json(overlay.low) if overlay and overlay.low else None,
+                    _json(list(overlay.tags)) if overlay and overlay.tags is not None else None,
+                    _iso(overlay.created_at) if overlay else None,
+                    stamp,
+                )
+            )
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM identities")
+            db.conn.executemany("INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.conn.execute("DELETE FROM identity_conflicts")
+            db.conn.executemany(
+                "INSERT INTO identity_conflicts (kind, code, keys, detail, detected_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(c.kind, c.code, _json(list(c.keys)), c.detail, stamp) for c in conflicts],
+            )
+
+    def identity_conflicts(self) -> list[dict[str, Any]]:
+        return [
+            {**row, "keys": json.loads(row["keys"])}
+            for row in self.db.query("SELECT * FROM identity_conflicts ORDER BY kind, id")
+        ]
+
+    def identity_links(self, entity_key: str) -> list[dict[str, Any]]:
+        """The records of one person or organization, most trusted first (for "why" pages and tests)."""
+        return list(
+            self.db.query(
+                "SELECT record_key, role, rule, rank FROM identities WHERE entity_key = ? "
+                "ORDER BY rank, record_key",
+                [entity_key],
+            )
+        )
+
+    def identity_counts(self) -> dict[str, int]:
+        """Linked, held and primary records per kind, e.g. {"person linked": 12}."""
+        return {
+            f"{row[0]} {row[1]}": row[2]
+            for row in self.db.conn.execute("SELECT kind, role, count(*) FROM identities GROUP BY kind, role")
+        }
+
+    def start_stream(self, connector: str, stream: str, now: datetime) -> None:
+        """Mark a stream's pull as running (its state survives a crash as 'running' with no finish)."""
+        with self.transaction() as db:
+            db.conn.execute(
+                "INSERT INTO sync_cursors (connector, stream, cursor, updated_at, status, started_at) "
+                "VALUES (?, ?, NULL, ?, 'running', ?) ON CONFLICT (connector, stream) DO UPDATE SET "
+                "status = 'running', started_at = excluded.started_at",
+                (connector, stream, _iso(now), _iso(now)),
+            )
+
+    def finish_stream(
+        self, connector: str, stream: str, records: int, now: datetime, error: str | None = None
+    ) -> None:
+        """Record how a stream's pull ended: its count, and the error that stopped it if any."""
+        with self.transaction() as db:
+            db.conn.execute(
+                "UPDATE sync_cursors SET status = ?, finished_at = ?, last_records = ?, runs = runs + 1, "
+                "failures = failures + ?, last_error = ? WHERE connector = ? AND stream = ?",
+                ("error" if error else "ok", _iso(now), records, 1 if error else 0, error, connector, stream),
+            )
+
+    def clear_cursors(self, connector: str) -> None:
+        """Forget where a connector's pulls stopped (a full pull), keeping their run history."""
+        with self.transaction() as db:
+            db.conn.execute("UPDATE sync_cursors SET cursor = NULL WHERE connector = ?", [connector])
+
+    def sync_state(self, connector: str | None = None) -> list[dict[str, Any]]:
+        """Cursor, last run, counts and last error of every stream (or one connector's)."""
+        sql = "SELECT * FROM sync_cursors"
+        params: list[Any] = []
+        if connector:
+            sql += " WHERE connector = ?"
+            params.append(connector)
+        return list(self.db.query(sql + " ORDER BY connector, stream", params))

@@ -1,0 +1,540 @@
+"""The Freshdesk connector against the Freshdesk sandbox: pulls, the routing write, webhooks, end to end.
+
+Everything goes over real HTTP on loopback: the sandbox stands in for Freshdesk, tierdesk's own web app
+receives the automation rule's webhooks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+from werkzeug.serving import make_server
+
+from connectors.base import WebhookRejected
+from connectors.freshdesk import (
+    AUTOMATION_BODY,
+    PRIORITY_TO_FRESHDESK,
+    FreshdeskConnector,
+    UnknownGroup,
+    due_dates,
+    parse_event,
+    to_ticket,
+    verify_secret,
+)
+from connectors.http import ApiInvalid, ApiNotFound, ApiServerError, ApiUnauthorized
+from connectors.sandbox.freshdesk import FreshdeskSandbox
+from connectors.sandbox.freshdesk_seed import seed
+from connectors.sandbox.seed import SeedSummary
+from integration import sync
+from integration.app import create_app
+from integration.cli import main
+from integration.models import Decision
+from integration.runtime import Runtime
+from integration.settings import Settings, SettingsError
+from integration.store import Store
+
+KEY = "fd-connector-test-key"
+SECRET = "fd-webhook-secret-not-real"
+MARKER = "tierdesk_routed"
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fbox() -> Iterator[FreshdeskSandbox]:
+    box = FreshdeskSandbox(KEY, webhook_retry_delay=0.05)
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def fseeded(fbox: FreshdeskSandbox) -> SeedSummary:
+    return seed(fbox, customers=120, seed=7)
+
+
+def _connector(box: FreshdeskSandbox, **kwargs: Any) -> FreshdeskConnector:
+    options = {"max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.2, **kwargs}
+    return FreshdeskConnector(box.base_url, KEY, SECRET, **options)
+
+
+@pytest.fixture
+def freshdesk(fbox: FreshdeskSandbox, fseeded: SeedSummary) -> FreshdeskConnector:
+    return _connector(fbox)
+
+
+@pytest.fixture
+def fsettings(tmp_path: Path, fbox: FreshdeskSandbox) -> Settings:
+    return Settings(
+        db=str(tmp_path / "tierdesk.db"),
+        freshdesk_url=fbox.base_url,
+        freshdesk_api_key=KEY,
+        freshdesk_webhook_secret=SECRET,
+        http_attempts=3,
+        http_backoff=0.01,
+        max_attempts=4,
+        retry_base=0.05,
+        retry_max=0.2,
+        lease_seconds=5,
+    )
+
+
+@dataclass
+class FreshLive:
+    """tierdesk serving on loopback, with the sandbox's automation rule pointing at it."""
+
+    runtime: Runtime
+    url: str
+    box: FreshdeskSandbox
+    admin: FreshdeskConnector
+    stop: threading.Event
+
+    def start_workers(self, count: int = 2) -> None:
+        from integration.cli import start_workers
+
+        start_workers(self.runtime, self.stop, count)
+
+    def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
+        keys = [f"freshdesk:ticket:{t}" for t in ticket_ids]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.runtime.store.get_decision(k) for k in keys):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"not routed in {timeout}s; queue {self.runtime.store.queue_counts()}")
+
+    def requester(self, dimension: str, label: str) -> str:
+        return self.runtime.store.customers_by_segment()[(dimension, label)][0].rsplit(":", 1)[1]
+
+
+@pytest.fixture
+def flive(fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary) -> Iterator[FreshLive]:
+    """Serve tierdesk, configure the automation rule in the sandbox, sync and segment."""
+    runtime = Runtime.from_settings(fsettings)
+    server = make_server("127.0.0.1", 0, create_app(runtime=runtime), threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    fbox.add_automation_rule(
+        f"{url}/webhooks/freshdesk", AUTOMATION_BODY, headers={"X-Tierdesk-Secret": SECRET}
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sync.pull(runtime.store, runtime.connectors["freshdesk"])
+    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    stop = threading.Event()
+    yield FreshLive(runtime, url, fbox, _connector(fbox), stop)
+    stop.set()
+    server.shutdown()
+    runtime.store.close()
+
+
+def _api(box: FreshdeskSandbox, method: str, path: str, body: Any = None) -> Any:
+    response = requests.request(
+        method, f"{box.base_url}/api/v2/{path}", json=body, auth=(KEY, "X"), timeout=5
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _new_ticket(
+    box: FreshdeskSandbox, requester_id: int | str, tags: list[str] | None = None
+) -> dict[str, Any]:
+    body = {"requester_id": int(requester_id), "subject": "Checkout broken", "description": "Nothing works"}
+    if tags:
+        body["tags"] = tags
+    return _api(box, "POST", "tickets", body)
+
+
+def _notes(box: FreshdeskSandbox, ticket_id: int | str) -> list[dict[str, Any]]:
+    return [c for c in box.ticket_conversations(int(ticket_id)) if c["private"]]
+
+
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+NOTE = "tierdesk routed this ticket\nPriority: urgent · SLA: platinum · Group: Key Accounts\nWhy: a test"
+DECISION = Decision(
+    priority="urgent",
+    sla="platinum",
+    group="Key Accounts",
+    first_response_minutes=60,
+    resolution_minutes=480,
+    tags=("tierdesk_vip_vip", "tierdesk_sla_platinum", MARKER),
+    note=NOTE,
+)
+
+
+# -- pulls ------------------------------------------------------------------------------------------
+
+
+def test_pull_is_incremental(
+    freshdesk: FreshdeskConnector, fbox: FreshdeskSandbox, fseeded: SeedSummary, tmp_path
+) -> None:
+    store = Store(tmp_path / "t.db")
+    first = sync.pull(store, freshdesk)
+    assert first == {"organizations": fseeded.organizations, "users": 120, "tickets": fseeded.tickets}
+    contact = fbox.get_contact(fseeded.customer_ids[0])
+    customer = store.get_customer(f"freshdesk:user:{contact['id']}")
+    assert customer is not None
+    assert customer.email == contact["email"]
+    assert customer.attributes["revenue_12m"] == contact["custom_fields"]["revenue_12m"]
+    assert customer.organization_id == (str(contact["company_id"]) if contact["company_id"] else None)
+    for stream in ("organizations", "users", "tickets"):
+        assert _at(store.get_cursor("freshdesk", stream) or "")  # an ISO timestamp
+
+    # nothing changed: only the records at the cursor's own second come back
+    again = sync.pull(store, freshdesk)
+    assert all(n <= 3 for n in again.values()), again
+
+    _api(fbox, "PUT", f"contacts/{contact['id']}", {"custom_fields": {"revenue_12m": 99999}, "tags": ["vip"]})
+    ticket = _new_ticket(fbox, contact["id"])
+    after = sync.pull(store, freshdesk, streams=("users", "tickets"))
+    assert after["users"] <= 3
+    assert after["tickets"] <= 3
+    updated = store.get_customer(f"freshdesk:user:{contact['id']}")
+    assert updated is not None
+    assert updated.attributes["revenue_12m"] == 99999
+    assert updated.tags == ("vip",)
+    assert store.count("tickets") == fseeded.tickets + 1
+    assert ticket["id"]
+
+
+def test_ticket_pull_resumes_from_a_cursor_saved_mid_way(
+    fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    connector = _connector(fbox, per_page=10)
+    everything = {t.external_id for batch in connector.pull("tickets", None) for t in batch.records}
+    assert len(everything) == fseeded.tickets
+
+    pages = connector.pull("tickets", None)
+    seen: set[str] = set()
+    cursor = None
+    for _ in range(3):  # the process stops after three pages
+        batch = next(pages)
+        seen |= {t.external_id for t in batch.records}
+        cursor = batch.cursor
+    pages.close()
+    assert cursor is not None
+    rest = {t.external_id for batch in connector.pull("tickets", cursor) for t in batch.records}
+    assert seen | rest == everything
+    assert len(rest) < len(everything) - 20  # resumed, not started over
+
+
+def test_contacts_cursor_moves_only_after_the_last_page(fbox: FreshdeskSandbox, fseeded: SeedSummary) -> None:
+    """Freshdesk documents no order for contacts: a half-read list must not move the cursor."""
+    batches = list(_connector(fbox, per_page=25).pull("users", None))
+    assert len(batches) == 5
+    assert [b.cursor for b in batches[:-1]] == [None] * 4
+    assert batches[-1].cursor is not None
+    assert sum(len(b.records) for b in batches) == 120
+
+
+def test_deep_ticket_lists_are_read_past_the_page_cap() -> None:
+    box = FreshdeskSandbox(KEY, ticket_page_max=2)
+    box.start()
+    try:
+        summary = seed(box, customers=60, seed=5)
+        records = [t for batch in _connector(box, per_page=10).pull("tickets", None) for t in batch.records]
+        assert len({t.external_id for t in records}) == summary.tickets > 20
+    finally:
+        box.stop()
+
+
+def test_records_are_translated_to_our_names() -> None:
+    raw = {"id": 7, "status": 4, "priority": 2, "group_id": 9, "company_id": None, "tags": ["a"]}
+    ticket = to_ticket({**raw, "requester_id": 3, "updated_at": "2026-01-02T03:04:05Z"})
+    assert (ticket.status, ticket.priority, ticket.group_id, ticket.requester_id) == (
+        "solved",
+        "normal",
+        "9",
+        "3",
+    )
+    assert ticket.updated_stamp == "2026-01-02T03:04:05Z"
+    assert to_ticket({**raw, "status": 7}).status == "open"  # a custom status is still unresolved
+    assert PRIORITY_TO_FRESHDESK == {"low": 1, "normal": 2, "high": 3, "urgent": 4}
+
+
+# -- the routing write ------------------------------------------------------------------------------
+
+
+def test_apply_keeps_agent_tags_and_sets_priority_group_due_dates_and_a_private_note(
+    freshdesk: FreshdeskConnector, fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    created = _new_ticket(fbox, fseeded.customer_ids[0], tags=["agent_tag"])
+    stale = freshdesk.get_ticket(str(created["id"]))
+    freshdesk.groups()
+    # an agent tags the ticket after the worker read it; Freshdesk's PUT would replace their tags
+    _api(fbox, "PUT", f"tickets/{created['id']}", {"tags": ["agent_tag", "agent_later"]})
+
+    result = freshdesk.apply(stale, DECISION)
+
+    assert result.outcome == "applied"
+    assert result.calls == 3  # read (with conversations), note, PUT
+    ticket = fbox.get_ticket(created["id"])
+    assert ticket["tags"] == ["agent_tag", "agent_later", "tierdesk_vip_vip", "tierdesk_sla_platinum", MARKER]
+    assert ticket["priority"] == 4
+    assert ticket["group_id"] == fseeded.groups["Key Accounts"]
+    opened = _at(ticket["created_at"])
+    assert _at(ticket["fr_due_by"]) == opened + timedelta(minutes=60)
+    assert _at(ticket["due_by"]) == opened + timedelta(minutes=480)
+    notes = _notes(fbox, created["id"])
+    assert len(notes) == 1
+    assert notes[0]["body_text"].splitlines() == NOTE.splitlines()
+    assert result.response["priority"] == "urgent"
+
+
+def test_without_sla_targets_no_due_dates_are_sent(
+    freshdesk: FreshdeskConnector, fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    created = _new_ticket(fbox, fseeded.customer_ids[1])
+    decision = replace(DECISION, priority="high", first_response_minutes=None, resolution_minutes=None)
+    freshdesk.apply(freshdesk.get_ticket(str(created["id"])), decision)
+    ticket = fbox.get_ticket(created["id"])
+    assert ticket["priority"] == 3
+    # Freshdesk's own SLA policy set the dates for the new priority: 4 h / 1 day in the sandbox
+    opened = _at(ticket["created_at"])
+    assert (_at(ticket["fr_due_by"]) - opened, _at(ticket["due_by"]) - opened) == (
+        timedelta(hours=4),
+        timedelta(days=1),
+    )
+
+
+def test_a_retry_after_a_failed_put_adds_no_second_note(fbox: FreshdeskSandbox, fseeded: SeedSummary) -> None:
+    connector = _connector(fbox, max_attempts=1)
+    created = _new_ticket(fbox, fseeded.customer_ids[2], tags=["agent_tag"])
+    ticket = connector.get_ticket(str(created["id"]))
+    fbox.inject_faults(503, count=1, method="PUT")
+    with pytest.raises(ApiServerError):
+        connector.apply(ticket, DECISION)
+    assert len(_notes(fbox, created["id"])) == 1  # the note went first...
+    assert MARKER not in fbox.get_ticket(created["id"])["tags"]  # ...the PUT did not happen
+
+    retried = connector.apply(ticket, DECISION)  # the queue tries the event again
+    assert retried.outcome == "applied"
+    assert retried.detail == "note was already there"
+    assert retried.calls == 2
+    assert len(_notes(fbox, created["id"])) == 1
+    assert {"agent_tag", MARKER} <= set(fbox.get_ticket(created["id"])["tags"])
+
+    # a third delivery, even with the ticket as read before routing: the marker stops every write
+    again = connector.apply(ticket, DECISION)
+    assert (again.outcome, again.calls) == ("skipped", 1)
+    assert connector.apply(connector.get_ticket(str(created["id"])), DECISION).calls == 0
+    assert len(_notes(fbox, created["id"])) == 1
+
+
+def test_due_dates_from_targets() -> None:
+    opened = datetime.fromisoformat("2026-03-01T10:00:00+00:00")
+    both = due_dates(replace(DECISION, first_response_minutes=90, resolution_minutes=60), opened, opened)
+    assert both == {"fr_due_by": "2026-03-01T11:00:00Z", "due_by": "2026-03-01T11:00:00Z"}  # fr clamped
+    only_first = due_dates(replace(DECISION, resolution_minutes=None), opened, opened)
+    assert only_first == {"fr_due_by": "2026-03-01T11:00:00Z"}
+    assert due_dates(Decision(), opened, opened) == {}
+
+
+def test_unknown_group_is_named(freshdesk: FreshdeskConnector) -> None:
+    freshdesk.check_groups({"General", "Key Accounts"})
+    with pytest.raises(UnknownGroup, match="No Such Team"):
+        freshdesk.check_groups({"General", "No Such Team"})
+
+
+def test_http_failures_become_clear_errors(
+    freshdesk: FreshdeskConnector, fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    created = _new_ticket(fbox, fseeded.customer_ids[0])
+    fbox.inject_faults(429, count=1, retry_after=1)
+    started = time.monotonic()
+    assert freshdesk.get_ticket(str(created["id"])).external_id == str(created["id"])
+    assert time.monotonic() - started >= 0.9  # Retry-After was honoured
+    assert freshdesk.http.rate_limited == 1
+    assert freshdesk.tap.total == fbox.rate_limit_per_minute
+    assert freshdesk.tap.remaining is not None
+
+    with pytest.raises(ApiNotFound):
+        freshdesk.get_ticket("999999")
+    with pytest.raises(ApiUnauthorized):
+        FreshdeskConnector(fbox.base_url, "wrong-key").get_ticket(str(created["id"]))
+    with pytest.raises(ApiInvalid, match="requester_id: There is no contact"):
+        freshdesk.create_ticket("1", "s", "b")
+
+
+# -- webhooks ---------------------------------------------------------------------------------------
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"x-tierdesk-secret": SECRET}, None),
+        ({"authorization": _basic("tierdesk", SECRET)}, None),
+        ({"authorization": _basic(SECRET, "X")}, None),  # the rule's "API key" authentication
+        ({"x-tierdesk-secret": "guess"}, "bad_secret"),
+        ({"x-tierdesk-secret": SECRET[:-1]}, "bad_secret"),
+        ({"authorization": _basic("tierdesk", "guess")}, "bad_credentials"),
+        ({"authorization": _basic(SECRET, "not-x")}, "bad_credentials"),
+        ({"authorization": "Basic !!!"}, "bad_credentials"),
+        ({"authorization": "Bearer " + SECRET}, "missing_secret"),
+        ({}, "missing_secret"),
+    ],
+)
+def test_shared_secret_or_basic_auth(headers: dict[str, str], reason: str | None) -> None:
+    if reason is None:
+        verify_secret(SECRET, headers)
+        return
+    with pytest.raises(WebhookRejected) as raised:
+        verify_secret(SECRET, headers)
+    assert (raised.value.reason, raised.value.status) == (reason, 401)
+
+
+def test_event_id_is_the_rule_and_the_ticket() -> None:
+    body = json.dumps(
+        {"ticket": {"id": "42", "tags": "billing, agent_flag", "requester_email": "a@b.c"}}
+    ).encode()
+    event = parse_event({}, body)
+    assert (event.source, event.ticket_id, event.event_id) == ("freshdesk", "42", "ticket_created:42")
+    assert event.tags == ("billing", "agent_flag")
+    assert parse_event({"x-tierdesk-rule": "vip-rule"}, body).event_id == "vip-rule:42"
+
+    simple = json.dumps({"freshdesk_webhook": {"ticket_id": 43, "ticket_tags": ""}}).encode()
+    assert parse_event({}, simple).ticket_id == "43"
+    unrendered = json.dumps({"ticket": {"id": "44", "requester_id": "{{ticket.contact.id}}"}}).encode()
+    assert parse_event({}, unrendered).requester_id is None  # an unknown placeholder is not an error
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"[]", "bad_payload"),
+        (b'{"id": "1"}', "bad_payload"),
+        (b'{"ticket": {"id": ""}}', "bad_payload"),
+        (b'{"ticket": {"id": "{{ticket.id}}"}}', "bad_payload"),
+    ],
+)
+def test_bad_bodies_are_400(body: bytes, reason: str) -> None:
+    with pytest.raises(WebhookRejected) as raised:
+        parse_event({}, body)
+    assert (raised.value.reason, raised.value.status) == (reason, 400)
+
+
+def _post(live: FreshLive, body: dict[str, Any], headers: dict[str, str]) -> requests.Response:
+    return requests.post(
+        f"{live.url}/webhooks/freshdesk",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        timeout=5,
+    )
+
+
+def test_webhook_gate_accepts_the_secret_and_refuses_anything_else(flive: FreshLive) -> None:
+    body = {"ticket": {"id": "501"}}
+    wrong = _post(flive, body, {"X-Tierdesk-Secret": "guess"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "bad_secret"
+    missing = _post(flive, body, {})
+    assert (missing.status_code, missing.json()["error"]) == (401, "missing_secret")
+    bad_auth = _post(flive, body, {"Authorization": _basic("tierdesk", "guess")})
+    assert (bad_auth.status_code, bad_auth.json()["error"]) == (401, "bad_credentials")
+    assert flive.runtime.store.queue_counts() == {}
+
+    accepted = _post(flive, body, {"Authorization": _basic("tierdesk", SECRET)})
+    assert accepted.status_code == 202
+    event = flive.runtime.store.get_event(accepted.json()["event"])
+    assert event is not None
+    assert event.ticket_key == "freshdesk:ticket:501"
+    again = _post(flive, body, {"X-Tierdesk-Secret": SECRET})
+    assert again.status_code == 200
+    assert again.json()["status"] == "duplicate"
+    echo = _post(flive, {"ticket": {"id": "502", "tags": f"agent, {MARKER}"}}, {"X-Tierdesk-Secret": SECRET})
+    assert echo.json()["status"] == "ignored"
+
+
+# -- end to end -------------------------------------------------------------------------------------
+
+
+def test_sandbox_ticket_is_routed_end_to_end(flive: FreshLive) -> None:
+    flive.start_workers()
+    vip = flive.requester("vip", "vip")
+    ticket = flive.admin.create_ticket(vip, "Checkout broken", "Nothing works")
+    flive.wait_for_decisions([ticket.external_id])
+
+    decision = flive.runtime.store.get_decision(ticket.key)
+    assert decision is not None
+    assert decision.outcome == "applied"
+    routed = flive.box.get_ticket(int(ticket.external_id))
+    assert routed["priority"] == 4 == PRIORITY_TO_FRESHDESK[decision.priority or ""]
+    assert routed["group_id"] == flive.admin.groups()["Key Accounts"]
+    assert {MARKER, "tierdesk_vip_vip", "tierdesk_sla_platinum"} <= set(routed["tags"])
+    opened = _at(routed["created_at"])
+    assert _at(routed["fr_due_by"]) == opened + timedelta(hours=1)  # platinum in mappings/default.yaml
+    assert _at(routed["due_by"]) == opened + timedelta(hours=8)
+    notes = _notes(flive.box, ticket.external_id)
+    assert len(notes) == 1
+    assert "Key Accounts" in notes[0]["body_text"]
+    assert flive.box.deliveries[0]["status_code"] == 202
+
+
+def test_a_repeated_delivery_routes_once_and_keeps_agent_tags(flive: FreshLive) -> None:
+    flive.start_workers()
+    created = _new_ticket(flive.box, flive.requester("lifecycle", "established"), tags=["agent_flag"])
+    ticket_id = str(created["id"])
+    flive.wait_for_decisions([ticket_id])
+
+    # the same rule delivers again (say it timed out waiting for our answer): a duplicate
+    same = _post(flive, {"ticket": {"id": ticket_id}}, {"X-Tierdesk-Secret": SECRET})
+    assert same.json()["status"] == "duplicate"
+    # a second rule also fires for the ticket: queued, but the marker makes it a no-op
+    other = _post(
+        flive, {"ticket": {"id": ticket_id}}, {"X-Tierdesk-Secret": SECRET, "X-Tierdesk-Rule": "other"}
+    )
+    assert other.status_code == 202
+    deadline = time.monotonic() + 10
+    while flive.runtime.store.queue_counts().get("done", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert flive.runtime.store.queue_counts() == {"done": 2}
+    routed = flive.box.get_ticket(created["id"])
+    assert {"agent_flag", MARKER} <= set(routed["tags"])
+    assert len(_notes(flive.box, ticket_id)) == 1
+
+
+# -- settings and the command line -------------------------------------------------------------------
+
+
+def test_settings_need_a_secret_for_freshdesk_and_some_helpdesk(fsettings: Settings) -> None:
+    runtime = Runtime.from_settings(fsettings)
+    assert set(runtime.connectors) == {"freshdesk"}
+    runtime.store.close()
+    with pytest.raises(SettingsError, match="TIERDESK_FRESHDESK_WEBHOOK_SECRET"):
+        replace(fsettings, freshdesk_webhook_secret=None).check()
+    replace(fsettings, freshdesk_webhook_secret=None, insecure_dev=True).check()
+    with pytest.raises(SettingsError, match="TIERDESK_FRESHDESK_API_KEY") as raised:
+        Settings(db=fsettings.db).check()
+    assert "TIERDESK_ZENDESK_URL" in str(raised.value)
+
+
+def test_sync_command_pulls_from_freshdesk(fsettings: Settings, fseeded: SeedSummary) -> None:
+    env = {
+        "TIERDESK_DB": fsettings.db,
+        "TIERDESK_FRESHDESK_URL": fsettings.freshdesk_url or "",
+        "TIERDESK_FRESHDESK_API_KEY": KEY,
+        "TIERDESK_FRESHDESK_WEBHOOK_SECRET": SECRET,
+        "TIERDESK_LOG_LEVEL": "ERROR",
+    }
+    result = CliRunner().invoke(main, ["sync"], env=env)
+    assert result.exit_code == 0, result.output
+    expected = f"freshdesk: organizations {fseeded.organizations}, users 120, tickets {fseeded.tickets}"
+    assert expected in result.output
