@@ -15,9 +15,6 @@ What it does with the API (see docs/connectors.md, "Freshdesk"):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import html
 import json
 import logging
@@ -29,6 +26,7 @@ from typing import Any
 
 import requests
 
+from connectors import signatures
 from connectors.base import ApplyResult, Batch, WebhookRejected
 from connectors.http import ApiError, ApiInvalid, HttpClient
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
@@ -36,7 +34,8 @@ from integration.models import Customer, Decision, Organization, Ticket, TicketE
 log = logging.getLogger("tierdesk.freshdesk")
 
 NAME = "freshdesk"
-SECRET_HEADER = "x-tierdesk-secret"  # noqa: S105 - a header name, not a secret
+SECRET_HEADER = signatures.SHARED_SECRET_HEADER  # x-tierdesk-secret
+WEBHOOK_USER = "tierdesk"  # the basic-auth user name the automation rule sends
 RULE_HEADER = "x-tierdesk-rule"
 DEFAULT_RULE = "ticket_created"
 PER_PAGE = 100  # Freshdesk's maximum
@@ -74,34 +73,27 @@ class UnknownGroup(ApiError):
 # -- webhooks: pure functions over headers and the raw body ---------------------------------------------
 
 
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
 def verify_secret(secret: str, headers: Mapping[str, str]) -> None:
     """Raise WebhookRejected unless the delivery carries our shared secret.
 
-    Freshdesk signs nothing, so the automation rule proves itself with what it can send: the secret in
-    the X-Tierdesk-Secret custom header, or HTTP basic auth whose password is the secret (or, with the
-    rule's "API key" option, whose user is the secret and password "X"). Headers are lower-cased.
+    Freshdesk signs nothing, so the automation rule proves itself with what it can send: the secret in the
+    X-Tierdesk-Secret custom header, or HTTP basic auth as user "tierdesk" with the secret as password (or,
+    with the rule's "API key" option, the secret as user and "X" as password). The comparisons are the
+    constant-time ones in connectors.signatures. There is no timestamp, so no freshness check: a repeated
+    delivery is caught by the event id (rule + ticket) instead.
     """
-    given = headers.get(SECRET_HEADER)
-    if given is not None:
-        if not _same(given, secret):
-            raise WebhookRejected("bad_secret", "X-Tierdesk-Secret does not match")
+    if headers.get(SECRET_HEADER) is not None:
+        signatures.verify_shared_secret(secret, headers, SECRET_HEADER)
         return
-    authorization = headers.get("authorization", "")
-    scheme, _, encoded = authorization.partition(" ")
-    if scheme.lower() != "basic" or not encoded.strip():
-        raise WebhookRejected("missing_secret", "no X-Tierdesk-Secret header and no basic auth")
+    if not headers.get("authorization"):
+        raise WebhookRejected("missing_signature", "no X-Tierdesk-Secret header and no basic auth")
     try:
-        user, _, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, ValueError) as e:
-        raise WebhookRejected("bad_credentials", "basic auth is not valid base64") from e
-    password_ok = _same(password, secret)
-    api_key_ok = _same(user, secret) and password == "X"  # noqa: S105 - Freshdesk's fixed API-key password
-    if not (password_ok or api_key_ok):
-        raise WebhookRejected("bad_credentials", "basic auth credentials do not match")
+        signatures.verify_basic_auth(WEBHOOK_USER, secret, headers)
+    except WebhookRejected as first:
+        try:
+            signatures.verify_basic_auth(secret, "X", headers)
+        except (WebhookRejected, ValueError):  # ValueError: a secret with ':' cannot be a basic-auth user
+            raise first from None
 
 
 def _optional_id(value: Any) -> str | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +19,9 @@ from integration import logs
 from integration.mapping import MappingError
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from integration.segments import QualityReport
 
 
 def _runtime() -> Runtime:
@@ -141,14 +147,53 @@ def print_distribution(distribution: dict[str, dict[str | None, int]], echo: Cal
 
 
 @main.command()
-def segment() -> None:
+@click.option(
+    "--report", "with_report", is_flag=True, help="Also print data quality and segment-size warnings."
+)
+@click.option(
+    "--min-share", default=1.0, show_default=True, help="Warn about segments under this % of customers."
+)
+@click.option(
+    "--max-share", default=80.0, show_default=True, help="Warn about segments over this % of customers."
+)
+def segment(with_report: bool, min_share: float, max_share: float) -> None:
     """Recompute every customer's segments from stored data and print the distribution."""
     from integration import sync as sync_
 
     runtime = _runtime()
-    report = sync_.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
-    click.echo(f"{report.customers} customers, {report.changes} segment changes")
+    started = time.monotonic()
+    report = sync_.recompute(
+        runtime.store,
+        runtime.mapping,
+        runtime.mapping_digest,
+        min_share=min_share / 100,
+        max_share=max_share / 100,
+    )
+    click.echo(
+        f"{report.customers} customers, {report.changes} segment changes ({time.monotonic() - started:.1f} s)"
+    )
     print_distribution(report.distribution, click.echo)
+    if with_report and report.quality is not None:
+        print_quality(report.quality, click.echo)
+
+
+def print_quality(quality: QualityReport, echo: Callable) -> None:
+    """Missing inputs per attribute, then the over- and under-segmentation warnings."""
+    echo("Data quality: customers without each input the mapping reads")
+    for name, n in quality.missing.items():
+        share = n / quality.customers if quality.customers else 0.0
+        echo(f"  {name:<24} {n:>9,} missing ({share:.1%})")
+    if quality.organization_missing:
+        echo(f"Organizations ({quality.organizations:,}) without each input of organization-level dimensions")
+        for name, n in quality.organization_missing.items():
+            share = n / quality.organizations if quality.organizations else 0.0
+            echo(f"  {name:<24} {n:>9,} missing ({share:.1%})")
+    if quality.warnings:
+        echo("Warnings:")
+        for warning in quality.warnings:
+            echo(f"  - {warning}")
+    else:
+        echo("Warnings: none")
 
 
 @main.group(invoke_without_command=True)
@@ -190,6 +235,91 @@ def queue_retry(
         raise click.UsageError("give an event ID, or --dead (optionally with --error/--source/--ticket)")
     ids = runtime.queue.replay_matching(source=source, error_contains=error_contains, ticket_id=ticket)
     click.echo(f"{len(ids)} dead event(s) queued again" + (f": {', '.join(map(str, ids))}" if ids else ""))
+
+
+@main.command()
+@click.option("--run", "run_name", type=click.Choice(["sync", "recompute", "sweep"]), help="Run a job now.")
+@click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
+def jobs(run_name: str | None, limit: int) -> None:
+    """List recent scheduled job runs (start, end, counts, API calls, errors), or run one now."""
+    from integration.scheduler import run_job
+
+    runtime = _runtime()
+    if run_name:
+        counts = run_job(runtime, run_name)
+        if counts is None:
+            raise click.ClickException(f"{run_name} is running in another process (its lock is held)")
+        click.echo(f"{run_name}: {json.dumps(counts, sort_keys=True)}")
+        return
+    runs = runtime.store.list_job_runs(limit)
+    if not runs:
+        click.echo("no job runs yet")
+    for run in runs:
+        started = datetime.fromtimestamp(run["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        took = f"{run['finished_at'] - run['started_at']:.1f} s" if run["finished_at"] else "running"
+        click.echo(
+            f"{run['id']:>5}  {run['job']:<9} {run['status']:<7} {started}  {took:>9}  "
+            f"api calls {run['api_calls']:<6} {json.dumps(run['counts'], sort_keys=True)}"
+            + (f"  error: {run['error']}" if run["error"] else "")
+        )
+
+
+@main.group()
+def setup() -> None:
+    """Create or update what a helpdesk needs for tierdesk (idempotent)."""
+
+
+@setup.command("zendesk")
+@click.option(
+    "--url", "public_url", required=True, help="tierdesk's public base URL, e.g. https://tierdesk.acme.com"
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+def setup_zendesk(public_url: str, dry_run: bool) -> None:
+    """The webhook, the "ticket created" trigger and one SLA policy per SLA in the mapping."""
+    from connectors import zendesk_setup
+    from integration import routing
+
+    settings = Settings.from_env()
+    if not settings.zendesk_configured:
+        raise click.ClickException(
+            "set TIERDESK_ZENDESK_URL, TIERDESK_ZENDESK_EMAIL and TIERDESK_ZENDESK_TOKEN"
+        )
+    runtime = Runtime.from_settings(replace(settings, insecure_dev=True))  # the secret comes from here
+    targets = getattr(runtime.mapping, "sla_targets", {})
+    slas = [
+        zendesk_setup.SlaSpec(
+            name,
+            routing.sla_tag(name, runtime.mapping),
+            getattr(targets.get(name), "first_response_minutes", None),
+            getattr(targets.get(name), "resolution_minutes", None),
+        )
+        for name in sorted(runtime.mapping.slas)
+    ]
+    result = zendesk_setup.run(
+        runtime.connectors["zendesk"],  # type: ignore[arg-type]
+        endpoint=f"{public_url.rstrip('/')}/webhooks/zendesk",
+        slas=slas,
+        dry_run=dry_run,
+        echo=click.echo,
+    )
+    if dry_run:
+        click.echo(f"dry run: {result.changes} change(s) planned, nothing sent")
+        return
+    click.echo(f"{result.changes} change(s) made")
+    if result.secret and result.secret != settings.zendesk_webhook_secret:
+        click.echo(f"Set TIERDESK_ZENDESK_WEBHOOK_SECRET to the webhook's signing secret: {result.secret}")
+
+
+@setup.command("freshdesk")
+@click.option("--url", "public_url", required=True, help="tierdesk's public base URL")
+def setup_freshdesk(public_url: str) -> None:
+    """Freshdesk has no API for automation rules: print the rule to create by hand."""
+    from connectors import freshdesk_setup
+    from integration.runtime import load_mapping
+
+    mapping, _ = load_mapping(Settings.from_env().mappings)
+    endpoint = f"{public_url.rstrip('/')}/webhooks/freshdesk"
+    click.echo(freshdesk_setup.instructions(endpoint, sorted(mapping.slas)))
 
 
 @main.command()

@@ -68,10 +68,23 @@ class MappingError(ValueError):
 # Number and value formatting, shared by reasons everywhere so they all read the same.
 
 
+_FORMATTED: dict[float | int, str] = {}  # reasons repeat the same counts and cut-offs a million times
+
+
 def format_number(value: float | int) -> str:
     """Numbers for people: thousands separators, at most two decimals, no trailing zeros."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    found = _FORMATTED.get(value)
+    if found is None:
+        found = _format_number(value)
+        if len(_FORMATTED) >= 100_000:
+            _FORMATTED.clear()
+        _FORMATTED[value] = found
+    return found
+
+
+def _format_number(value: float | int) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if not math.isfinite(value):
@@ -1046,6 +1059,14 @@ class Mapping:
 
 def dimension_inputs(dim: DimensionSpec) -> tuple[str, ...]:
     """The features one dimension reads (manual lists read the customer record, not features)."""
+    found = dim.__dict__.get("_inputs")
+    if found is None:
+        found = _dimension_inputs(dim)
+        object.__setattr__(dim, "_inputs", found)  # not a field: equality and repr ignore it
+    return found
+
+
+def _dimension_inputs(dim: DimensionSpec) -> tuple[str, ...]:
     if isinstance(dim, RulesDimension):
         return tuple(dict.fromkeys(name for rule in dim.rules for name in rule.when.names))
     if isinstance(dim, ScoreDimension):

@@ -69,6 +69,10 @@ class Ticket:
     satisfaction: str | None = None  # good | bad | offered | unoffered
     reopens: int = 0
     updated_stamp: str | None = None  # the source's own updated_at text, for safe updates
+    # service measures from the helpdesk's ticket metrics (calendar minutes), None when unknown
+    first_response_minutes: float | None = None
+    resolution_minutes: float | None = None  # full resolution, only once the ticket is solved
+    solved_at: datetime | None = None
 
     @property
     def key(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,28 @@ def load_mapping(path: str | Path) -> tuple[Mapping, str]:
     except OSError as e:
         raise MappingError(f"cannot read mapping file ({e.strerror})", source=str(path)) from e
     return parse_mapping(text, str(path)), hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def text_digest(text: str) -> str:
+    """The digest a mapping text is known by (runtime.mapping_digest, the store's mapping versions)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def active_mapping(store: Store, path: str | Path, mapping: Mapping, digest: str) -> tuple[Mapping, str]:
+    """The mapping this process starts with: the file when it is new or changed since it was last adopted,
+    otherwise the version an admin published since (docs/api.md, "Mapping versions")."""
+    text = Path(path).read_text(encoding="utf-8")
+    version = store.adopt_mapping_file(text, digest, str(path))
+    if version.digest == digest:
+        return mapping, digest
+    try:
+        return parse_mapping(version.text, f"mapping version {version.id}"), version.digest
+    except MappingError as e:  # published under an older tierdesk that accepted it: fall back to the file
+        log.warning("mapping.version_invalid", extra={"version": version.id, "error": str(e)})
+        store.publish_mapping_version(
+            text, digest, "file", f"version {version.id} no longer validates: {e}", str(path)
+        )
+        return mapping, digest
 
 
 def _budget(store: Store, name: str, per_minute: int) -> float:
@@ -74,6 +97,36 @@ class Runtime:
     mapping: Mapping
     mapping_digest: str
     connectors: dict[str, Connector] = field(default_factory=dict)
+    _mapping_checked: float = field(default=0.0, init=False, repr=False)
+    _mapping_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def refresh_mapping(self, max_age: float = 0.0) -> bool:
+        """Swap in the store's active mapping when another process published one; True when it changed.
+
+        One indexed read of the active digest; ``max_age`` skips even that when the last look is younger.
+        """
+        now = time.monotonic()
+        if max_age and now - self._mapping_checked < max_age:
+            return False
+        self._mapping_checked = now
+        digest = self.store.active_mapping_digest()
+        if digest is None or digest == self.mapping_digest:
+            return False
+        with self._mapping_lock:
+            version = self.store.active_mapping_version()
+            if version is None or version.digest == self.mapping_digest:
+                return False
+            try:
+                mapping = parse_mapping(version.text, f"mapping version {version.id}")
+            except MappingError as e:  # never published like this; keep routing with what we have
+                log.error("mapping.refresh_failed", extra={"version": version.id, "error": str(e)})
+                return False
+            self.mapping, self.mapping_digest = mapping, version.digest
+            for connector in self.connectors.values():
+                if hasattr(connector, "marker_tag"):
+                    connector.marker_tag = mapping.tags.routed
+        log.info("mapping.refreshed", extra={"version": version.id, "digest": version.digest})
+        return True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -81,6 +134,7 @@ class Runtime:
         settings.check()
         mapping, digest = load_mapping(settings.mappings)
         store = Store(settings.db)
+        mapping, digest = active_mapping(store, settings.mappings, mapping, digest)
         queue = Queue(
             store,
             lease_seconds=settings.lease_seconds,

@@ -1,7 +1,15 @@
-"""APScheduler jobs around sync.py: pull what changed and recompute segments on an interval.
+"""APScheduler jobs: keep segments and the helpdesk's segment tags fresh, and keep the queue honest.
 
-Several scheduler processes may run (a second machine, a restarted one); a lock in the store with an
-expiry makes sure only one of them runs a job at a time.
+Jobs (intervals and cron from the environment):
+- `sync` every TIERDESK_SYNC_INTERVAL seconds: incremental pull, recompute, push changed tags onto
+  users and organizations, re-route open tickets of customers who changed segment (TIERDESK_REROUTE);
+- `recompute` on TIERDESK_RECOMPUTE_CRON (nightly): the same after a full pull, so deletions and
+  drifted cursors cannot leave stale data behind;
+- `sweep` every TIERDESK_SWEEP_INTERVAL seconds: hands expired leases back to the queue and raises a
+  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"}).
+
+Several scheduler processes may run (a second machine, a restart that overlaps); a lock in the store
+with an expiry makes sure only one runs a given job at a time. Every run is recorded for `tierdesk jobs`.
 """
 
 from __future__ import annotations
@@ -10,57 +18,116 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 
-from integration import sync
+from integration import reroute, sync, tagsync
 from integration.runtime import Runtime
 
 log = logging.getLogger("tierdesk.scheduler")
 
 
-def run_sync(runtime: Runtime, owner: str | None = None) -> bool:
-    """One incremental sync + recompute, if no other process holds the job lock; True if it ran."""
+def _api_calls(runtime: Runtime) -> int:
+    return sum(getattr(getattr(c, "http", None), "calls", 0) for c in runtime.connectors.values())
+
+
+def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
+    """Pull, recompute, push tag changes and re-route: the body of the `sync` and `recompute` jobs."""
+    runtime.refresh_mapping()  # an admin may have published a mapping version since the last run
+    counts: dict[str, Any] = {}
+    for connector in runtime.connectors.values():
+        counts[f"pulled_{connector.name}"] = sync.pull(runtime.store, connector, full=full)
+    bookmark = runtime.store.last_segment_change()
+    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    counts["customers"] = report.customers
+    counts["segment_changes"] = report.changes
+    for connector in runtime.connectors.values():
+        pushed = tagsync.push(runtime.store, connector, runtime.mapping)
+        counts[f"tags_{connector.name}"] = {
+            "planned": pushed.planned,
+            "write_calls": pushed.write_calls,
+            "job_polls": pushed.job_polls,
+            "failed": pushed.failed,
+        }
+        rerouted = reroute.reroute(
+            runtime.store, connector, runtime.mapping, bookmark, runtime.settings.reroute
+        )
+        counts[f"rerouted_{connector.name}"] = rerouted.updated
+        if pushed.errors or rerouted.errors:
+            counts[f"errors_{connector.name}"] = (pushed.errors + rerouted.errors)[:20]
+    return counts
+
+
+def sweep(runtime: Runtime) -> dict[str, Any]:
+    now = time.time()
+    released = runtime.store.sweep_leases(now)
+    counts = runtime.store.queue_counts()
+    if counts.get("dead"):
+        log.warning(
+            "queue.dead_letters",
+            extra={"dead": counts["dead"], "hint": "tierdesk queue; tierdesk queue retry --dead"},
+        )
+    return {"released_leases": released, "dead": counts.get("dead", 0)}
+
+
+JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
+    "sync": refresh,
+    "recompute": lambda runtime: refresh(runtime, full=True),
+    "sweep": sweep,
+}
+
+
+def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, Any] | None:
+    """Run one job now if no other process holds its lock; records the run. None when skipped."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
     ttl = max(600.0, runtime.settings.sync_interval * 2)
-    if not runtime.store.acquire_lock("job:sync", owner, ttl):
-        log.info("scheduler.sync.skipped", extra={"reason": "another process holds the lock"})
-        return False
-    started = time.monotonic()
+    if not runtime.store.acquire_lock(f"job:{job}", owner, ttl):
+        log.info(f"scheduler.{job}.skipped", extra={"reason": "another process holds the lock"})
+        return None
+    calls_before = _api_calls(runtime)
+    run_id = runtime.store.start_job_run(job, owner, time.time())
+    status, error, counts = "done", None, {}
     try:
-        counts = {}
-        for connector in runtime.connectors.values():
-            counts[connector.name] = sync.pull(runtime.store, connector)
-        report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
-        log.info(
-            "scheduler.sync.done",
-            extra={
-                "pulled": counts,
-                "customers": report.customers,
-                "changes": report.changes,
-                "seconds": round(time.monotonic() - started, 2),
-            },
-        )
-    except Exception:
-        log.exception("scheduler.sync.failed")
+        counts = JOBS[job](runtime)
+    except Exception as e:
+        status, error = "failed", f"{e.__class__.__name__}: {e}"
+        log.exception(f"scheduler.{job}.failed")
     finally:
-        runtime.store.release_lock("job:sync", owner)
-    return True
+        runtime.store.finish_job_run(
+            run_id, status, counts, _api_calls(runtime) - calls_before, error, time.time()
+        )
+        runtime.store.release_lock(f"job:{job}", owner)
+    log.info(f"scheduler.{job}.{status}", extra={"counts": counts})
+    return counts
 
 
 def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:
+    settings = runtime.settings
     scheduler: BaseScheduler = BlockingScheduler() if blocking else BackgroundScheduler()
+    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
     scheduler.add_job(
-        run_sync,
+        run_job,
         "interval",
-        args=[runtime],
-        seconds=runtime.settings.sync_interval,
+        args=[runtime, "sync"],
+        seconds=settings.sync_interval,
         id="sync",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(UTC),  # sync once at start, then on the interval
+        next_run_time=datetime.now(UTC),  # once at start, then on the interval
+        **common,
+    )
+    scheduler.add_job(
+        run_job,
+        CronTrigger.from_crontab(settings.recompute_cron, timezone=UTC),
+        args=[runtime, "recompute"],
+        id="recompute",
+        **common,
+    )
+    scheduler.add_job(
+        run_job, "interval", args=[runtime, "sweep"], seconds=settings.sweep_interval, id="sweep", **common
     )
     return scheduler

@@ -66,6 +66,7 @@ from integration.mapping import (
     Between,
     Compare,
     DimensionSpec,
+    Expression,
     Features,
     FeatureSpec,
     InList,
@@ -85,6 +86,7 @@ from integration.mapping import (
     ScoreDimension,
     Truth,
     compile_condition,
+    dimension_inputs,
     explain,
     format_number,
     format_value,
@@ -1110,6 +1112,9 @@ class Segmentation:
         self.labels: dict[str, np.ndarray] = {name: result.label for name, result in results.items()}
         self.forced: dict[str, np.ndarray] = {}  # dimension -> index of the manual dimension that set it
         self._list_cache: dict[str, list[Any]] = {}
+        self._dim_lists: dict[str, tuple[list[Any], ...]] = {}
+        self._dims = {dim.name: dim for dim in mapping.segments}
+        self._read: list[tuple[str, list[Any]]] | None = None
         self._assignment_cache: dict[tuple[int, str], Assignment] = {}
 
     # -- labels ----------------------------------------------------------------------------------
@@ -1158,37 +1163,42 @@ class Segmentation:
         return cached
 
     def _features(self, row: int) -> dict[str, Value]:
-        """The row's features as a plain dict (missing values left out), for the reason texts."""
+        """The features the reasons read, as a plain dict (missing values left out)."""
+        if self._read is None:
+            names = self.mapping.inputs(self.population.level)
+            self._read = [(name, self._lists(name, self.population.column(name))) for name in names]
         feats: dict[str, Value] = {}
-        for name, col in self.population.columns.items():
-            value = self._lists(f"col:{name}", col)[row]
+        for name, values in self._read:
+            value = values[row]
             if value is None or value != value:  # None or NaN: missing
                 continue
             feats[name] = value
         return feats
 
     def _computed(self, row: int, dimension: str, feats: Features | None = None) -> Assignment:
-        dim = self.mapping.dimension(dimension)
+        dim = self._dims[dimension]
         if dim.level == "organization" and self.population.level == "customer":
             return self._from_organization(row, dimension)
-        result = self.results[dimension]
-        choice = self._lists(f"choice:{dimension}", result.choice)[row]
-        label_code = self._lists(f"label:{dimension}", result.label)[row]
+        lists = self._dim_lists.get(dimension)
+        if lists is None:
+            result = self.results[dimension]
+            lists = self._dim_lists[dimension] = tuple(
+                array.tolist() if array is not None else []
+                for array in (result.choice, result.label, result.score, result.rfm)
+            )
+        choice = lists[0][row]
+        label_code = lists[1][row]
         label = dim.labels[label_code] if label_code >= 0 else None
         if feats is None:
             feats = self._features(row)
         if isinstance(dim, RulesDimension):
             reasons = _rules_reasons(dim, choice, feats)
         elif isinstance(dim, ScoreDimension):
-            assert result.score is not None  # noqa: S101
-            score = self._lists(f"score:{dimension}", result.score)[row]
-            reasons = _score_reasons(dim, choice, score, feats, self._fitted(dim))
+            reasons = _score_reasons(dim, choice, lists[2][row], feats, self._fitted(dim))
         elif isinstance(dim, PercentileDimension):
             reasons = _percentile_reasons(dim, choice, feats, self._fitted(dim))
         elif isinstance(dim, RfmDimension):
-            assert result.rfm is not None  # noqa: S101
-            scores = tuple(self._lists(f"rfm:{dimension}", result.rfm)[row])
-            reasons = _rfm_reasons(dim, choice, scores, feats, self._fitted(dim))
+            reasons = _rfm_reasons(dim, choice, tuple(lists[3][row]), feats, self._fitted(dim))
         elif choice == 0:
             reasons = ()
         else:
@@ -1201,9 +1211,15 @@ class Segmentation:
         return self.fitted
 
     def _from_organization(self, row: int, dimension: str) -> Assignment:
-        candidates = self._organization_candidates(row, dimension)
-        dim = self.mapping.dimension(dimension)
-        return combine_organizations(dim, candidates)
+        index = self.population.organization_index
+        if dimension in self.given or index is None or row in self.population.other_organizations:
+            return combine_organizations(self._dims[dimension], self._organization_candidates(row, dimension))
+        key = (int(index[row]), dimension)  # users of one organization share its reasons
+        found = self._assignment_cache.get(key)
+        if found is None:
+            candidates = self._organization_candidates(row, dimension)
+            found = self._assignment_cache[key] = combine_organizations(self._dims[dimension], candidates)
+        return found
 
     def _organization_candidates(self, row: int, dimension: str) -> list[tuple[str, Assignment]]:
         if dimension in self.given:
@@ -1392,7 +1408,7 @@ def classify_all(
 def _rules_reasons(dim: RulesDimension, choice: int, feats: Features) -> tuple[str, ...]:
     if choice < len(dim.rules):
         return (explain(dim.rules[choice].when, feats),)
-    names = dict.fromkeys(name for rule in dim.rules for name in rule.when.names)
+    names = dimension_inputs(dim)
     present = [f"{n} {format_value(feats.get(n))}" for n in names if feats.get(n) is not None]
     missing = [f"{n} is missing" for n in names if feats.get(n) is None]
     first = f"no rule matched ({', '.join(present)})" if present else "no rule matched"
@@ -1490,8 +1506,21 @@ def _rfm_reasons(
     summary = f"RFM {r}-{f}-{m} ({parts})"
     if choice < 0:
         return (summary, "in none of the groups")
-    group = dim.groups[choice]
-    return (summary, explain(group.when, {"r": r, "f": f, "m": m}))
+    return (summary, _group_reason(dim.groups[choice].when, r, f, m))
+
+
+_GROUP_REASONS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _group_reason(when: Expression, r: int, f: int, m: int) -> str:
+    """Why an RFM group holds: only 125 score triples, so each explanation is made once."""
+    key = (when.text, r, f, m)
+    found = _GROUP_REASONS.get(key)
+    if found is None:
+        if len(_GROUP_REASONS) > 50_000:
+            _GROUP_REASONS.clear()
+        found = _GROUP_REASONS[key] = explain(when, {"r": r, "f": f, "m": m})
+    return found
 
 
 def _manual_reasons(dim: ManualDimension, population: Population, row: int) -> tuple[str, ...]:

@@ -44,7 +44,14 @@ class Settings:
     worker_threads: int = 2
     worker_poll: float = 0.05
     sync_interval: float = 300.0
+    recompute_cron: str = "0 3 * * *"
+    sweep_interval: float = 60.0
+    reroute: str = "priority"
     log_level: str = "INFO"
+    admin_user: str = "admin"
+    admin_password: str | None = None
+    admin_token: str | None = None
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +89,8 @@ class Settings:
 
         At least one helpdesk must be configured; each configured one needs its webhook secret.
         """
+        if self.reroute not in ("off", "priority", "all"):
+            raise SettingsError(f"TIERDESK_REROUTE={self.reroute!r}: expected off, priority or all")
         if self.zendesk_configured and not self.zendesk_webhook_secret and not self.insecure_dev:
             raise SettingsError(
                 "TIERDESK_ZENDESK_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks. "

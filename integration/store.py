@@ -149,7 +149,8 @@ MIGRATIONS.append(
 
 # Sync state per stream, purchases (CRM deals, billing rows) and identity across sources (identity.py).
 # The *_merged views lay each record's identity overlay over its own values; *_population keeps one row per
-# customer (records linked into another person's record, or held back by a conflict, drop out).
+# customer (records linked into another person's record, or held back by a conflict, drop out) and points
+# each customer at its organization's main record.
 MIGRATIONS.append(
     (
         3,
@@ -188,7 +189,12 @@ MIGRATIONS.append(
                c.updated_at, c.synced_at, i.role AS role, i.entity_key AS entity_key
         FROM customers c LEFT JOIN identities i ON i.record_key = c.key;
         CREATE VIEW customer_population AS
-        SELECT * FROM customers_merged WHERE role IS NULL OR role = 'primary';
+        SELECT m.key, m.source, m.external_id, m.email, m.name,
+               coalesce(oi.entity_key, m.organization_key) AS organization_key,
+               m.tags, m.attributes, m.created_at, m.updated_at, m.synced_at, m.role, m.entity_key
+        FROM customers_merged m
+        LEFT JOIN identities oi ON oi.record_key = m.organization_key AND oi.role != 'held'
+        WHERE m.role IS NULL OR m.role = 'primary';
         CREATE VIEW organizations_merged AS
         SELECT o.key, o.source, o.external_id, o.name, o.domains, coalesce(i.tags, o.tags) AS tags,
                CASE WHEN i.record_key IS NULL THEN o.attributes
@@ -234,6 +240,30 @@ MIGRATIONS.append(
 )
 
 
+# Admin: every published mapping version (one active at a time), each admin's draft, and the service
+# measures of tickets (the helpdesk's ticket metrics) for the "service per segment" page.
+MIGRATIONS.append(
+    (
+        6,
+        """
+        CREATE TABLE mapping_versions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, digest TEXT NOT NULL, text TEXT NOT NULL,
+            author TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX mapping_versions_one_active ON mapping_versions (active) WHERE active = 1;
+        CREATE TABLE mapping_drafts (
+            author TEXT PRIMARY KEY, text TEXT NOT NULL, updated_at TEXT NOT NULL
+        );
+        ALTER TABLE tickets ADD COLUMN first_response_minutes REAL;
+        ALTER TABLE tickets ADD COLUMN resolution_minutes REAL;
+        ALTER TABLE tickets ADD COLUMN solved_at TEXT;
+        CREATE INDEX tickets_created ON tickets (created_at);
+        """,
+    )
+)
+
+
 @dataclass(frozen=True)
 class Event:
     """A queued webhook event as the worker sees it."""
@@ -273,6 +303,20 @@ class DecisionRecord:
         if self.received_at is None:
             return None
         return (self.decided_at - self.received_at) * 1000
+
+
+@dataclass(frozen=True)
+class MappingVersion:
+    """One published mapping: the YAML text as it was, who published it, when and why."""
+
+    id: int
+    digest: str
+    text: str
+    author: str  # "file" when adopted from TIERDESK_MAPPINGS at start
+    note: str
+    source: str  # the file it came from, or "admin" / "api"
+    created_at: str
+    active: bool
 
 
 class Store:
@@ -421,6 +465,9 @@ class Store:
                 "reopens": t.reopens,
                 "created_at": _iso(t.created_at),
                 "updated_at": _iso(t.updated_at),
+                "first_response_minutes": t.first_response_minutes,
+                "resolution_minutes": t.resolution_minutes,
+                "solved_at": _iso(t.solved_at),
             }
             for t in tickets
         ]
@@ -465,7 +512,9 @@ class Store:
         return self._organization(rows[0]) if rows else None
 
     def iter_customers(self) -> Iterator[Customer]:
-        for row in self.db.query("SELECT * FROM customer_population ORDER BY key"):
+        for row in self.db.query(
+            "SELECT * FROM customers_merged WHERE role IS NULL OR role = 'primary' ORDER BY key"
+        ):
             yield self._customer(row)
 
     def organizations_by_key(self) -> dict[str, Organization]:
@@ -953,28 +1002,33 @@ class Store:
                 [(_json(list(v)), k) for k, v in tags.items()],
             )
 
-    def customers_changed_at(self, stamp: datetime) -> list[str]:
-        """Customers whose segments changed in the recompute stamped `stamp` (a first label is no change)."""
+    def last_segment_change(self) -> int:
+        """A bookmark in the change history: changes after it belong to the next recompute."""
+        return int(self.db.conn.execute("SELECT coalesce(max(id), 0) FROM segment_changes").fetchone()[0])
+
+    def customers_changed_since(self, bookmark: int) -> list[str]:
+        """Customers with segment changes after `bookmark` who had segments before it (a first label is
+        no change of segment)."""
         return [
             row[0]
             for row in self.db.conn.execute(
-                "SELECT DISTINCT c.customer_key FROM segment_changes c WHERE c.changed_at = ? "
+                "SELECT DISTINCT c.customer_key FROM segment_changes c WHERE c.id > ? "
                 "AND EXISTS (SELECT 1 FROM segment_changes o "
-                "WHERE o.customer_key = c.customer_key AND o.changed_at < ?) ORDER BY c.customer_key",
-                (_iso(stamp), _iso(stamp)),
+                "WHERE o.customer_key = c.customer_key AND o.id <= ?) ORDER BY c.customer_key",
+                (bookmark, bookmark),
             )
         ]
 
-    def segment_changes_at(
-        self, customer_key: str, stamp: datetime
+    def segment_changes_since(
+        self, customer_key: str, bookmark: int
     ) -> list[tuple[str, str | None, str | None]]:
-        """(dimension, from, to) of one customer's changes in the recompute stamped `stamp`."""
+        """(dimension, from, to) of one customer's changes after `bookmark`."""
         return [
             (row[0], row[1], row[2])
             for row in self.db.conn.execute(
                 "SELECT dimension, from_label, to_label FROM segment_changes "
-                "WHERE customer_key = ? AND changed_at = ? ORDER BY id",
-                (customer_key, _iso(stamp)),
+                "WHERE customer_key = ? AND id > ? ORDER BY id",
+                (customer_key, bookmark),
             )
         ]
 
@@ -1052,7 +1106,7 @@ class Store:
         picks, paths = self._attribute_picks(attributes)
         sql = (
             "SELECT key, source, external_id, email, tags, organization_key, unixepoch(created_at)"  # noqa: S608
-            f"{picks} FROM customers"
+            f"{picks} FROM customer_population"
         )
         params: list[Any] = list(paths)
         if organization_key is not None:
@@ -1081,7 +1135,7 @@ class Store:
         picks, paths = self._attribute_picks(attributes)
         sql = (
             "SELECT key, source, external_id, name, domains, tags, unixepoch(created_at)"  # noqa: S608
-            f"{picks} FROM organizations"
+            f"{picks} FROM organization_population"
         )
         params: list[Any] = list(paths)
         if keys is not None:
@@ -1367,3 +1421,210 @@ class Store:
             sql += " WHERE connector = ?"
             params.append(connector)
         return list(self.db.query(sql + " ORDER BY connector, stream", params))
+
+    # -- admin: mapping versions and drafts ---------------------------------------------------------
+
+    @staticmethod
+    def _mapping_version(row: dict[str, Any]) -> MappingVersion:
+        return MappingVersion(
+            id=row["id"],
+            digest=row["digest"],
+            text=row["text"],
+            author=row["author"],
+            note=row["note"],
+            source=row["source"],
+            created_at=row["created_at"],
+            active=bool(row["active"]),
+        )
+
+    def _insert_mapping_version(
+        self, db: sqlite_utils.Database, text: str, digest: str, author: str, note: str, source: str
+    ) -> int:
+        db.conn.execute("UPDATE mapping_versions SET active = 0 WHERE active = 1")
+        cur = db.conn.execute(
+            "INSERT INTO mapping_versions (digest, text, author, note, source, created_at, active) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1)",
+            (digest, text, author, note, source, _iso(datetime.now(UTC))),
+        )
+        return int(cur.lastrowid or 0)
+
+    def adopt_mapping_file(self, text: str, digest: str, source: str) -> MappingVersion:
+        """At start: make the mapping file the active version when it is new or changed since it was last
+        adopted; an unchanged file leaves a version an admin published since then active. Returns the
+        active version."""
+        with self.transaction() as db:
+            active = db.conn.execute("SELECT digest FROM mapping_versions WHERE active = 1").fetchone()
+            last_file = db.conn.execute(
+                "SELECT digest FROM mapping_versions WHERE author = 'file' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            if active is None or (active[0] != digest and (last_file is None or last_file[0] != digest)):
+                self._insert_mapping_version(
+                    db, text, digest, "file", "adopted from the mapping file", source
+                )
+        version = self.active_mapping_version()
+        assert version is not None  # noqa: S101 - one was just made active or already was
+        return version
+
+    def publish_mapping_version(
+        self, text: str, digest: str, author: str, note: str, source: str
+    ) -> MappingVersion:
+        """Record a validated mapping as the new active version (the caller validates)."""
+        with self.transaction() as db:
+            version_id = self._insert_mapping_version(db, text, digest, author, note, source)
+        version = self.get_mapping_version(version_id)
+        assert version is not None  # noqa: S101 - just inserted
+        return version
+
+    def active_mapping_digest(self) -> str | None:
+        """A cheap read every process makes before routing, to notice a publish by another process."""
+        row = self.db.conn.execute("SELECT digest FROM mapping_versions WHERE active = 1").fetchone()
+        return row[0] if row else None
+
+    def active_mapping_version(self) -> MappingVersion | None:
+        rows = list(self.db.query("SELECT * FROM mapping_versions WHERE active = 1"))
+        return self._mapping_version(rows[0]) if rows else None
+
+    def get_mapping_version(self, version_id: int) -> MappingVersion | None:
+        rows = list(self.db.query("SELECT * FROM mapping_versions WHERE id = ?", [version_id]))
+        return self._mapping_version(rows[0]) if rows else None
+
+    def mapping_versions(self, limit: int = 200) -> list[MappingVersion]:
+        """Newest first."""
+        return [
+            self._mapping_version(row)
+            for row in self.db.query("SELECT * FROM mapping_versions ORDER BY id DESC LIMIT ?", [limit])
+        ]
+
+    def save_mapping_draft(self, author: str, text: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                "INSERT INTO mapping_drafts (author, text, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (author) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at",
+                (author, text, _iso(datetime.now(UTC))),
+            )
+
+    def mapping_draft(self, author: str) -> tuple[str, str] | None:
+        """(text, updated_at) of an admin's draft, if they have one."""
+        row = self.db.conn.execute(
+            "SELECT text, updated_at FROM mapping_drafts WHERE author = ?", (author,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def delete_mapping_draft(self, author: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM mapping_drafts WHERE author = ?", (author,))
+
+    # -- admin: reads for preview, simulate, decisions and reports ----------------------------------
+
+    def search_customers(self, query: str, limit: int = 20) -> list[Customer]:
+        """Customers whose id, key or external id is `query`, or whose email or name contains it."""
+        text = query.strip()
+        if not text:
+            return []
+        like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.query(
+            "SELECT * FROM customers WHERE key = :q OR external_id = :q OR lower(email) = lower(:q) "
+            "OR lower(email) LIKE :like ESCAPE '\\' OR lower(name) LIKE :like ESCAPE '\\' "
+            "ORDER BY (key = :q OR external_id = :q OR lower(email) = lower(:q)) DESC, email LIMIT :limit",
+            {"q": text, "like": like, "limit": limit},
+        )
+        return [self._customer(row) for row in rows]
+
+    _TICKET_COLUMNS = (
+        "key, source, external_id, requester_key, organization_key, subject, status, priority, group_id, "
+        "tags, satisfaction, reopens, created_at, updated_at, first_response_minutes, resolution_minutes, "
+        "solved_at"
+    )
+
+    @staticmethod
+    def _ticket_row(row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "tags": json.loads(row["tags"] or "[]")}
+
+    def tickets_created_between(
+        self, since: datetime, until: datetime, limit: int = 50_000
+    ) -> list[dict[str, Any]]:
+        """Stored tickets created in [since, until), oldest first, as plain rows (tags decoded)."""
+        sql = (
+            f"SELECT {self._TICKET_COLUMNS} FROM tickets "  # noqa: S608 - a fixed column list
+            "WHERE created_at >= ? AND created_at < ? ORDER BY created_at, key LIMIT ?"
+        )
+        return [self._ticket_row(row) for row in self.db.query(sql, [_iso(since), _iso(until), limit])]
+
+    def ticket_rows(self, external_id: str) -> list[dict[str, Any]]:
+        """The stored ticket(s) with this id in any source, or with this exact key."""
+        sql = (
+            f"SELECT {self._TICKET_COLUMNS} FROM tickets "  # noqa: S608 - a fixed column list
+            "WHERE key = ? OR external_id = ? ORDER BY key"
+        )
+        return [self._ticket_row(row) for row in self.db.query(sql, [external_id, external_id])]
+
+    def decisions_for_ticket_id(self, external_id: str) -> list[DecisionRecord]:
+        """Decisions on the ticket with this id in any source (or this exact ticket key)."""
+        return [
+            self._decision(row)
+            for row in self.db.query(
+                "SELECT * FROM decisions WHERE ticket_key = ? OR ticket_key LIKE ? ESCAPE '\\' "
+                "ORDER BY decided_at DESC",
+                [external_id, "%:ticket:" + external_id.replace("%", "\\%").replace("_", "\\_")],
+            )
+        ]
+
+    def events_for_ticket(self, ticket_key: str) -> list[Event]:
+        return [
+            self._event(row)
+            for row in self.db.query("SELECT * FROM events WHERE ticket_key = ? ORDER BY id", [ticket_key])
+        ]
+
+    def list_events_filtered(
+        self, status: str, *, retrying: bool | None = None, limit: int = 100
+    ) -> list[Event]:
+        """Events of one status; for pending ones, `retrying` picks those that failed before (or not)."""
+        sql = "SELECT * FROM events WHERE status = ?"
+        if retrying is True:
+            sql += " AND attempts > 0"
+        elif retrying is False:
+            sql += " AND attempts = 0"
+        return [self._event(row) for row in self.db.query(sql + " ORDER BY id LIMIT ?", [status, limit])]
+
+    def segment_change_counts(
+        self, dimension: str, since: datetime
+    ) -> list[tuple[str, str | None, str | None, int]]:
+        """(day, from label, to label, customers) for every label change in one dimension since `since`."""
+        return [
+            (row[0], row[1], row[2], int(row[3]))
+            for row in self.db.conn.execute(
+                "SELECT substr(changed_at, 1, 10) AS day, from_label, to_label, count(*) "
+                "FROM segment_changes WHERE dimension = ? AND changed_at >= ? "
+                "GROUP BY day, from_label, to_label ORDER BY day",
+                (dimension, _iso(since)),
+            )
+        ]
+
+    def segment_labels(self, customer_keys: Iterable[str]) -> dict[str, dict[str, str | None]]:
+        """Stored labels (dimension -> label) of the given customers."""
+        keys = list(dict.fromkeys(customer_keys))
+        out: dict[str, dict[str, str | None]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, dimension, label in self.db.conn.execute(
+                f"SELECT customer_key, dimension, label FROM segments WHERE customer_key IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                out.setdefault(key, {})[dimension] = label
+        return out
+
+    def decided_slas(self, ticket_keys: Iterable[str]) -> dict[str, str | None]:
+        """The SLA tierdesk applied to each of these tickets it routed."""
+        keys = list(dict.fromkeys(ticket_keys))
+        out: dict[str, str | None] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, sla in self.db.conn.execute(
+                "SELECT ticket_key, sla FROM decisions "  # noqa: S608 - placeholders only
+                f"WHERE outcome = 'applied' AND ticket_key IN ({marks})",
+                chunk,
+            ):
+                out[key] = sla
+        return out

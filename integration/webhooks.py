@@ -34,6 +34,7 @@ def _reject(source: str, reason: str, message: str, status: int) -> ResponseRetu
 @bp.post("/webhooks/<source>")
 def receive(source: str) -> ResponseReturnValue:
     runtime: Runtime = current_app.extensions["tierdesk"]
+    runtime.refresh_mapping(max_age=5.0)  # the routed marker comes from the active mapping version
     connector = runtime.connectors.get(source)
     if connector is None:  # label it "unknown": a caller must not be able to mint metric labels
         metrics.WEBHOOKS_RECEIVED.labels("unknown").inc()

@@ -117,6 +117,7 @@ class Worker:
         return customer
 
     def _route(self, event: Event) -> Outcome:
+        self.runtime.refresh_mapping()  # a version published in the admin applies from the next event on
         rt = self.runtime
         store = rt.store
         connector = self._connector(event.source)

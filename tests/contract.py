@@ -34,7 +34,6 @@ EXCLUDED_PREFIXES = ("/api/v2/webhooks",)
 EXCLUDED_PATHS = frozenset({"/api/v2/users/me"})
 
 
-
 @dataclass(frozen=True)
 class Defect:
     """An error the vendor description gets wrong: ignored for this method and path (and query, if given)."""

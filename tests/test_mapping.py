@@ -21,6 +21,7 @@ from integration.mapping import (
     PercentileDimension,
     RulesDimension,
     ScoreDimension,
+    SlaTarget,
     TagSpec,
     evaluate,
     explain,
@@ -90,7 +91,10 @@ def test_minimal_mapping_parses_into_records():
 
 def test_default_yaml_parses_and_uses_the_sandbox_groups():
     m = parse_mapping(DEFAULT_YAML.read_text(), "mappings/default.yaml")
-    assert m.dimension_names == ("vip", "tier", "value", "lifecycle", "risk")
+    assert m.dimension_names == ("vip", "tier", "value", "lifecycle", "risk", "account")
+    assert m.dimension("account").level == "organization"
+    assert m.sla_targets["gold"] == SlaTarget(first_response_minutes=240, resolution_minutes=1440)
+    assert set(m.sla_targets) == m.slas  # every SLA routing can set has targets
     assert m.groups <= {
         "General",
         "Senior Support",

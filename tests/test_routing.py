@@ -246,7 +246,7 @@ def test_default_mapping_routes_typical_customers():
     note = decide(result["zendesk:user:best"], m, feats["best"]).note
     assert note.startswith(
         "tierdesk routed this ticket\n"
-        "Priority: high · SLA: gold · Group: Key Accounts\n"
+        "Priority: high · SLA: gold (first response 4h, resolution 1d) · Group: Key Accounts\n"
         "Why: routing rule 2 (value is key)\n"
         "Segments:\n"
         "- tier A: score 10 >= 7 (revenue_12m 10/10 x 0.40, tenure_days 10/10 x 0.20, "

@@ -563,7 +563,9 @@ def test_default_mapping_classifies_typical_customers():
         "value": "key",
         "lifecycle": "loyal",
         "risk": None,
+        "account": None,  # an organization-level dimension: not in an organization
     }
+    assert result["zendesk:user:best"]["account"].reasons == ("not in an organization",)
     assert labels("new")["lifecycle"] == "onboarding"
     assert labels("new")["risk"] == "frustrated"
     assert labels("costly")["value"] == "negative"  # 100 - (20 x 25 + 50) < 0
