@@ -234,8 +234,16 @@ def to_organization(org: Mapping[str, Any]) -> Organization:
     )
 
 
-def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
+def _minutes(value: Any) -> float | None:
+    """A metric set's ``{"calendar": 90, "business": 30}``: we keep calendar minutes."""
+    minutes = value.get("calendar") if isinstance(value, Mapping) else None
+    return float(minutes) if isinstance(minutes, int | float) and not isinstance(minutes, bool) else None
+
+
+def to_ticket(ticket: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> Ticket:
+    """``metrics``: the ticket's metric set (the ``include=metric_sets`` sideload), for service measures."""
     rating = ticket.get("satisfaction_rating") or {}
+    metrics = metrics or {}
     return Ticket(
         source=NAME,
         external_id=str(ticket["id"]),
@@ -249,7 +257,11 @@ def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
         created_at=_time(ticket.get("created_at")),
         updated_at=_time(ticket.get("updated_at")),
         satisfaction=rating.get("score") if isinstance(rating, dict) else None,
+        reopens=int(metrics.get("reopens") or 0),
         updated_stamp=ticket.get("updated_at"),
+        first_response_minutes=_minutes(metrics.get("reply_time_in_minutes")),
+        resolution_minutes=_minutes(metrics.get("full_resolution_time_in_minutes")),
+        solved_at=_time(metrics.get("solved_at")),
     )
 
 
@@ -364,9 +376,10 @@ class ZendeskConnector:
         return min(int(cursor), latest) if cursor else 0
 
     def _pull_cursor_based(self, stream: str, cursor: str | None) -> Iterator[Batch]:
-        convert = to_customer if stream == "users" else to_ticket
         path = f"/api/v2/incremental/{stream}/cursor"
-        params: dict[str, Any] = {"per_page": EXPORT_PAGE_SIZE}
+        # tickets: sideload each ticket's metric set (first reply and resolution times, reopens)
+        extra: dict[str, Any] = {"include": "metric_sets"} if stream == "tickets" else {}
+        params: dict[str, Any] = {"per_page": EXPORT_PAGE_SIZE, **extra}
         if cursor and cursor.startswith("cursor:"):
             params["cursor"] = cursor.removeprefix("cursor:")
         else:
@@ -377,7 +390,12 @@ class ZendeskConnector:
             after = page.get("after_cursor")
             # agents and admins are users too, but only end users are customers
             items = [i for i in page.get(stream, []) if stream != "users" or i.get("role") == "end-user"]
-            records = [convert(item) for item in items]
+            if stream == "users":
+                records: list[Any] = [to_customer(item) for item in items]
+            else:
+                sets = page.get("metric_sets") or []
+                metrics = {m.get("ticket_id"): m for m in sets if isinstance(m, dict)}
+                records = [to_ticket(item, metrics.get(item.get("id"))) for item in items]
             next_cursor = f"cursor:{after}" if after else cursor
             yield Batch(stream, records, next_cursor)
             if page.get("end_of_stream") or not after:
@@ -385,7 +403,7 @@ class ZendeskConnector:
             if after in seen:
                 raise ApiError(NAME, f"incremental {stream} export repeated cursor {after}")
             seen.add(after)
-            params = {"per_page": EXPORT_PAGE_SIZE, "cursor": after}
+            params = {"per_page": EXPORT_PAGE_SIZE, "cursor": after, **extra}
 
     def _pull_time_based(self, stream: str, cursor: str | None) -> Iterator[Batch]:
         start = self._start_time(cursor)

@@ -636,8 +636,13 @@ class ZendeskSandbox:
         reopens: int = 0,
         created_at: datetime | None = None,
         updated_at: datetime | None = None,
+        first_reply_at: datetime | None = None,
+        solved_at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Create a (historic) ticket directly with its first comment; no triggers run."""
+        """Create a (historic) ticket directly with its first comment; no triggers run.
+
+        ``first_reply_at`` / ``solved_at`` feed the ticket's metric set (``include=metric_sets``).
+        """
         with self._lock:
             requester = self._users[requester_id]
             when = created_at or self._now()
@@ -661,6 +666,8 @@ class ZendeskSandbox:
                 updated_at=updated_at or when,
                 _reopens=reopens,
                 _updated_by_id=requester_id,
+                _first_reply_at=first_reply_at,
+                _solved_at=solved_at,
             )
             self._tickets[ticket["id"]] = ticket
             self._comments[ticket["id"]] = []
@@ -883,6 +890,8 @@ class ZendeskSandbox:
             "_seq": next(self._seq),
             "_reopens": 0,
             "_updated_by_id": None,
+            "_first_reply_at": None,  # the first public comment by an agent after the opening one
+            "_solved_at": None,  # the latest time the ticket became solved
         }
 
     def _index_user(self, user: dict[str, Any]) -> None:
@@ -1899,7 +1908,12 @@ class ZendeskSandbox:
             "metadata": {"system": {}, "custom": {}},
             "created_at": when,
         }
-        self._comments.setdefault(ticket["id"], []).append(comment)
+        earlier = self._comments.setdefault(ticket["id"], [])
+        author = self._users.get(comment["author_id"]) or {}
+        first_reply = earlier and comment["public"] and author.get("role") != "end-user"
+        if first_reply and not ticket["_first_reply_at"]:
+            ticket["_first_reply_at"] = when
+        earlier.append(comment)
         if comment["public"]:
             ticket["is_public"] = True
         elif len(self._comments[ticket["id"]]) == 1:
@@ -2093,6 +2107,8 @@ class ZendeskSandbox:
         if previous["status"] == "solved" and ticket["status"] in ("new", "open", "pending", "hold"):
             ticket["_reopens"] += 1
         self._touch(ticket)
+        if ticket["status"] in ("solved", "closed") and previous["status"] not in ("solved", "closed"):
+            ticket["_solved_at"] = ticket["updated_at"]
         ticket["_updated_by_id"] = actor_id
         if comment is not None:
             stored = self._store_comment(ticket, comment, audit_id, ticket["updated_at"], "api")
@@ -2400,9 +2416,40 @@ class ZendeskSandbox:
         with self._lock:
             return self._json(self._export_cursor("users", self._users.values(), self._render_user))
 
+    def _metric_set(self, ticket: Mapping[str, Any]) -> dict[str, Any]:
+        """The ticket's metric set as the ``metric_sets`` sideload shows it (calendar, business minutes)."""
+
+        def minutes(end: datetime | None) -> dict[str, int | None]:
+            if end is None:
+                return {"calendar": None, "business": None}
+            calendar = max(0, round((end - ticket["created_at"]).total_seconds() / 60))
+            return {"calendar": calendar, "business": round(calendar * 0.35)}  # choice: ~8h of 24, weekdays
+
+        solved = ticket["_solved_at"] if ticket["status"] in ("solved", "closed") else None
+        return {
+            "id": 10_000_000 + ticket["id"],
+            "ticket_id": ticket["id"],
+            "url": self._url(f"ticket_metrics/{10_000_000 + ticket['id']}"),
+            "reopens": ticket["_reopens"],
+            "replies": max(0, len(self._comments.get(ticket["id"], ())) - 1),
+            "solved_at": iso(solved),
+            "reply_time_in_minutes": minutes(ticket["_first_reply_at"]),
+            "first_resolution_time_in_minutes": minutes(solved),
+            "full_resolution_time_in_minutes": minutes(solved),
+            "created_at": iso(ticket["created_at"]),
+            "updated_at": iso(ticket["updated_at"]),
+        }
+
+    def _with_metric_sets(self, page: dict[str, Any]) -> dict[str, Any]:
+        """Sideload metric sets when asked (``include=metric_sets``), as Zendesk's ticket exports do."""
+        if "metric_sets" in request.args.get("include", "").split(","):
+            page["metric_sets"] = [self._metric_set(self._tickets[t["id"]]) for t in page["tickets"]]
+        return page
+
     def _export_tickets_cursor(self) -> Response:
         with self._lock:
-            return self._json(self._export_cursor("tickets", self._tickets.values(), self._render_ticket))
+            page = self._export_cursor("tickets", self._tickets.values(), self._render_ticket)
+            return self._json(self._with_metric_sets(page))
 
     def _export_users_time(self) -> Response:
         with self._lock:
@@ -2410,7 +2457,8 @@ class ZendeskSandbox:
 
     def _export_tickets_time(self) -> Response:
         with self._lock:
-            return self._json(self._export_time("tickets", self._tickets.values(), self._render_ticket))
+            page = self._export_time("tickets", self._tickets.values(), self._render_ticket)
+            return self._json(self._with_metric_sets(page))
 
     def _export_orgs_time(self) -> Response:
         with self._lock:
