@@ -75,7 +75,7 @@ def test_rfm_quintiles_and_the_usual_groups_on_ten_customers():
     ]
     rows.append({"purchases_12m": 3, "revenue_12m": 50})  # never bought: no recency
     seg = segment(population_of(rows, m), m)
-    assert seg.fitted.quintiles["rfm"]["r"] == (-9, -7, -5, -3)  # on minus days: fewer days rank higher
+    assert seg.fitted.quintiles["rfm"]["r"] == (-8, -6, -4, -2)  # on minus days: fewer days rank higher
     assert seg.fitted.quintiles["rfm"]["f"] == (3, 5, 7, 9)
     assert seg.label_names("rfm") == [
         "champions",  # R5 F5

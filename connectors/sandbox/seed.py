@@ -127,11 +127,40 @@ def _rating(rng: random.Random, status: str, frustrated: bool) -> dict[str, Any]
     return {"score": score}
 
 
+# Typical minutes to a first reply by ticket priority (None: no priority set), for the metric sets.
+REPLY_MINUTES = {"urgent": 25, "high": 75, "normal": 240, "low": 480, None: 300}
+
+
+def _service_times(
+    rng: random.Random,
+    status: str,
+    priority: str | None,
+    opened: datetime,
+    updated: datetime,
+    revenue: float,
+    frustrated: bool,
+) -> tuple[datetime | None, datetime | None]:
+    """(first reply, solved) times: faster for urgent tickets and big accounts, slower for the frustrated."""
+    if status == "new":
+        return None, None
+    solved = updated if status in ("solved", "closed") else None
+    if status in ("open", "hold") and rng.random() < 0.2:
+        return None, solved  # not answered yet
+    minutes = REPLY_MINUTES[priority] * math.exp(rng.gauss(0, 0.8))
+    if frustrated:
+        minutes *= 2.2
+    if revenue >= 20_000:
+        minutes *= 0.6
+    reply = min(opened + timedelta(minutes=max(1.0, minutes)), updated)
+    return reply.replace(microsecond=0), solved
+
+
 def seed(
     sandbox: ZendeskSandbox, customers: int = 1000, seed: int = 42, now: datetime | None = None
 ) -> SeedSummary:
     """Fill `sandbox` with `customers` end users plus organizations, groups, agents and ticket history."""
     rng = random.Random(seed)
+    service_rng = random.Random(f"{seed}:service")  # its own stream: the rest of the data stays the same
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     latest = now - timedelta(minutes=2)
 
@@ -261,14 +290,16 @@ def seed(
             reopens = 0
             if status in ("solved", "closed", "open"):
                 reopens = rng.choice((1, 1, 2)) if rng.random() < (0.3 if is_frustrated else 0.04) else 0
+            priority = rng.choices((None, "low", "normal", "high", "urgent"), weights=(30, 15, 35, 15, 5))[0]
+            first_reply, solved = _service_times(
+                service_rng, status, priority, opened, updated, revenue, is_frustrated
+            )
             ticket = sandbox.add_ticket(
                 user["id"],
                 subject,
                 f"{subject}. Could you help?",
                 status=status,
-                priority=rng.choices((None, "low", "normal", "high", "urgent"), weights=(30, 15, 35, 15, 5))[
-                    0
-                ],
+                priority=priority,
                 group_id=groups[rng.choices(GROUPS, weights=group_weights)[0]],
                 assignee_id=rng.choice(agent_ids) if status != "new" else None,
                 tags=[topic],
@@ -277,6 +308,8 @@ def seed(
                 reopens=reopens,
                 created_at=opened,
                 updated_at=updated,
+                first_reply_at=first_reply,
+                solved_at=solved,
             )
             ticket_total += 1
             comment_total += 1
