@@ -51,7 +51,8 @@ STATUS_FROM_FRESHDESK = {2: "open", 3: "pending", 4: "solved", 5: "closed"}
 COMPANY_ATTRIBUTES = ("industry", "account_tier", "health_score")
 
 # The JSON body of the automation rule's "Trigger webhook" action (docs/connectors.md). Freshdesk renders
-# placeholders as text. tierdesk needs only the ticket id; the tags let it ignore an echo of its own write.
+# placeholders as text. tierdesk needs only the ticket id; with the tags the webhook gate can acknowledge
+# and ignore a delivery for a ticket that already carries the routed marker.
 AUTOMATION_BODY = json.dumps(
     {
         "ticket": {

@@ -852,14 +852,14 @@ RFM_SCORES = ("r", "f", "m")
 # the 5 x 5 grid falls in exactly one group, tried in this order. A mapping may replace it.
 DEFAULT_RFM_GROUPS: tuple[tuple[str, str], ...] = (
     ("champions", "r >= 5 and f >= 4"),
-    ("loyal", "r >= 3 and f >= 4"),
-    ("potential_loyalists", "r >= 4 and f >= 2"),
+    ("loyal", "r between 3 and 4 and f >= 4"),
+    ("potential_loyalists", "r >= 4 and f between 2 and 3"),
     ("new_customers", "r == 5 and f == 1"),
     ("promising", "r == 4 and f == 1"),
     ("need_attention", "r == 3 and f == 3"),
     ("about_to_sleep", "r == 3 and f <= 2"),
     ("cant_lose", "r <= 2 and f == 5"),
-    ("at_risk", "r <= 2 and f >= 3"),
+    ("at_risk", "r <= 2 and f between 3 and 4"),
     ("hibernating", "r <= 2 and f <= 2"),
 )
 

@@ -891,6 +891,9 @@ def _scalar_mask(node: Node, population: Population | _Columns) -> np.ndarray:
 # Labelling a population
 
 
+_BLOCK = 4096  # rows per block when reasons are rendered row after row
+
+
 @dataclass
 class DimensionResult:
     """One dimension over one population: what decided (``choice``) and the label (``label``).
@@ -1111,8 +1114,11 @@ class Segmentation:
         self.given = given or {}
         self.labels: dict[str, np.ndarray] = {name: result.label for name, result in results.items()}
         self.forced: dict[str, np.ndarray] = {}  # dimension -> index of the manual dimension that set it
-        self._list_cache: dict[str, list[Any]] = {}
-        self._dim_lists: dict[str, tuple[list[Any], ...]] = {}
+        self._list_cache: dict[str, tuple[int, list[Any]]] = {}
+        self._cell_keys = {
+            name: tuple(f"\0{part}:{name}" for part in ("choice", "label", "score", "rfm"))
+            for name in results
+        }
         self._dims = {dim.name: dim for dim in mapping.segments}
         self._read: list[tuple[str, list[Any]]] | None = None
         self._assignment_cache: dict[tuple[int, str], Assignment] = {}
@@ -1155,21 +1161,25 @@ class Segmentation:
             return self._overridden(row, dimension, int(forced[row]))
         return self._computed(row, dimension, feats)
 
-    def _lists(self, name: str, array: np.ndarray) -> list[Any]:
-        """Columns as Python lists, made once: reading one row of many columns is then cheap."""
+    def _cell(self, name: str, array: np.ndarray, row: int) -> Any:
+        """One value, read from a block of the column turned into a Python list: rendering row
+        after row then costs a list index, and memory stays one block per column, not a copy."""
+        block = row // _BLOCK
         cached = self._list_cache.get(name)
-        if cached is None:
-            cached = self._list_cache[name] = array.tolist()
-        return cached
+        if cached is None or cached[0] != block:
+            start = block * _BLOCK
+            cached = self._list_cache[name] = (block, array[start : start + _BLOCK].tolist())
+        return cached[1][row - block * _BLOCK]
 
     def _features(self, row: int) -> dict[str, Value]:
         """The features the reasons read, as a plain dict (missing values left out)."""
         if self._read is None:
             names = self.mapping.inputs(self.population.level)
-            self._read = [(name, self._lists(name, self.population.column(name))) for name in names]
+            self._read = [(name, self.population.column(name)) for name in names]
         feats: dict[str, Value] = {}
-        for name, values in self._read:
-            value = values[row]
+        cell = self._cell
+        for name, column in self._read:
+            value = cell(name, column, row)
             if value is None or value != value:  # None or NaN: missing
                 continue
             feats[name] = value
@@ -1179,26 +1189,25 @@ class Segmentation:
         dim = self._dims[dimension]
         if dim.level == "organization" and self.population.level == "customer":
             return self._from_organization(row, dimension)
-        lists = self._dim_lists.get(dimension)
-        if lists is None:
-            result = self.results[dimension]
-            lists = self._dim_lists[dimension] = tuple(
-                array.tolist() if array is not None else []
-                for array in (result.choice, result.label, result.score, result.rfm)
-            )
-        choice = lists[0][row]
-        label_code = lists[1][row]
+        result = self.results[dimension]
+        keys = self._cell_keys[dimension]
+        choice = self._cell(keys[0], result.choice, row)
+        label_code = self._cell(keys[1], result.label, row)
         label = dim.labels[label_code] if label_code >= 0 else None
         if feats is None:
             feats = self._features(row)
         if isinstance(dim, RulesDimension):
             reasons = _rules_reasons(dim, choice, feats)
         elif isinstance(dim, ScoreDimension):
-            reasons = _score_reasons(dim, choice, lists[2][row], feats, self._fitted(dim))
+            assert result.score is not None  # noqa: S101
+            score = self._cell(keys[2], result.score, row)
+            reasons = _score_reasons(dim, choice, score, feats, self._fitted(dim))
         elif isinstance(dim, PercentileDimension):
             reasons = _percentile_reasons(dim, choice, feats, self._fitted(dim))
         elif isinstance(dim, RfmDimension):
-            reasons = _rfm_reasons(dim, choice, tuple(lists[3][row]), feats, self._fitted(dim))
+            assert result.rfm is not None  # noqa: S101
+            scores = tuple(self._cell(keys[3], result.rfm, row))
+            reasons = _rfm_reasons(dim, choice, scores, feats, self._fitted(dim))
         elif choice == 0:
             reasons = ()
         else:
@@ -1243,7 +1252,7 @@ class Segmentation:
         manual = self.mapping.segments[manual_index]
         assert isinstance(manual, ManualDimension)  # noqa: S101
         forced_label = dict(manual.overrides)[dimension]
-        why = self.assignment(row, manual.name)
+        why = self._computed(row, manual.name)  # its own lists matched, even if a later one overrode it
         computed = self._computed(row, dimension)
         by = f"set by {manual.name} ({'; '.join(why.reasons)})" if why.reasons else f"set by {manual.name}"
         before = computed.label or "no label"
@@ -1356,10 +1365,15 @@ class _Candidates:
 
 
 def _apply_overrides(seg: Segmentation) -> None:
+    matches = {
+        dim.name: seg.labels[dim.name] >= 0
+        for dim in seg.mapping.segments
+        if isinstance(dim, ManualDimension)
+    }  # each manual dimension's own match, before any override touches it
     for index, dim in enumerate(seg.mapping.segments):
         if not isinstance(dim, ManualDimension) or not dim.overrides:
             continue
-        matched = seg.labels[dim.name] >= 0
+        matched = matches[dim.name]
         for target, label in dim.overrides:
             forced = seg.forced.setdefault(target, np.full(seg.population.size, -1, dtype=np.int16))
             rows = matched & (forced < 0)

@@ -146,7 +146,9 @@ def _builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
         "name": _prop("name", "Name", "string", "text", "companyinformation"),
         "domain": _prop("domain", "Company Domain Name", "string", "text", "companyinformation"),
         "industry": _prop("industry", "Industry", "string", "text", "companyinformation"),
-        "numberofemployees": _prop("numberofemployees", "Employees", "number", "number", "companyinformation"),
+        "numberofemployees": _prop(
+            "numberofemployees", "Employees", "number", "number", "companyinformation"
+        ),
         "hs_lastmodifieddate": _prop("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
         "lifecyclestage": _prop(
             "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "companyinformation",
@@ -162,8 +164,10 @@ def _builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
                           options=_options(("default",))),
         "dealstage": _prop("dealstage", "Deal Stage", "enumeration", "radio", "dealinformation",
                            options=_options(DEAL_STAGES)),
-        "hs_is_closed_won": _prop("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", "dealinformation",
-                                  calculated=True),
+        "hs_is_closed_won": _prop(
+            "hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", "dealinformation",
+            calculated=True,
+        ),
         "hs_lastmodifieddate": _prop("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
     }  # fmt: skip
     return {"contacts": contacts, "companies": companies, "deals": deals}
@@ -571,8 +575,15 @@ class HubSpotSandbox:
                 status = self._faults["status"]
                 if status == 429:
                     return self._rate_limited(now)
-                return self._json({"status": "error", "message": "Injected fault", "category": "INTERNAL_ERROR",
-                                   "correlationId": str(uuid.uuid4())}, status)  # fmt: skip
+                return self._json(
+                    {
+                        "status": "error",
+                        "message": "Injected fault",
+                        "category": "INTERNAL_ERROR",
+                        "correlationId": str(uuid.uuid4()),
+                    },
+                    status,
+                )
             if self._rate is not None and not self._rate.admit(now):
                 return self._rate_limited(now)
             self._daily_used += 1

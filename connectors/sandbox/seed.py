@@ -127,8 +127,9 @@ def _rating(rng: random.Random, status: str, frustrated: bool) -> dict[str, Any]
     return {"score": score}
 
 
-# Typical minutes to a first reply by ticket priority (None: no priority set), for the metric sets.
+# Typical minutes to a first reply and to resolution by ticket priority (None: no priority set).
 REPLY_MINUTES = {"urgent": 25, "high": 75, "normal": 240, "low": 480, None: 300}
+RESOLUTION_MINUTES = {"urgent": 240, "high": 720, "normal": 2160, "low": 4320, None: 2880}
 
 
 def _service_times(
@@ -143,16 +144,16 @@ def _service_times(
     """(first reply, solved) times: faster for urgent tickets and big accounts, slower for the frustrated."""
     if status == "new":
         return None, None
-    solved = updated if status in ("solved", "closed") else None
+    factor = (2.2 if frustrated else 1.0) * (0.6 if revenue >= 20_000 else 1.0)
+    reply_minutes = max(1.0, REPLY_MINUTES[priority] * factor * math.exp(rng.gauss(0, 0.8)))
+    reply = min(opened + timedelta(minutes=reply_minutes), updated).replace(microsecond=0)
+    solved = None
+    if status in ("solved", "closed"):
+        minutes = reply_minutes + RESOLUTION_MINUTES[priority] * factor * math.exp(rng.gauss(0, 0.9))
+        solved = min(opened + timedelta(minutes=minutes), updated).replace(microsecond=0)
     if status in ("open", "hold") and rng.random() < 0.2:
         return None, solved  # not answered yet
-    minutes = REPLY_MINUTES[priority] * math.exp(rng.gauss(0, 0.8))
-    if frustrated:
-        minutes *= 2.2
-    if revenue >= 20_000:
-        minutes *= 0.6
-    reply = min(opened + timedelta(minutes=max(1.0, minutes)), updated)
-    return reply.replace(microsecond=0), solved
+    return reply, solved
 
 
 def seed(
