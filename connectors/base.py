@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,29 @@ class WebhookRejected(Exception):
         self.reason = reason
         self.message = message
         self.status = status
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """Decode a webhook body; malformed, absurdly nested ("[[[[...") or not an object is a 400, not a 500."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise WebhookRejected("malformed_json", "body is not valid JSON", 400) from e
+    if not isinstance(data, dict):
+        raise WebhookRejected("bad_payload", "body must be a JSON object", 400)
+    return data
+
+
+def numeric_id(value: Any, field: str, *, required: bool = False) -> str | None:
+    """Placeholders render as text, possibly empty; an id is ASCII digits (not "²" or "١٢")."""
+    text = "" if value is None or isinstance(value, bool) else str(value).strip()
+    if not text:
+        if required:
+            raise WebhookRejected("bad_payload", f"{field} is missing", 400)
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise WebhookRejected("bad_payload", f"{field} must be a numeric id, got {text[:40]!r}", 400)
+    return text
 
 
 @dataclass(frozen=True)

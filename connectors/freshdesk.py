@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from connectors import signatures
-from connectors.base import ApplyResult, Batch, WebhookRejected
+from connectors.base import ApplyResult, Batch, WebhookRejected, json_object, numeric_id
 from connectors.http import ApiError, ApiInvalid, HttpClient
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
 
@@ -100,7 +100,7 @@ def verify_secret(secret: str, headers: Mapping[str, str]) -> None:
 def _optional_id(value: Any) -> str | None:
     """Placeholders vary by account and plan; an optional id that is not digits is simply absent."""
     text = "" if value is None or isinstance(value, bool) else str(value).strip()
-    return text if text.isdigit() else None
+    return text if text.isascii() and text.isdigit() else None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -119,12 +119,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
     rule's name (the X-Tierdesk-Rule header, default "ticket_created") plus the ticket id: a repeated
     delivery of the same rule for the same ticket is recognised as a duplicate.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise WebhookRejected("malformed_json", "body is not valid JSON", 400) from e
-    if not isinstance(data, dict):
-        raise WebhookRejected("bad_payload", "body must be a JSON object", 400)
+    data = json_object(body)
     if isinstance(data.get("ticket"), dict):  # our documented rule body
         ticket = data["ticket"]
         ticket_id = ticket.get("id")
@@ -139,11 +134,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
         tags = ticket.get("ticket_tags")
     else:
         raise WebhookRejected("bad_payload", "body has no 'ticket' object", 400)
-    text = "" if ticket_id is None or isinstance(ticket_id, bool) else str(ticket_id).strip()
-    if not text:
-        raise WebhookRejected("bad_payload", "ticket.id is missing", 400)
-    if not text.isdigit():
-        raise WebhookRejected("bad_payload", f"ticket.id must be a numeric id, got {text[:40]!r}", 400)
+    text = numeric_id(ticket_id, "ticket.id", required=True) or ""
     rule = (headers.get(RULE_HEADER) or DEFAULT_RULE).strip()[:100] or DEFAULT_RULE
     return TicketEvent(
         source=NAME,

@@ -208,6 +208,7 @@ class HubSpotConnector:
         segment_property: str = DEFAULT_PROPERTY,
         won_stages: Sequence[str] = tuple(WON_STAGES),
         page_size: int = PAGE_SIZE,
+        search_cap: int = SEARCH_CAP,
         timeout: tuple[float, float] = (3.05, 10.0),
         max_attempts: int = 4,
         backoff_initial: float = 0.5,
@@ -226,6 +227,7 @@ class HubSpotConnector:
         self.segment_property = segment_property
         self.won_stages = frozenset(won_stages)
         self.page_size = min(page_size, PAGE_SIZE)
+        self.search_cap = search_cap
 
     # not a helpdesk: the webhook gate answers 404 for it
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
@@ -318,13 +320,14 @@ class HubSpotConnector:
                 next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
                 if not next_after or not results:
                     return
-                if int(next_after) + self.page_size > SEARCH_CAP:
+                if int(next_after) + self.page_size > self.search_cap:
                     break  # the next page would pass the cap: start a new window
                 after = int(next_after)
             if last is None or (since is not None and last <= since):
                 raise ApiError(
                     NAME,
-                    f"more than {SEARCH_CAP} {object_type} share {modified} {last}: cannot window the search",
+                    f"more than {self.search_cap} {object_type} share {modified} {last}: "
+                    "cannot window the search",
                 )
             log.info("hubspot.search.window", extra={"object": object_type, "since": last})
             since = last  # GTE: the records at exactly `last` come again, which is harmless

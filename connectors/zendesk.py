@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ApplyResult, Batch, WebhookRejected
+from connectors.base import ApplyResult, Batch, WebhookRejected, json_object, numeric_id
 from connectors.http import ApiConflict, ApiError, HttpClient
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
 
@@ -125,15 +125,9 @@ def verify_signature(
 
 
 def _id(value: Any, field: str, required: bool = False) -> str | None:
-    """Trigger placeholders render as strings, possibly empty; ids must be digits."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise WebhookRejected("bad_payload", f"{field} is missing", 400)
-        return None
-    text = str(value).strip()
-    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):  # not "²" or "١٢"
-        raise WebhookRejected("bad_payload", f"{field} must be a numeric id, got {text[:40]!r}", 400)
-    return text
+    if isinstance(value, bool):  # a JSON true is no id, even where the id is optional
+        raise WebhookRejected("bad_payload", f"{field} must be a numeric id, got {value!r}", 400)
+    return numeric_id(value, field, required=required)
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -146,12 +140,7 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
     """Read the ticket reference out of a trigger body or a Zendesk event envelope."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: "[[[[..." nesting
-        raise WebhookRejected("malformed_json", "body is not valid JSON", 400) from e
-    if not isinstance(data, dict):
-        raise WebhookRejected("bad_payload", "body must be a JSON object", 400)
+    data = json_object(body)
     if isinstance(data.get("ticket"), dict):  # our documented trigger template
         ticket = data["ticket"]
         requester = ticket.get("requester_id")

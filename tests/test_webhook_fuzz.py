@@ -259,3 +259,20 @@ def test_gate_unsigned_fuzz_is_always_401(client: tuple[FlaskClient, Runtime]) -
         assert response.status_code == 401
         assert response.get_json()["error"] == "bad_signature"
     assert _queued(runtime) == before
+
+
+@FUZZ
+@given(body=any_bodies)
+@example(body=b"[" * 100_000)
+@example(body='{"ticket": {"id": "²"}}'.encode())
+def test_freshdesk_parser_only_ever_rejects_with_400(body: bytes) -> None:
+    """The Freshdesk gate shares the JSON and id rules: the same bodies never crash it either."""
+    from connectors import freshdesk
+
+    try:
+        event = freshdesk.parse_event({}, body)
+    except WebhookRejected as e:
+        assert e.status == 400
+        return
+    assert event.ticket_id.isascii()
+    assert event.ticket_id.isdigit()

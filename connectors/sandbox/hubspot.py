@@ -256,8 +256,10 @@ class HubSpotSandbox:
         rate_limit: int | None = None,
         window_ms: int = 10_000,
         daily_limit: int = 250_000,
+        search_cap: int = SEARCH_CAP,
     ) -> None:
         self.token = token
+        self.search_cap = search_cap  # lower it in tests to reach the cap without 10,000 records
         self.window_ms = window_ms
         self.daily_limit = daily_limit
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -870,9 +872,9 @@ class HubSpotSandbox:
         body = self._body()
         limit = self._limit(body.get("limit"), 10, SEARCH_LIMIT_MAX)
         after = self._after(body.get("after"))
-        if after >= SEARCH_CAP or after + limit > SEARCH_CAP:
+        if after >= self.search_cap or after + limit > self.search_cap:
             raise _invalid(
-                f"The search API returns at most {SEARCH_CAP} results for a query: after={after} with "
+                f"The search API returns at most {self.search_cap} results for a query: after={after} with "
                 f"limit={limit} goes past it. Narrow the query (e.g. by date) instead of paging further."
             )
         groups = self._check_search(object_type, body)
