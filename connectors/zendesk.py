@@ -491,6 +491,11 @@ class ZendeskConnector:
             )
         raise ApiConflict(NAME, f"ticket {ticket.external_id} kept changing during re-routing", 409)
 
+    def update_customer_attributes(self, external_id: str, attributes: Mapping[str, Any]) -> Customer:
+        """Write custom user fields, as a CRM integration or an admin would (the demo changes a customer)."""
+        answer = self.http.put(f"/api/v2/users/{external_id}", {"user": {"user_fields": dict(attributes)}})
+        return to_customer(answer["user"])
+
     # segment tags on users and organizations
     def push_tags(self, kind: str, changes: list[TagChange]) -> PushReport:
         """Add and remove tags on many users or organizations, 100 per update_many job.

@@ -171,6 +171,47 @@ HELPDESKS: dict[str, Callable[[int, int, str, Callable[[str], None]], Helpdesk]]
 }
 
 
+def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Callable[[str], None]) -> None:
+    """The scheduler's side: segment tags pushed onto users, a customer changes, tags and ticket follow."""
+    from integration.scheduler import refresh
+
+    connector = runtime.connectors[desk.name]
+    if not hasattr(connector, "push_tags"):
+        echo("")
+        echo(f"(Segment tags are not pushed onto {desk.title} contacts yet.)")
+        return
+    echo("")
+    first = refresh(runtime)[f"tags_{desk.name}"]
+    echo(
+        f"Scheduled sync: segment tags pushed onto {first['planned'].get('users', 0)} users and "
+        f"{first['planned'].get('organizations', 0)} organizations in {first['write_calls']} update_many "
+        f"calls (+{first['job_polls']} job status polls)"
+    )
+    # a customer whose ticket we routed at normal priority stops being profitable
+    mover = next(
+        (d for d in routed if d.priority == "normal" and d.segments.get("value", {}).get("label") is None),
+        None,
+    )
+    if mover is None or mover.customer_key is None:
+        return
+    customer_id = mover.customer_key.rsplit(":", 1)[1]
+    before = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
+    connector.update_customer_attributes(customer_id, {"revenue_12m": 0, "service_cost_12m": 25_000})
+    second = refresh(runtime)
+    after = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
+    ticket = connector.get_ticket(mover.ticket_key.rsplit(":", 1)[1])
+    echo(f"Customer {customer_id} stopped being profitable (revenue 0, cost to serve 25,000). Next sync:")
+    echo(f"  tags on their {desk.title} user were: {' '.join(before)}")
+    echo(f"                               now: {' '.join(after)}")
+    rerouted, writes = second[f"rerouted_{desk.name}"], second[f"tags_{desk.name}"]["write_calls"]
+    echo(
+        f"  their open ticket {ticket.external_id} re-routed: priority {mover.priority} -> {ticket.priority} "
+        f"({rerouted} ticket(s) re-routed, {writes} tag write call(s))"
+    )
+    third = refresh(runtime)[f"tags_{desk.name}"]
+    echo(f"  a sync with nothing new: {third['write_calls']} tag write calls")
+
+
 def run(
     customers: int = 1000,
     tickets: int = 50,
@@ -294,6 +335,8 @@ def run(
         echo(f"The internal note on ticket {sample.ticket_key.rsplit(':', 1)[1]}:")
         for line in sample.note.splitlines():
             echo(f"  | {line}")
+
+    show_scheduler(runtime, desk, routed, echo)
 
     echo("")
     if latencies:
