@@ -17,10 +17,10 @@ from pathlib import Path
 from connectors.base import Connector
 from connectors.freshdesk import FreshdeskConnector
 from connectors.zendesk import ZendeskConnector
-from integration import metrics
+from integration import identity, metrics
 from integration.mapping import Mapping, MappingError, parse_mapping
 from integration.queue import Queue
-from integration.settings import Settings
+from integration.settings import Settings, SettingsError
 from integration.store import Store
 
 log = logging.getLogger("tierdesk")
@@ -86,7 +86,56 @@ def build_connectors(settings: Settings, marker_tag: str) -> dict[str, Connector
             max_attempts=settings.http_attempts,
             backoff_initial=settings.http_backoff,
         )
+    connectors.update(build_sources(settings))
     return connectors
+
+
+def build_sources(settings: Settings) -> dict[str, Connector]:
+    """Pull-only sources: HubSpot and CSV/JSON exports. They enrich customers and never route tickets
+    (their verify_webhook answers 404 at the webhook gate; the worker never sees their events)."""
+    from connectors.csvfile import CsvError, CsvFileConnector
+    from connectors.csvfile import load_mapping as load_csv_mapping
+    from connectors.hubspot import HubSpotConnector
+
+    sources: dict[str, Connector] = {}
+    if settings.hubspot_configured:
+        sources["hubspot"] = HubSpotConnector(  # type: ignore[assignment]
+            settings.hubspot_token or "",
+            settings.hubspot_url,
+            segment_property=settings.hubspot_segment_property,
+            won_stages=settings.names(settings.hubspot_won_stages),
+            timeout=(3.05, settings.http_timeout),
+            max_attempts=settings.http_attempts,
+            backoff_initial=settings.http_backoff,
+        )
+    if settings.csv_mapping:
+        try:
+            specs = load_csv_mapping(settings.csv_mapping)
+        except CsvError as e:
+            raise SettingsError(f"TIERDESK_CSV_MAPPING: {e}") from e
+        for spec in specs:
+            sources[spec.name] = CsvFileConnector(spec)  # type: ignore[assignment]
+    return sources
+
+
+def identity_rules(settings: Settings, connectors: dict[str, Connector]) -> identity.Rules:
+    """Match rules and attribute precedence from settings; by default CSV exports (in the mapping file's
+    order), then HubSpot, then the helpdesks."""
+    pull_only = [name for name, c in connectors.items() if getattr(c, "pull_only", False)]
+    helpdesks = tuple(dict.fromkeys([*identity.HELPDESKS, *(n for n in connectors if n not in pull_only)]))
+    ignored = {d.casefold() for d in settings.names(settings.identity_ignore_domains)}
+    precedence = settings.names(settings.identity_precedence)
+    if not precedence:
+        precedence = tuple(n for n in pull_only if n != "hubspot") + ("hubspot",)
+    try:
+        return identity.Rules(
+            match=settings.names(settings.identity_match),
+            helpdesks=helpdesks,
+            precedence=precedence,
+            ignore_domains=identity.FREE_MAIL | ignored,
+        )
+    except ValueError as e:
+        raise SettingsError(f"TIERDESK_IDENTITY_MATCH: {e}") from e
 
 
 @dataclass
@@ -143,6 +192,7 @@ class Runtime:
             retry_max=settings.retry_max,
         )
         connectors = build_connectors(settings, mapping.tags.routed)
+        store.identity_rules = identity_rules(settings, connectors)
         limits = {"zendesk": settings.zendesk_rate_limit, "freshdesk": settings.freshdesk_rate_limit}
         for name, connector in connectors.items():
             http = getattr(connector, "http", None)

@@ -29,6 +29,14 @@ class Settings:
     freshdesk_url: str | None = None
     freshdesk_api_key: str | None = None
     freshdesk_webhook_secret: str | None = None
+    hubspot_url: str = "https://api.hubapi.com"
+    hubspot_token: str | None = None
+    hubspot_segment_property: str = "tierdesk_segment"
+    hubspot_won_stages: str = "closedwon"
+    csv_mapping: str | None = None
+    identity_match: str = "external_id,email,domain"
+    identity_precedence: str = ""
+    identity_ignore_domains: str = ""
     insecure_dev: bool = False
     webhook_tolerance: float = 300.0
     max_body_bytes: int = 256 * 1024
@@ -79,6 +87,15 @@ class Settings:
     @property
     def zendesk_configured(self) -> bool:
         return bool(self.zendesk_url and self.zendesk_email and self.zendesk_token)
+
+    @property
+    def hubspot_configured(self) -> bool:
+        return bool(self.hubspot_token)
+
+    @staticmethod
+    def names(value: str) -> tuple[str, ...]:
+        """A comma-separated setting as a tuple of trimmed, non-empty names."""
+        return tuple(n.strip() for n in value.split(",") if n.strip())
 
     @property
     def freshdesk_configured(self) -> bool:

@@ -380,7 +380,7 @@ class Store:
                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             done = {row[0] for row in db.conn.execute("SELECT version FROM schema_migrations")}
-            for version, script in MIGRATIONS:
+            for version, script in sorted(MIGRATIONS):
                 if version in done:
                     continue
                 for statement in filter(str.strip, script.split(";")):

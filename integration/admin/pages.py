@@ -27,7 +27,7 @@ from flask.typing import ResponseReturnValue
 
 from integration.admin import auth, mappings, reports, whatif
 from integration.mapping import format_minutes
-from integration.runtime import Runtime
+from integration.runtime import Runtime, text_digest
 from integration.store import MappingVersion
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
@@ -258,7 +258,9 @@ def mapping_version(version_id: int) -> ResponseReturnValue:
     if version is None:
         return _error_page(404, "No such version", f"There is no mapping version {version_id}.")
     against_id = request.args.get("against", type=int)
-    against = store.get_mapping_version(against_id) if against_id else mappings.previous_version(_rt(), version)
+    against = (
+        store.get_mapping_version(against_id) if against_id else mappings.previous_version(_rt(), version)
+    )
     lines = (
         mappings.diff(against.text, version.text, f"version {against.id}", f"version {version.id}")
         if against
@@ -317,8 +319,6 @@ def _draft_scenario() -> tuple[tuple[str, whatif.Scenario] | None, mappings.Prob
     parsed, problem = mappings.validate(draft[0])
     if parsed is None:
         return None, problem, True
-    from integration.runtime import text_digest
-
     return ("your draft", whatif.scenario(store, parsed, text_digest(draft[0]))), None, True
 
 
@@ -522,7 +522,12 @@ def service() -> ResponseReturnValue:
             [("first response", hours("first_response_median")), ("resolution", hours("resolution_median"))],
             "h",
         ),
-        _bars("CSAT and SLA breach rate (%)", labels, [("CSAT", percent("csat")), ("SLA breach", percent("sla_breach_rate"))], "%"),
+        _bars(
+            "CSAT and SLA breach rate (%)",
+            labels,
+            [("CSAT", percent("csat")), ("SLA breach", percent("sla_breach_rate"))],
+            "%",
+        ),
     ]
     return render_template(
         "service.html",

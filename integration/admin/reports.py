@@ -82,7 +82,9 @@ def lookup_decision(store: Store, ticket_id: str) -> list[dict[str, Any]]:
     for key, item in found.items():
         item.setdefault("ticket", None)
         item["events"] = [event_dict(e) for e in store.events_for_ticket(key)]
-        customer_key = (item["decision"] or {}).get("customer_key") or (item["ticket"] or {}).get("requester_key")
+        customer_key = (item["decision"] or {}).get("customer_key") or (item["ticket"] or {}).get(
+            "requester_key"
+        )
         customer = store.get_customer(customer_key) if customer_key else None
         item["customer"] = (
             {"key": customer.key, "id": customer.external_id, "email": customer.email, "name": customer.name}
@@ -108,12 +110,18 @@ def distribution(store: Store, mapping: Mapping) -> list[dict[str, Any]]:
         total = sum(counts.values())
         labels = [*dim.labels, *(label for label in counts if label not in dim.labels and label is not None)]
         rows = [
-            {"label": label, "customers": counts.get(label, 0), "share": counts.get(label, 0) / total if total else 0}
+            {
+                "label": label,
+                "customers": counts.get(label, 0),
+                "share": counts.get(label, 0) / total if total else 0,
+            }
             for label in labels
         ]
         if counts.get(None):
             rows.append({"label": None, "customers": counts[None], "share": counts[None] / total})
-        out.append({"dimension": dim.name, "method": dim.method, "description": dim.description, "labels": rows})
+        out.append(
+            {"dimension": dim.name, "method": dim.method, "description": dim.description, "labels": rows}
+        )
     return out
 
 
@@ -126,12 +134,16 @@ def quality(sc: Scenario) -> dict[str, Any]:
         "customers": report.customers,
         "organizations": report.organizations,
         "missing": [{"feature": k, "customers": v} for k, v in report.missing.items()],
-        "organization_missing": [{"feature": k, "organizations": v} for k, v in report.organization_missing.items()],
+        "organization_missing": [
+            {"feature": k, "organizations": v} for k, v in report.organization_missing.items()
+        ],
         "warnings": list(report.warnings),
     }
 
 
-def drift(store: Store, mapping: Mapping, dimension: str, days: int, today: date | None = None) -> dict[str, Any]:
+def drift(
+    store: Store, mapping: Mapping, dimension: str, days: int, today: date | None = None
+) -> dict[str, Any]:
     """Customers per label at the end of each of the last ``days`` days, rebuilt backwards from today's
     counts and the recorded label changes; plus the moves between labels in that period."""
     today = today or datetime.now(UTC).date()
@@ -167,9 +179,15 @@ def drift(store: Store, mapping: Mapping, dimension: str, days: int, today: date
     return {
         "dimension": dimension,
         "days": [(start + timedelta(days=i)).isoformat() for i in range(days)],
-        "series": [{"label": label if label is not None else NONE_LABEL, "values": series[label]} for label in labels],
+        "series": [
+            {"label": label if label is not None else NONE_LABEL, "values": series[label]} for label in labels
+        ],
         "moves": [
-            {"from": f if f is not None else NONE_LABEL, "to": t if t is not None else NONE_LABEL, "customers": n}
+            {
+                "from": f if f is not None else NONE_LABEL,
+                "to": t if t is not None else NONE_LABEL,
+                "customers": n,
+            }
             for (f, t), n in moves.most_common(20)
         ],
         "history_starts": first_day,
@@ -190,7 +208,9 @@ def _p90(values: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
 
 
-def service(store: Store, mapping: Mapping, dimension: str, since: datetime, until: datetime) -> dict[str, Any]:
+def service(
+    store: Store, mapping: Mapping, dimension: str, since: datetime, until: datetime
+) -> dict[str, Any]:
     """First response and resolution times, CSAT and SLA breach rate per label of one dimension.
 
     Tickets created in [since, until), grouped by their requester's current label. A ticket's SLA is
@@ -283,7 +303,13 @@ def service(store: Store, mapping: Mapping, dimension: str, since: datetime, unt
         "dimension": dimension,
         "since": since.strftime("%Y-%m-%d"),
         "until": until.strftime("%Y-%m-%d"),
-        "targets": {name: {"first_response_minutes": t.first_response_minutes, "resolution_minutes": t.resolution_minutes} for name, t in targets.items()},
+        "targets": {
+            name: {
+                "first_response_minutes": t.first_response_minutes,
+                "resolution_minutes": t.resolution_minutes,
+            }
+            for name, t in targets.items()
+        },
         "has_targets": bool(targets),
         "rows": rows,
         "all": measure(tickets, "all tickets"),
@@ -297,8 +323,12 @@ def queue(store: Store, limit: int = 100) -> dict[str, Any]:
     """Pending (never tried), retrying (failed before, waiting for the next try), leased and dead events."""
     return {
         "counts": store.queue_counts(),
-        "pending": [event_dict(e) for e in store.list_events_filtered("pending", retrying=False, limit=limit)],
-        "retrying": [event_dict(e) for e in store.list_events_filtered("pending", retrying=True, limit=limit)],
+        "pending": [
+            event_dict(e) for e in store.list_events_filtered("pending", retrying=False, limit=limit)
+        ],
+        "retrying": [
+            event_dict(e) for e in store.list_events_filtered("pending", retrying=True, limit=limit)
+        ],
         "leased": [event_dict(e) for e in store.list_events_filtered("leased", limit=limit)],
         "dead": [event_dict(e) for e in store.list_events_filtered("dead", limit=limit)],
     }

@@ -260,7 +260,9 @@ def preview(
 
 def _ordered(field_name: str, values: set[str]) -> list[str]:
     if field_name == "priority":
-        return [p for p in PRIORITY_ORDER if p in values] + sorted(v for v in values if v not in PRIORITY_ORDER)
+        return [p for p in PRIORITY_ORDER if p in values] + sorted(
+            v for v in values if v not in PRIORITY_ORDER
+        )
     return sorted(values)
 
 
