@@ -125,18 +125,133 @@ def scheduler() -> None:
         sched.start()
 
 
+class SyncProgress:
+    """A progress bar per stream while `tierdesk sync` pulls, only when stdout is a terminal.
+
+    Streams whose connector can estimate their size (HubSpot's search total, a CSV file's lines) get a
+    bar; the others a running count. Cron jobs and pipes see nothing but the summary lines.
+    """
+
+    def __init__(self, connector: object, store: object, full: bool, enabled: bool | None = None) -> None:
+        self.enabled = sys.stdout.isatty() if enabled is None else enabled
+        self.totals: dict[str, int | None] = {}
+        self.stream: str | None = None
+        self.bar: object = None
+        self.done = 0
+        estimate = getattr(connector, "estimate", None)
+        if self.enabled and estimate is not None:
+            from connectors.http import ApiError
+
+            name = getattr(connector, "name", "")
+            for stream in getattr(connector, "streams", ()):
+                cursor = None if full else store.get_cursor(name, stream)  # type: ignore[attr-defined]
+                try:
+                    self.totals[stream] = estimate(stream, cursor)
+                except (ApiError, ValueError, OSError):
+                    self.totals[stream] = None  # the pull itself will report the problem
+
+    def __call__(self, connector: str, stream: str, count: int) -> None:
+        if not self.enabled:
+            return
+        if stream != self.stream:
+            self.close()
+            self.stream, self.done = stream, 0
+            total = self.totals.get(stream)
+            if total:
+                self.bar = click.progressbar(length=total, label=f"{connector} {stream}", show_pos=True)
+                self.bar.__enter__()  # type: ignore[attr-defined]
+        if self.bar is not None:
+            self.bar.update(count - self.done)  # type: ignore[attr-defined]
+        else:
+            click.echo(f"\r{connector} {stream}: {count} records", nl=False)
+        self.done = count
+
+    def close(self) -> None:
+        if not self.enabled or self.stream is None:
+            return
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+            self.bar = None
+        else:
+            click.echo("\r\033[K", nl=False)
+        self.stream = None
+
+
+def print_sync_status(runtime: Runtime, echo: Callable[[str], None]) -> None:
+    """Every stream's cursor, last run, counts and last error, then identity matching's state."""
+    rows = runtime.store.sync_state()
+    if not rows:
+        echo("no sync has run yet")
+    else:
+        header = ("connector", "stream", "status", "last run (UTC)", "last", "total")
+        echo("{:<12} {:<14} {:<8} {:<20} {:>7} {:>8}  cursor".format(*header))
+        for row in rows:
+            finished = row.get("finished_at") or row.get("started_at") or row["updated_at"] or ""
+            cursor = row["cursor"] or "-"
+            echo(
+                f"{row['connector']:<12} {row['stream']:<14} {row.get('status') or '-':<8} "
+                f"{finished.replace('T', ' ')[:19]:<20} {row.get('last_records') or 0:>7} "
+                f"{row['records']:>8}  {cursor[:40]}"
+            )
+            if row.get("last_error") and row.get("status") == "error":
+                echo(f"    error: {row['last_error']}")
+    counts = runtime.store.identity_counts()
+    if counts:
+        echo("identity: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    conflicts = runtime.store.identity_conflicts()
+    if conflicts:
+        echo(f"{len(conflicts)} identity conflict(s), held back from merging:")
+        for conflict in conflicts:
+            echo(f"  {conflict['kind']} {conflict['code']}: {conflict['detail']}")
+
+
 @main.command()
 @click.option("--full", is_flag=True, help="Forget the cursors and pull everything again.")
-def sync(full: bool) -> None:
-    """Pull customers, organizations and tickets, then recompute segments."""
+@click.option("--connector", "only", metavar="NAME", help="Pull only this connector (zendesk, hubspot, ...).")
+@click.option("--status", is_flag=True, help="List every stream's cursor, last run, counts and errors.")
+def sync(full: bool, only: str | None, status: bool) -> None:
+    """Pull customers, organizations, tickets and revenue, match identities, then recompute segments."""
+    from connectors.http import ApiError
     from integration import sync as sync_
 
     runtime = _runtime()
-    for connector in runtime.connectors.values():
-        counts = sync_.pull(runtime.store, connector, full=full)
+    if status:
+        print_sync_status(runtime, click.echo)
+        return
+    connectors = list(runtime.connectors.values())
+    if only is not None:
+        if only not in runtime.connectors:
+            configured = ", ".join(runtime.connectors) or "none"
+            raise click.BadParameter(
+                f"no connector named {only!r} (configured: {configured})", param_hint="--connector"
+            )
+        connectors = [runtime.connectors[only]]
+    failed: list[str] = []
+    for connector in connectors:
+        progress = SyncProgress(connector, runtime.store, full)
+        try:
+            counts = sync_.pull(runtime.store, connector, full=full, progress=progress, resolve=False)
+        except (ApiError, ValueError, OSError) as e:  # the others still sync; the state keeps the error
+            progress.close()
+            click.echo(f"{connector.name}: failed: {e}", err=True)
+            failed.append(connector.name)
+            continue
+        progress.close()
         click.echo(f"{connector.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    resolution = sync_.resolve_identities(runtime.store)
+    if resolution is not None:
+        click.echo(
+            f"identity: {resolution.people} people, {resolution.organizations} organizations, "
+            f"{resolution.linked} records linked, {len(resolution.conflicts)} conflicts"
+        )
+        for conflict in resolution.conflicts[:10]:
+            click.echo(f"  conflict ({conflict.kind}, {conflict.code}): {conflict.detail}")
+        if len(resolution.conflicts) > 10:
+            click.echo("  ... `tierdesk sync --status` lists them all")
     report = sync_.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     click.echo(f"segments: {report.customers} customers, {report.changes} changes")
+    if failed:
+        raise click.ClickException(f"pull failed for {', '.join(failed)} (details: tierdesk sync --status)")
 
 
 def print_distribution(distribution: dict[str, dict[str | None, int]], echo: Callable) -> None:

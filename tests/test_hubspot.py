@@ -339,3 +339,75 @@ def test_webhook_to_a_pull_only_source_is_404(enriched: Runtime) -> None:
     answer = client.post("/webhooks/hubspot", data=b"[]", headers={"Content-Type": "application/json"})
     assert answer.status_code == 404
     assert answer.json["error"] == "unknown_source"
+
+
+def _cli_env(runtime: Runtime) -> dict[str, str]:
+    s = runtime.settings
+    return {
+        "TIERDESK_DB": s.db,
+        "TIERDESK_ZENDESK_URL": s.zendesk_url or "",
+        "TIERDESK_ZENDESK_EMAIL": s.zendesk_email or "",
+        "TIERDESK_ZENDESK_TOKEN": s.zendesk_token or "",
+        "TIERDESK_ZENDESK_WEBHOOK_SECRET": s.zendesk_webhook_secret or "",
+        "TIERDESK_HUBSPOT_URL": s.hubspot_url,
+        "TIERDESK_HUBSPOT_TOKEN": s.hubspot_token or "",
+        "TIERDESK_LOG_LEVEL": "ERROR",
+    }
+
+
+def test_sync_command_pulls_one_connector_reports_conflicts_and_lists_state(
+    enriched: Runtime, hub: HubSpotSandbox
+) -> None:
+    from click.testing import CliRunner
+
+    from integration.cli import main
+
+    runner = CliRunner()
+    env = _cli_env(enriched)
+    first = runner.invoke(main, ["sync", "--connector", "hubspot"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "zendesk:" not in first.output
+    assert (
+        f"hubspot: organizations {hub.count('companies')}, users {hub.count('contacts')}, purchases"
+        in first.output
+    )
+    assert "conflict (person, duplicate):" in first.output
+    both = runner.invoke(main, ["sync"], env=env)
+    assert both.exit_code == 0, both.output
+    assert "zendesk: organizations" in both.output
+    assert "records linked" in both.output
+    status = runner.invoke(main, ["sync", "--status"], env=env)
+    assert status.exit_code == 0, status.output
+    lines = status.output.splitlines()
+    assert any(line.split()[:3] == ["hubspot", "purchases", "ok"] for line in lines)
+    assert any(line.split()[:3] == ["zendesk", "users", "ok"] for line in lines)
+    assert "identity conflict(s), held back from merging" in status.output
+    unknown = runner.invoke(main, ["sync", "--connector", "salesforce"], env=env)
+    assert unknown.exit_code != 0
+    assert "configured: zendesk, hubspot" in unknown.output
+
+    broken = runner.invoke(
+        main, ["sync", "--connector", "hubspot"], env={**env, "TIERDESK_HUBSPOT_TOKEN": "bad"}
+    )
+    assert broken.exit_code != 0
+    assert "hubspot: failed:" in broken.output
+    status = runner.invoke(main, ["sync", "--status"], env=env)
+    assert "error: ApiUnauthorized" in status.output
+
+
+def test_progress_shows_a_bar_per_stream_on_a_terminal(
+    hub: HubSpotSandbox, hubspot: HubSpotConnector, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from integration.cli import SyncProgress
+
+    _seed_small(hub)
+    progress = SyncProgress(hubspot, store, full=False, enabled=True)
+    assert progress.totals == {"organizations": 2, "users": 3, "purchases": 4}
+    sync.pull(store, hubspot, progress=progress)
+    progress.close()
+    shown = capsys.readouterr().out
+    assert "hubspot users" in shown
+    assert "3/3" in shown
+    quiet = SyncProgress(hubspot, store, full=False)  # pytest's stdout is no terminal
+    assert not quiet.enabled
+    assert quiet.totals == {}

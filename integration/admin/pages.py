@@ -476,7 +476,7 @@ def segments() -> ResponseReturnValue:
         distribution=reports.distribution(runtime.store, runtime.mapping),
         quality=reports.quality(_active_scenario()[1]),
         drift=drift,
-        chart=chart,
+        drift_chart=chart,
         dimension=dimension,
         dimensions=runtime.mapping.dimension_names,
         days=days,
