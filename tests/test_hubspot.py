@@ -406,8 +406,8 @@ def test_progress_shows_a_bar_per_stream_on_a_terminal(
     sync.pull(store, hubspot, progress=progress)
     progress.close()
     shown = capsys.readouterr().out
-    assert "hubspot users" in shown
-    assert "3/3" in shown
+    assert shown.splitlines() == ["hubspot organizations", "hubspot users", "hubspot purchases"]  # click
+    # draws the bars themselves only on a real terminal; here it prints each bar's label once
     quiet = SyncProgress(hubspot, store, full=False)  # pytest's stdout is no terminal
     assert not quiet.enabled
     assert quiet.totals == {}
