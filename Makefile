@@ -3,7 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fmt clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: demo test lint fmt clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,7 +16,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tierdesk demo
 
-test: $(STAMP)
+# The admin's browser tests (tests/test_admin_browser.py) drive Debian's Chromium through Playwright.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Chromium for the browser tests: apt-get install chromium"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "NOTE: could not install Chromium: the browser tests will be skipped"; \
+	  else \
+	    echo "NOTE: $(CHROMIUM) is missing and we are not root: the browser tests will be skipped" \
+	      "(install it with: sudo apt-get install chromium)"; \
+	  fi; \
+	fi
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

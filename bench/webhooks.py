@@ -44,7 +44,10 @@ from integration.store import Store  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-secret-not-real"  # noqa: S105 - a fake secret for loopback only
-GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"]
+GUNICORN = [
+    *("--config", str(ROOT / "gunicorn.conf.py")),
+    *("--workers", "2", "--worker-class", "gthread", "--threads", "4", "--log-level", "warning"),
+]
 PROCESSES, CONNECTIONS = 2, 8
 
 
@@ -107,7 +110,7 @@ def _load(args: tuple[int, int, float, int]) -> tuple[int, int, list[float]]:
             n += 1
             ticket = start_id + (index * CONNECTIONS + conn_index) * 10_000_000 + n
             body = json.dumps({"ticket": {"id": str(ticket), "requester_id": "1"}}).encode()
-            headers = {**_signed(body), "x-zendesk-webhook-invocation-id": f"bench-{ticket}"}
+            headers = {**_signed(body), "x-zendesk-webhook-invocation-id": f"bench-{start_id}-{ticket}"}
             started = time.perf_counter()
             try:
                 conn.request("POST", "/webhooks/zendesk", body=body, headers=headers)

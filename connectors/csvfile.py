@@ -48,8 +48,8 @@ from integration.models import Customer, Organization, Purchase, TicketEvent, Va
 
 KINDS = {
     # kind -> (required fields, optional fields); one of the fields in each required tuple must be mapped
-    "purchases": ((("amount",), ("date",), ("email", "customer_id")), ("id", "name", "organization_id")),
-    "customers": ((("id", "email"),), ("name", "created_at", "tags", "organization_id")),
+    "purchases": ((("amount",), ("date",), ("email", "customer_id")), ("id", "name")),
+    "customers": ((("id", "email"),), ("name", "created_at", "tags")),
     "organizations": ((("id", "domain"),), ("name", "created_at", "tags")),
 }
 STREAMS = {"purchases": ("users", "purchases"), "customers": ("users",), "organizations": ("organizations",)}
@@ -373,14 +373,12 @@ def parse(spec: FileSpec, data: bytes) -> Parsed:
             if amount is None or when is None:
                 continue
             previous = customers.get(customer_id)
-            if previous is None or not (previous.email and previous.name and previous.organization_id):
+            if previous is None or not (previous.email and previous.name):
                 customers[customer_id] = Customer(  # the first row that names a value wins
                     source=spec.name,
                     external_id=customer_id,
                     email=(previous.email if previous else None) or email,
                     name=(previous.name if previous else None) or value(where, row, "name"),
-                    organization_id=(previous.organization_id if previous else None)
-                    or value(where, row, "organization_id"),
                 )
             purchases.append(
                 Purchase(
@@ -409,7 +407,6 @@ def parse(spec: FileSpec, data: bytes) -> Parsed:
                 external_id=record_id,
                 email=email,
                 name=value(where, row, "name"),
-                organization_id=value(where, row, "organization_id"),
                 tags=tag_list,
                 created_at=datetime.fromisoformat(created) if created else None,
                 attributes=attributes,

@@ -334,6 +334,9 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            # Autocommit at the driver: transactions are always explicit (transaction(), atomic()), and a
+            # single statement commits by itself, with no implicit BEGIN or separate COMMIT round trip.
+            conn.isolation_level = None
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -695,19 +698,22 @@ class Store:
     def enqueue(
         self, source: str, event_id: str, ticket_key: str, payload: dict[str, Any], now: float
     ) -> tuple[int, bool]:
-        """Insert an event unless the same delivery is already known; returns (id, created)."""
-        with self.transaction() as db:
-            cur = db.conn.execute(
+        """Insert an event unless the same delivery is already known; returns (id, created).
+
+        One statement, committed when it returns: the webhook's hot path takes the write lock once.
+        """
+        with _write_lock(self.path):
+            created = self.db.conn.execute(
                 "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING",
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
                 (source, event_id, ticket_key, _json(payload), now, now),
-            )
-            if cur.rowcount:
-                return int(cur.lastrowid or 0), True
-            row = db.conn.execute(
-                "SELECT id FROM events WHERE source = ? AND event_id = ?", (source, event_id)
-            ).fetchone()
-            return int(row[0]), False
+            ).fetchall()  # fetch to the end: the statement, and so its commit, is complete
+        if created:
+            return int(created[0][0]), True
+        row = self.db.conn.execute(
+            "SELECT id FROM events WHERE source = ? AND event_id = ?", (source, event_id)
+        ).fetchone()
+        return int(row[0]), False
 
     _CLAIM_SQL = """
         UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :worker,

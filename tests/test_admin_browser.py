@@ -41,7 +41,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="browser tests need Chromium at /usr/bin/chromium: `make test` installs it when run as root "
@@ -101,7 +103,8 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     customer = runtime.store.get_customer(f"zendesk:user:{summary.customer_ids[5]}")
-    assert customer is not None and customer.email
+    assert customer is not None
+    assert customer.email
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield Admin(
         f"http://127.0.0.1:{server.server_port}",
@@ -119,7 +122,9 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[sync_api.Browser]:
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -256,7 +261,9 @@ def test_preview_a_customer_with_the_active_mapping_and_a_draft(
     problems.check()
 
 
-def test_simulate_a_draft_over_stored_tickets(signed_in: tuple[sync_api.Page, Problems], admin: Admin) -> None:
+def test_simulate_a_draft_over_stored_tickets(
+    signed_in: tuple[sync_api.Page, Problems], admin: Admin
+) -> None:
     page, problems = signed_in
     page.fill("#mapping-text", _fixed_text(page, admin))
     page.click("#check-button")
@@ -288,7 +295,9 @@ def test_fix_and_publish_then_roll_back(signed_in: tuple[sync_api.Page, Problems
     page.goto(f"{admin.url}/admin/mapping")
     page.click("text=Roll back to 1")
     page.wait_for_url(re.compile(r".*/admin/mapping/versions/3$"))
-    assert admin.runtime.store.active_mapping_version().text == admin.runtime.store.get_mapping_version(1).text
+    assert (
+        admin.runtime.store.active_mapping_version().text == admin.runtime.store.get_mapping_version(1).text
+    )
     _shot(page, "07-mapping-versions")
     problems.check()
 

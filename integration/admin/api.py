@@ -73,8 +73,10 @@ def gate() -> ResponseReturnValue | None:
         response = error(429, "too_many_failures", "too many bad tokens from this address; wait and retry")
         response.headers["Retry-After"] = str(int(wait))
         return response
-    if not auth.check_bearer(runtime.settings, request.headers.get("Authorization", "")):
-        failures.add(address)
+    header = request.headers.get("Authorization", "")
+    if not auth.check_bearer(runtime.settings, header):
+        if header:  # a guess, not a forgotten header: count it
+            failures.add(address)
         response = error(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="tierdesk admin"'
         return response
@@ -289,12 +291,12 @@ def simulate() -> ResponseReturnValue:
 @bp.get("/decisions")
 def decisions() -> ResponseReturnValue:
     limit = max(1, min(500, request.args.get("limit", default=50, type=int) or 50))
-    return jsonify(decisions=reports.recent_decisions(_rt().store, limit))
+    return jsonify(decisions=reports.recent_decisions(_rt().store, limit, _rt().mapping.dimension_names))
 
 
 @bp.get("/decisions/<path:ticket_id>")
 def decision(ticket_id: str) -> ResponseReturnValue:
-    found = reports.lookup_decision(_rt().store, ticket_id)
+    found = reports.lookup_decision(_rt().store, ticket_id, _rt().mapping.dimension_names)
     if not found:
         return error(404, "not_found", f"tierdesk knows no ticket {ticket_id!r}")
     return jsonify(tickets=found)

@@ -7,6 +7,7 @@ chart library) are public: they hold no data.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from integration.mapping import format_minutes
 from integration.runtime import Runtime, text_digest
 from integration.store import MappingVersion
 
+log = logging.getLogger("tierdesk.admin")
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -155,9 +157,10 @@ def login() -> ResponseReturnValue:
     user = request.form.get("user", "")
     if not auth.check_password(runtime.settings, user, request.form.get("password", "")):
         failures.add(address)
-        current_app.logger.warning("admin.login_failed")
+        log.warning("admin.login_failed", extra={"remote": address})
         return render_template("login.html", next=target, error="Wrong user or password.", user=user), 401
     auth.sign_in(runtime.settings, str(current_app.secret_key), user)
+    log.info("admin.signed_in", extra={"user": user, "remote": address})
     return redirect(_safe_next(target))
 
 
@@ -408,7 +411,7 @@ def simulate() -> ResponseReturnValue:
         for name, rows in result["counts"].items():
             charts.append(
                 _bars(
-                    f"Tickets by {name}: before and after",
+                    f"Tickets by {'SLA' if name == 'sla' else name}: before and after",
                     [r["value"] for r in rows],
                     [("before", [r["before"] for r in rows]), ("after", [r["after"] for r in rows])],
                     "tickets",
@@ -436,12 +439,14 @@ def decisions() -> ResponseReturnValue:
     ticket = request.args.get("ticket", "").strip()
     if ticket:
         return redirect(url_for("admin.decision", ticket_id=ticket))
-    return render_template("decisions.html", recent=reports.recent_decisions(_rt().store, 50))
+    return render_template(
+        "decisions.html", recent=reports.recent_decisions(_rt().store, 50, _rt().mapping.dimension_names)
+    )
 
 
 @bp.get("/decisions/<path:ticket_id>")
 def decision(ticket_id: str) -> ResponseReturnValue:
-    found = reports.lookup_decision(_rt().store, ticket_id)
+    found = reports.lookup_decision(_rt().store, ticket_id, _rt().mapping.dimension_names)
     status = 200 if found else 404
     return render_template("decision.html", ticket_id=ticket_id, found=found), status
 
@@ -449,12 +454,14 @@ def decision(ticket_id: str) -> ResponseReturnValue:
 # -- segments and service ----------------------------------------------------------------------------
 
 
-def _dimension(default_first: bool = True) -> str:
-    names = list(_rt().mapping.dimension_names)
+def _dimension() -> str:
+    """The dimension asked for, else the first computed one (hand-kept lists rarely drift)."""
+    mapping = _rt().mapping
     chosen = request.args.get("dimension", "")
-    if chosen in names:
+    if chosen in mapping.dimension_names:
         return chosen
-    return names[0] if names and default_first else chosen
+    computed = [dim.name for dim in mapping.segments if dim.method != "manual"]
+    return (computed or list(mapping.dimension_names) or [""])[0]
 
 
 @bp.get("/segments")

@@ -44,7 +44,10 @@ def event_dict(event: Event) -> dict[str, Any]:
     }
 
 
-def decision_dict(record: DecisionRecord) -> dict[str, Any]:
+def decision_dict(record: DecisionRecord, order: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``order``: dimension names in the order to show the recorded segments (the mapping's)."""
+    rank = {name: i for i, name in enumerate(order)}
+    dims = sorted(record.segments, key=lambda dim: (rank.get(dim, len(rank)), dim))
     return {
         "ticket_key": record.ticket_key,
         "ticket": record.ticket_key.rsplit(":", 1)[-1],
@@ -57,8 +60,12 @@ def decision_dict(record: DecisionRecord) -> dict[str, Any]:
         "note": record.note,
         "reasons": list(record.reasons),
         "segments": [
-            {"dimension": dim, "label": seg.get("label"), "reasons": list(seg.get("reasons") or [])}
-            for dim, seg in record.segments.items()
+            {
+                "dimension": dim,
+                "label": record.segments[dim].get("label"),
+                "reasons": list(record.segments[dim].get("reasons") or []),
+            }
+            for dim in dims
         ],
         "customer_key": record.customer_key,
         "helpdesk_answer": record.response,
@@ -69,14 +76,14 @@ def decision_dict(record: DecisionRecord) -> dict[str, Any]:
     }
 
 
-def lookup_decision(store: Store, ticket_id: str) -> list[dict[str, Any]]:
+def lookup_decision(store: Store, ticket_id: str, order: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """What tierdesk decided for a ticket id (in every source that has it), with its events and ticket."""
     ticket_id = ticket_id.strip()
     if not ticket_id:
         return []
     found: dict[str, dict[str, Any]] = {}
     for record in store.decisions_for_ticket_id(ticket_id):
-        found[record.ticket_key] = {"ticket_key": record.ticket_key, "decision": decision_dict(record)}
+        found[record.ticket_key] = {"ticket_key": record.ticket_key, "decision": decision_dict(record, order)}
     for row in store.ticket_rows(ticket_id):
         found.setdefault(row["key"], {"ticket_key": row["key"], "decision": None})["ticket"] = row
     for key, item in found.items():
@@ -94,8 +101,8 @@ def lookup_decision(store: Store, ticket_id: str) -> list[dict[str, Any]]:
     return sorted(found.values(), key=lambda item: item["ticket_key"])
 
 
-def recent_decisions(store: Store, limit: int = 50) -> list[dict[str, Any]]:
-    return [decision_dict(record) for record in store.list_decisions(limit)]
+def recent_decisions(store: Store, limit: int = 50, order: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [decision_dict(record, order) for record in store.list_decisions(limit)]
 
 
 # -- segments ----------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@
             paths: uPlot.paths.bars({ size: [many ? 0.38 : 0.6, 90], align: many ? (i === 0 ? -1 : 1) : 0 })
           };
         })),
-        cursor: { drag: { x: false, y: false }, points: { show: false } }
+        cursor: { drag: { x: false, y: false }, points: { show: false } },
+        legend: { live: false }
       },
       data: [xs].concat(spec.series.map(function (s) { return s.values; }))
     };

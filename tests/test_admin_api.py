@@ -1,0 +1,503 @@
+"""The admin without a browser: sign-in, CSRF and the bearer token; the JSON API; mapping versions.
+
+Flask's test client against a tierdesk synced over real HTTP from the seeded Zendesk sandbox (the
+`sandbox` fixture, so every Zendesk request here is checked against Zendesk's OpenAPI description too).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from connectors.sandbox.seed import SeedSummary
+from connectors.sandbox.zendesk import ZendeskSandbox
+from connectors.zendesk import ZendeskConnector
+from integration import sync
+from integration.app import create_app
+from integration.models import TicketEvent
+from integration.runtime import Runtime
+from integration.settings import Settings
+from integration.worker import Worker
+from tests.conftest import EMAIL, TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "admin-test-password"
+ADMIN_TOKEN = "admin-test-token"
+SECRET_KEY = "admin-test-secret-key-0123456789abcdef"
+BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass
+class AdminApp:
+    runtime: Runtime
+    app: Flask
+    client: FlaskClient
+    summary: SeedSummary
+    sandbox: ZendeskSandbox
+
+    def api(self, method: str, path: str, json: Any = None) -> Any:
+        return self.client.open(path, method=method, json=json, headers=BEARER)
+
+
+def _admin_settings(settings: Settings, **changes: Any) -> Settings:
+    return replace(
+        settings, admin_password=PASSWORD, admin_token=ADMIN_TOKEN, secret_key=SECRET_KEY, **changes
+    )
+
+
+@pytest.fixture
+def admin(settings: Settings, seeded: SeedSummary, sandbox: ZendeskSandbox) -> Iterator[AdminApp]:
+    runtime = Runtime.from_settings(_admin_settings(settings))
+    sync.pull(runtime.store, runtime.connectors["zendesk"])
+    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    app = create_app(runtime=runtime)
+    yield AdminApp(runtime, app, app.test_client(), seeded, sandbox)
+    runtime.store.close()
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def _sign_in(client: FlaskClient, password: str = PASSWORD) -> Any:
+    token = _csrf(client.get("/admin/login").get_data(as_text=True))
+    return client.post("/admin/login", data={"user": "admin", "password": password, "csrf_token": token})
+
+
+def _route(runtime: Runtime, ticket_id: str, delivery: str) -> None:
+    runtime.queue.put(TicketEvent("zendesk", delivery, ticket_id), {"ticket_id": ticket_id})
+    worker = Worker(runtime, name="api-test")
+    while (event := runtime.queue.claim(worker.name)) is not None:
+        worker.process(event)
+
+
+def _edit(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+# -- sign-in, sessions, CSRF, bearer token -------------------------------------------------------------
+
+
+def _page_paths(app: Flask) -> list[str]:
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin") or "GET" not in (rule.methods or ()):
+            continue
+        if rule.endpoint in ("admin.login", "admin.static"):
+            continue
+        paths.append(re.sub(r"<(?:\w+:)?(\w+)>", "1", rule.rule))
+    return paths
+
+
+def test_every_admin_page_and_api_call_needs_signing_in(admin: AdminApp) -> None:
+    paths = _page_paths(admin.app)
+    assert len(paths) >= 10
+    for path in paths:
+        response = admin.client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/admin/login"), path
+    for rule in admin.app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            method = next(m for m in sorted(rule.methods or ()) if m not in ("HEAD", "OPTIONS"))
+            path = re.sub(r"<(?:\w+:)?(\w+)>", "1", rule.rule)
+            response = admin.client.open(path, method=method, json={})
+            assert response.status_code == 401, (method, path)
+            assert response.json["error"] == "unauthorized"
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_token_is_refused_and_the_right_one_works(admin: AdminApp) -> None:
+    wrong = admin.client.get("/api/mapping", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert "Bearer" in wrong.json["message"]
+    basic = admin.client.get("/api/mapping", headers={"Authorization": f"Basic {ADMIN_TOKEN}"})
+    assert basic.status_code == 401
+    right = admin.api("GET", "/api/mapping")
+    assert right.status_code == 200
+    assert right.json["active"] is True
+    assert right.headers["Cache-Control"] == "no-store"
+
+
+def test_sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it(admin: AdminApp) -> None:
+    client = admin.client
+    refused = _sign_in(client, "wrong")
+    assert refused.status_code == 401
+    assert "Wrong user or password" in refused.get_data(as_text=True)
+    signed = _sign_in(client)
+    assert signed.status_code == 302
+    cookie = next(c for c in signed.headers.getlist("Set-Cookie") if c.startswith("tierdesk_admin="))
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Path=/admin" in cookie
+    assert "Expires=" in cookie  # twelve hours, then the signed cookie is refused
+    overview = client.get("/admin/")
+    assert overview.status_code == 200
+    assert overview.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert overview.headers["X-Frame-Options"] == "DENY"
+    token = _csrf(overview.get_data(as_text=True))
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_the_admin_token_also_signs_in_and_the_next_page_must_be_ours(admin: AdminApp) -> None:
+    token = _csrf(admin.client.get("/admin/login").get_data(as_text=True))
+    response = admin.client.post(
+        "/admin/login",
+        data={"user": "admin", "password": ADMIN_TOKEN, "csrf_token": token, "next": "//evil.example/x"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_every_form_needs_the_csrf_token(admin: AdminApp) -> None:
+    client = admin.client
+    no_token = client.post("/admin/login", data={"user": "admin", "password": PASSWORD})
+    assert no_token.status_code == 400
+    assert "CSRF" in no_token.get_data(as_text=True)
+    _sign_in(client)
+    text = admin.runtime.store.active_mapping_version().text
+    forged = client.post(
+        "/admin/mapping/edit", data={"text": text + "\n# changed\n", "action": "publish", "csrf_token": "x"}
+    )
+    assert forged.status_code == 400
+    assert admin.runtime.store.active_mapping_version().id == 1
+    dead = client.post("/admin/queue/replay-dead", data={})
+    assert dead.status_code == 400
+
+
+def test_changing_the_password_signs_everyone_out(admin: AdminApp) -> None:
+    _sign_in(admin.client)
+    assert admin.client.get("/admin/").status_code == 200
+    rotated = replace(admin.runtime.settings, admin_password="a-new-password")
+    other = create_app(runtime=replace(admin.runtime, settings=rotated))
+    client = other.test_client()
+    cookie = admin.client.get_cookie("tierdesk_admin", path="/admin")
+    assert cookie is not None
+    client.set_cookie("tierdesk_admin", cookie.value, path="/admin")  # the same browser, after the change
+    assert client.get("/admin/").status_code == 302
+
+
+def test_repeated_failed_sign_ins_are_slowed_down(admin: AdminApp) -> None:
+    for _ in range(10):
+        assert _sign_in(admin.client, "wrong").status_code == 401
+    assert _sign_in(admin.client).status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "says"),
+    [
+        ({"secret_key": None}, 503, "TIERDESK_SECRET_KEY"),
+        ({"admin_password": None, "admin_token": None}, 503, "TIERDESK_ADMIN_PASSWORD"),
+    ],
+)
+def test_the_admin_stays_closed_without_its_settings(
+    admin: AdminApp, changes: dict[str, Any], status: int, says: str
+) -> None:
+    app = create_app(runtime=replace(admin.runtime, settings=replace(admin.runtime.settings, **changes)))
+    response = app.test_client().get("/admin/login")
+    assert response.status_code == status
+    assert says in response.get_data(as_text=True)
+
+
+def test_the_api_is_off_without_a_token(admin: AdminApp) -> None:
+    app = create_app(
+        runtime=replace(admin.runtime, settings=replace(admin.runtime.settings, admin_token=None))
+    )
+    response = app.test_client().get("/api/mapping", headers=BEARER)
+    assert response.status_code == 503
+    assert response.json["error"] == "admin_api_off"
+
+
+def test_insecure_dev_serves_pages_without_a_secret_key(admin: AdminApp) -> None:
+    settings = replace(admin.runtime.settings, secret_key=None, insecure_dev=True)
+    client = create_app(runtime=replace(admin.runtime, settings=settings)).test_client()
+    assert _sign_in(client).status_code == 302
+    assert client.get("/admin/queue").status_code == 200
+
+
+# -- mapping versions ----------------------------------------------------------------------------------
+
+
+def test_validate_names_line_key_and_reason(admin: AdminApp) -> None:
+    text = admin.runtime.store.active_mapping_version().text
+    broken = _edit(text, "revenue_12m: 0.4", "revenue_12m: lots")
+    line = next(i for i, row in enumerate(broken.splitlines(), start=1) if "revenue_12m: lots" in row)
+    response = admin.api("POST", "/api/mapping/validate", {"text": broken})
+    assert response.status_code == 422
+    assert response.json["error"] == "invalid_mapping"
+    assert response.json["line"] == line
+    assert response.json["key"] == "segments.tier.weights.revenue_12m"
+    assert "number" in response.json["reason"]
+    assert admin.api("POST", "/api/mapping/versions", {"text": broken}).status_code == 422
+    ok = admin.api("POST", "/api/mapping/validate", {"text": text})
+    assert ok.status_code == 200
+    assert ok.json["valid"] is True
+    assert "Key Accounts" in ok.json["groups"]
+
+
+def test_a_group_the_helpdesk_lacks_is_refused_at_its_line(admin: AdminApp) -> None:
+    text = admin.runtime.store.active_mapping_version().text
+    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {group: "No Such Team"}')
+    response = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "typo"})
+    assert response.status_code == 422
+    assert response.json["error"] == "unknown_group"
+    assert "No Such Team" in response.json["message"]
+    assert draft.splitlines()[response.json["line"] - 1].strip() == 'set: {group: "No Such Team"}'
+    assert admin.runtime.store.active_mapping_version().id == 1
+
+
+def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminApp) -> None:
+    rt = admin.runtime
+    other = Runtime.from_settings(rt.settings)  # another process: a worker, say
+    original = rt.store.active_mapping_version()
+    draft = _edit(original.text, 'set: {group: "Onboarding"}', 'set: {priority: urgent, group: "Onboarding"}')
+    published = admin.api(
+        "POST", "/api/mapping/versions", {"text": draft, "note": "rush new ones", "author": "ana"}
+    )
+    assert published.status_code == 201
+    assert published.json == {
+        **published.json,
+        "id": 2,
+        "author": "ana",
+        "note": "rush new ones",
+        "active": True,
+    }
+    assert rt.mapping_digest == published.json["digest"]  # this process switched at once
+    assert other.mapping_digest == original.digest
+    assert other.refresh_mapping() is True  # the other before its next event
+    assert other.mapping_digest == published.json["digest"]
+    assert other.mapping.routing[-1].sets.priority == "urgent"
+    again = admin.api("POST", "/api/mapping/versions", {"text": draft})
+    assert again.status_code == 409
+    listed = admin.api("GET", "/api/mapping/versions").json["versions"]
+    assert [v["id"] for v in listed] == [2, 1]
+    detail = admin.api("GET", "/api/mapping/versions/2").json
+    assert "+    set: {priority: urgent" in detail["diff"]
+    back = admin.api("POST", "/api/mapping/versions/1/rollback", {"note": "too noisy"})
+    assert back.status_code == 201
+    assert back.json["id"] == 3
+    assert back.json["note"] == "roll back to version 1: too noisy"
+    assert rt.store.active_mapping_version().text == original.text
+    assert rt.mapping_digest == original.digest
+    assert admin.api("POST", "/api/mapping/versions/99/rollback").status_code == 404
+    other.store.close()
+
+
+def test_a_restart_keeps_the_published_version_unless_the_file_changed(
+    admin: AdminApp, tmp_path: Path
+) -> None:
+    rt = admin.runtime
+    text = rt.store.active_mapping_version().text
+    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
+    assert admin.api("POST", "/api/mapping/versions", {"text": draft}).status_code == 201
+    restarted = Runtime.from_settings(rt.settings)  # same, unchanged file
+    assert restarted.mapping_digest == rt.mapping_digest
+    assert restarted.store.active_mapping_version().id == 2
+    changed = tmp_path / "deployed.yaml"
+    changed.write_text(text + "# deployed with a comment\n")
+    deployed = Runtime.from_settings(
+        replace(rt.settings, mappings=str(changed))
+    )  # a deploy brings a new file
+    version = deployed.store.active_mapping_version()
+    assert (version.id, version.author, version.source) == (3, "file", str(changed))
+    assert rt.refresh_mapping() is True
+    restarted.store.close()
+    deployed.store.close()
+
+
+def test_the_editor_shows_the_error_at_its_line_then_publishes(admin: AdminApp) -> None:
+    client = admin.client
+    _sign_in(client)
+    page = client.get("/admin/mapping/edit").get_data(as_text=True)
+    text = admin.runtime.store.active_mapping_version().text
+    broken = _edit(text, "B: 5", "B: eleven")
+    line = next(i for i, row in enumerate(broken.splitlines(), start=1) if "B: eleven" in row)
+    shown = client.post(
+        "/admin/mapping/edit", data={"text": broken, "action": "check", "csrf_token": _csrf(page)}
+    )
+    assert shown.status_code == 422
+    html = shown.get_data(as_text=True)
+    assert f"Line {line}" in html
+    assert f'data-error-line="{line}"' in html
+    assert re.search(r'class="here"><span class="ln">' + str(line) + r"</span>\s*B: eleven", html)
+    assert admin.runtime.store.mapping_draft("admin")[0] == broken  # work is never lost
+    fixed = _edit(text, "B: 5", "B: 4.5")
+    published = client.post(
+        "/admin/mapping/edit",
+        data={"text": fixed, "action": "publish", "note": "wider B", "csrf_token": _csrf(page)},
+    )
+    assert published.status_code == 302
+    version = admin.runtime.store.active_mapping_version()
+    assert (version.id, version.author, version.note, version.text) == (2, "admin", "wider B", fixed)
+    assert admin.runtime.store.mapping_draft("admin") is None
+
+
+# -- preview, simulate ---------------------------------------------------------------------------------
+
+
+def test_preview_a_customer_with_the_active_mapping_and_a_draft(admin: AdminApp) -> None:
+    customer = admin.runtime.store.get_customer(f"zendesk:user:{admin.summary.customer_ids[0]}")
+    assert customer is not None
+    found = admin.api("GET", f"/api/customers?q={customer.email.split('@')[0]}").json["customers"]
+    assert customer.key in [c["key"] for c in found]
+    text = admin.runtime.store.active_mapping_version().text
+    draft = _edit(
+        text,
+        'default: {priority: normal, sla: standard, group: "General"}',
+        'default: {priority: low, sla: standard, group: "General"}',
+    )
+    response = admin.api("POST", "/api/preview", {"customer": customer.email, "text": draft})
+    assert response.status_code == 200
+    body = response.json
+    assert [r["name"] for r in body["results"]] == ["active (version 1)", "draft"]
+    active = body["results"][0]
+    assert [s["dimension"] for s in active["segments"]] == list(admin.runtime.mapping.dimension_names)
+    assert all(s["reasons"] for s in active["segments"] if s["label"])
+    assert {"priority", "sla", "group", "tags", "note", "reasons"} <= set(active["decision"])
+    if active["decision"]["priority"] == "normal":  # routed by the default: the draft lowers it
+        assert "priority" in body["changed"]
+        assert body["results"][1]["decision"]["priority"] == "low"
+
+
+def test_preview_a_pasted_ticket_from_someone_we_never_saw(admin: AdminApp) -> None:
+    ticket = {"ticket": {"id": 77, "subject": "Help", "requester": {"email": "boss@vip-customer.example"}}}
+    response = admin.api("POST", "/api/preview", {"ticket": ticket})
+    assert response.status_code == 200
+    body = response.json
+    assert body["known"] is False
+    vip = next(s for s in body["results"][0]["segments"] if s["dimension"] == "vip")
+    assert vip["label"] == "vip"  # the domain list matches, with its reason
+    assert body["results"][0]["decision"]["priority"] == "urgent"
+    bad = admin.api("POST", "/api/preview", {"ticket": {"subject": "no requester"}})
+    assert bad.status_code == 400
+    assert "requester" in bad.json["message"]
+
+
+def test_simulate_counts_before_and_after_and_lists_the_moves(admin: AdminApp) -> None:
+    text = admin.runtime.store.active_mapping_version().text
+    draft = _edit(text, 'set: {group: "Retention"}', 'set: {group: "Retention", priority: urgent}')
+    body = admin.api("POST", "/api/simulate", {"text": draft, "days": 365}).json
+    assert body["tickets"] > 0
+    for name in ("priority", "sla", "group"):
+        assert sum(r["before"] for r in body["counts"][name]) == body["tickets"]
+        assert sum(r["after"] for r in body["counts"][name]) == body["tickets"]
+    assert body["counts"]["sla"] == [{**r, "delta": 0} for r in body["counts"]["sla"]]
+    for move in body["moves"]:
+        assert move["changed"] == ["priority"]
+        assert move["after"]["priority"] == "urgent"
+        assert any("routing rule 5" in why for why in move["why"])
+    assert body["moved"] == len(body["moves"])
+    assert admin.api("POST", "/api/simulate", {"days": 30}).status_code == 400
+    assert admin.api("POST", "/api/simulate", {"text": "segments: [", "days": 30}).status_code == 422
+
+
+# -- decisions, queue, segments, service -----------------------------------------------------------------
+
+
+def test_decision_lookup_says_what_when_why_and_what_the_helpdesk_answered(admin: AdminApp) -> None:
+    zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
+    ticket = zendesk.create_ticket(str(admin.summary.customer_ids[1]), "Where is my invoice?", "Please")
+    _route(admin.runtime, ticket.external_id, "api-test-1")
+    body = admin.api("GET", f"/api/decisions/{ticket.external_id}").json
+    (item,) = body["tickets"]
+    decision = item["decision"]
+    assert decision["outcome"] == "applied"
+    assert decision["decided_at"]
+    assert len(decision["reasons"]) == 3  # one per field: priority, SLA, group
+    assert decision["segments"][0]["dimension"] == admin.runtime.mapping.dimension_names[0]
+    assert decision["helpdesk_answer"]["ticket_id"] == int(ticket.external_id)
+    assert item["events"][0]["status"] == "done"
+    missing = admin.api("GET", "/api/decisions/424242")
+    assert missing.status_code == 404
+    assert missing.json["error"] == "not_found"
+
+
+def test_dead_events_are_listed_and_replayed(admin: AdminApp) -> None:
+    _route(admin.runtime, "424242", "api-test-dead")  # Zendesk has no such ticket: dead at once
+    queue = admin.api("GET", "/api/queue").json
+    (dead,) = queue["dead"]
+    assert "no longer exists" in dead["last_error"]
+    replayed = admin.api("POST", f"/api/queue/{dead['id']}/replay")
+    assert replayed.json == {"replayed": [dead["id"]]}
+    assert admin.runtime.store.get_event(dead["id"]).status == "pending"
+    assert admin.api("POST", "/api/queue/9999/replay").status_code == 404
+    assert admin.api("POST", "/api/queue/replay", {"error": "nothing like this"}).json == {"replayed": []}
+
+
+def test_segments_distribution_quality_and_drift(admin: AdminApp) -> None:
+    body = admin.api("GET", "/api/segments").json
+    tier = next(d for d in body["dimensions"] if d["dimension"] == "tier")
+    assert sum(row["customers"] for row in tier["labels"]) == admin.summary.customers
+    assert body["quality"]["customers"] == admin.summary.customers
+    drift = admin.api("GET", "/api/segments/tier/drift?days=30").json
+    assert len(drift["days"]) == 30
+    now = {row["label"] or "(none)": row["customers"] for row in tier["labels"]}
+    for series in drift["series"]:
+        assert series["values"][-1] == now.get(series["label"], 0)  # today: the stored counts
+        if series["label"] != "(none)":  # before the first recompute (today) nobody had a tier
+            assert set(series["values"][:-1]) == {0}
+    assert admin.api("GET", "/api/segments/nope/drift").status_code == 400
+
+
+def test_service_per_segment_from_the_helpdesk_ticket_metrics(admin: AdminApp) -> None:
+    rows = list(
+        admin.runtime.store.db.query("SELECT * FROM tickets WHERE first_response_minutes IS NOT NULL")
+    )
+    assert rows, "the ticket export sideloads metric sets"
+    assert any(r["resolution_minutes"] is not None and r["solved_at"] for r in rows)
+    body = admin.api("GET", "/api/service?dimension=tier&from=2000-01-01").json
+    assert body["has_targets"] is True
+    assert sum(r["tickets"] for r in body["rows"]) == body["all"]["tickets"] == admin.summary.tickets
+    measured = [r for r in body["rows"] if r["first_response_median"] is not None]
+    assert measured
+    assert all(0 <= r["sla_breach_rate"] <= 1 for r in measured if r["sla_breach_rate"] is not None)
+    assert admin.api("GET", "/api/service?from=bad").status_code == 400
+
+
+def test_service_without_sla_targets_says_so(admin: AdminApp, tmp_path: Path) -> None:
+    text = admin.runtime.store.active_mapping_version().text
+    start = text.index("slas:")
+    end = text.index("tags:", start)
+    assert admin.api("POST", "/api/mapping/versions", {"text": text[:start] + text[end:]}).status_code == 201
+    body = admin.api("GET", "/api/service?dimension=tier&from=2000-01-01").json
+    assert body["has_targets"] is False
+    assert all(r["sla_breach_rate"] is None for r in body["rows"])
+    _sign_in(admin.client)
+    assert "no targets" in admin.client.get("/admin/service").get_data(as_text=True)
+
+
+# -- the API is documented, and its errors are JSON ------------------------------------------------------
+
+
+def test_every_api_call_is_documented_in_docs_api_md(admin: AdminApp) -> None:
+    doc = (ROOT / "docs" / "api.md").read_text()
+    for rule in admin.app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            assert f"`{method} {path}`" in doc, f"{method} {path} is not in docs/api.md"
+
+
+def test_api_errors_are_json_with_a_message(admin: AdminApp) -> None:
+    not_json = admin.client.post(
+        "/api/mapping/validate", data="[1, 2", headers={**BEARER, "Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    assert not_json.json["message"]
+    missing = admin.api("POST", "/api/mapping/validate", {})
+    assert missing.status_code == 400
+    assert "text" in missing.json["message"]
+    unknown = admin.api("GET", "/api/mapping/versions/42")
+    assert unknown.status_code == 404
+    assert unknown.json["error"] == "not_found"
