@@ -184,6 +184,7 @@ class _Rec:
     org: str | None  # people: their organization key
     match_keys: tuple[tuple[str, str], ...]  # (rule, normalised value)
     refs: tuple[str, ...]  # record keys named by id attributes
+    label: str | None = None  # the name as the source has it, for conflict messages
 
 
 def _refs(attributes: Mapping[str, Value], rules: Rules, kind: str) -> tuple[str, ...]:
@@ -209,6 +210,7 @@ def _person(c: Customer, rules: Rules) -> _Rec:
         c.organization_key,
         (("email", email),) if email else (),
         _refs(c.attributes, rules, "person"),
+        c.name,
     )
 
 
@@ -220,13 +222,19 @@ def _org(o: Organization, rules: Rules) -> _Rec:
             if domain and domain not in rules.ignore_domains:
                 domains.append(("domain", domain))
     return _Rec(
-        o.key, o.source, _name(o.name), None, tuple(dict.fromkeys(domains)), _refs(o.attributes, rules, "org")
+        o.key,
+        o.source,
+        _name(o.name),
+        None,
+        tuple(dict.fromkeys(domains)),
+        _refs(o.attributes, rules, "org"),
+        o.name,
     )
 
 
 def _disagreement(a: _Rec, b: _Rec, kind: str) -> str | None:
     if a.name and b.name and a.name != b.name:
-        return f"names differ ({a.name!r} vs {b.name!r})"
+        return f"names differ ({a.label!r} vs {b.label!r})"
     if kind == "person" and a.org and b.org and a.org != b.org:
         return f"organizations differ ({a.org} vs {b.org})"
     return None
