@@ -448,11 +448,18 @@ def setup_freshdesk(public_url: str) -> None:
     show_default=True,
     help="Which helpdesk sandbox to run the demo against.",
 )
-def demo(customers: int, tickets: int, seed: int, helpdesk: str) -> None:
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="Keep serving the admin on the demo data until Ctrl-C (default: when stdout is a terminal).",
+)
+def demo(customers: int, tickets: int, seed: int, helpdesk: str, serve: bool | None) -> None:
     """Run the whole flow against a local helpdesk sandbox and print what happened."""
     from integration.demo import run
 
-    sys.exit(run(customers=customers, tickets=tickets, seed=seed, echo=click.echo, helpdesk=helpdesk))
+    sys.exit(
+        run(customers=customers, tickets=tickets, seed=seed, echo=click.echo, helpdesk=helpdesk, serve=serve)
+    )
 
 
 @main.command()

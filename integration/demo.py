@@ -13,6 +13,7 @@ import random
 import secrets
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -27,6 +28,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from connectors.freshdesk import AUTOMATION_BODY, SECRET_HEADER, FreshdeskConnector
 from connectors.sandbox.freshdesk import FreshdeskSandbox
 from connectors.sandbox.freshdesk_seed import seed as seed_freshdesk
+from connectors.sandbox.hubspot import HubSpotSandbox
+from connectors.sandbox.hubspot_seed import seed as seed_hubspot
 from connectors.sandbox.seed import seed as seed_sandbox
 from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
@@ -65,9 +68,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pick_requesters(runtime: Runtime, count: int, rng: random.Random) -> list[str]:
-    """A spread of customers: round-robin over every segment so each one shows up in the demo."""
-    buckets = [keys[:] for keys in runtime.store.customers_by_segment().values()]
+def pick_requesters(runtime: Runtime, source: str, count: int, rng: random.Random) -> list[str]:
+    """A spread of the helpdesk's customers: round-robin over every segment so each one shows up.
+
+    Only the helpdesk's own users can open a ticket there; CRM-only contacts are customers too, but not
+    requesters."""
+    own = f"{source}:"
+    buckets = [
+        [k for k in keys if k.startswith(own)] for keys in runtime.store.customers_by_segment().values()
+    ]
     for keys in buckets:
         rng.shuffle(keys)
     chosen: list[str] = []
@@ -78,7 +87,7 @@ def pick_requesters(runtime: Runtime, count: int, rng: random.Random) -> list[st
                 if key not in chosen:
                     chosen.append(key)
                     break
-    everyone = [c.key for c in runtime.store.iter_customers()]
+    everyone = [c.key for c in runtime.store.iter_customers() if c.key.startswith(own)]
     rng.shuffle(everyone)
     chosen += [k for k in everyone if k not in chosen][: count - len(chosen)]
     return [key.rsplit(":", 1)[1] for key in chosen]
@@ -111,6 +120,7 @@ class Helpdesk:
     vip_tagged: int  # customers seeded with the "vip" tag
     fires: str  # how the helpdesk turns a new ticket into a webhook, for the narration
     stop: Callable[[], None]
+    crm: dict[str, Any] | None = None  # Settings fields of a CRM sandbox whose contacts overlap this desk
 
 
 def zendesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], None]) -> Helpdesk:
@@ -122,6 +132,18 @@ def zendesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], None
     admin = ZendeskConnector(zendesk_url, box.email, box.token)
     webhook_id, secret = admin.install_webhook(endpoint)
     echo(f"Installed webhook {webhook_id} and a 'ticket created' trigger in Zendesk")
+    hub = HubSpotSandbox(token="demo-hubspot-token-not-secret")  # noqa: S106
+    crm = seed_hubspot(hub, customers=customers, seed=seed, zendesk=box, customer_ids=summary.customer_ids)
+    hub_url = hub.start()
+    echo(
+        f"HubSpot sandbox at {hub_url}: {crm.contacts} contacts, {crm.companies} companies, "
+        f"{crm.won_deals} closed-won deals ({len(crm.conflict_emails)} emails on two contacts that disagree)"
+    )
+
+    def stop() -> None:
+        hub.stop()
+        box.stop()
+
     return Helpdesk(
         name="zendesk",
         title="Zendesk",
@@ -134,7 +156,8 @@ def zendesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], None
         admin=admin,
         vip_tagged=len(summary.vip_tagged_emails),
         fires="Zendesk's trigger fires a signed webhook for each",
-        stop=box.stop,
+        stop=stop,
+        crm={"hubspot_url": hub_url, "hubspot_token": hub.token},
     )
 
 
@@ -196,11 +219,11 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
         return
     customer_id = mover.customer_key.rsplit(":", 1)[1]
     before = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
-    connector.update_customer_attributes(customer_id, {"revenue_12m": 0, "service_cost_12m": 25_000})
+    connector.update_customer_attributes(customer_id, {"service_cost_12m": 250_000})
     second = refresh(runtime)
     after = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
     ticket = connector.get_ticket(mover.ticket_key.rsplit(":", 1)[1])
-    echo(f"Customer {customer_id} stopped being profitable (revenue 0, cost to serve 25,000). Next sync:")
+    echo(f"Customer {customer_id} now costs 250,000 a year to serve (a field in {desk.title}). Next sync:")
     echo(f"  tags on their {desk.title} user were: {' '.join(before)}")
     echo(f"                               now: {' '.join(after)}")
     rerouted, writes = second[f"rerouted_{desk.name}"], second[f"tags_{desk.name}"]["write_calls"]
@@ -212,6 +235,32 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
     echo(f"  a sync with nothing new: {third['write_calls']} tag write calls")
 
 
+def serve_admin(runtime: Runtime, port: int, echo: Callable[[str], None], serve: bool | None) -> None:
+    """Print the admin's address and sign-in, then keep it (and workers) up until Ctrl-C when asked: by
+    default when stdout is a terminal, so `make demo` lets a person click around the demo data while a
+    script or test still gets a demo that ends on its own."""
+    settings = runtime.settings
+    url = f"http://127.0.0.1:{port}"
+    echo("")
+    echo(f"Admin: {url}/admin/ (user {settings.admin_user}, password {settings.admin_password})")
+    echo(f"Admin API: {url}/api/ (Authorization: Bearer {settings.admin_token}; see docs/api.md)")
+    if not (sys.stdout.isatty() if serve is None else serve):
+        echo("The admin stops with the demo: run `make demo` in a terminal (or add --serve) to keep it up.")
+        return
+    from integration.cli import start_workers
+
+    stop = threading.Event()
+    start_workers(runtime, stop, settings.worker_threads)  # events replayed from the Queue page get routed
+    echo("Serving the admin on the demo data until you press Ctrl-C...")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        echo("")
+    finally:
+        stop.set()
+
+
 def run(
     customers: int = 1000,
     tickets: int = 50,
@@ -219,6 +268,7 @@ def run(
     echo: Callable[[str], None] = print,
     timeout: float = 60.0,
     helpdesk: str = "zendesk",
+    serve: bool | None = None,
 ) -> int:
     started = time.monotonic()
     logs.setup("WARNING")
@@ -228,18 +278,35 @@ def run(
     admin = desk.admin
 
     workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))
-    settings = Settings(db=str(workdir / "tierdesk.db"), worker_threads=2, **desk.settings)
+    admin_login = {  # fresh for every run, printed at the end
+        "admin_password": secrets.token_urlsafe(9),
+        "admin_token": secrets.token_urlsafe(24),
+        "secret_key": secrets.token_hex(32),
+    }
+    settings = Settings(
+        db=str(workdir / "tierdesk.db"), worker_threads=2, **admin_login, **desk.settings, **(desk.crm or {})
+    )
     runtime = Runtime.from_settings(settings)
     connector = runtime.connectors[desk.name]
     connector.check_groups(runtime.mapping.groups)
 
     t0 = time.monotonic()
-    counts = sync.pull(runtime.store, connector)
+    counts = sync.pull(runtime.store, connector, resolve=False)
+    crm_counts = {}
+    if "hubspot" in runtime.connectors:
+        crm_counts = sync.pull(runtime.store, runtime.connectors["hubspot"], resolve=False)
+    resolution = sync.resolve_identities(runtime.store)
     report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     echo(
         f"Synced {counts['users']} users, {counts['organizations']} organizations, "
         f"{counts['tickets']} tickets and segmented them in {time.monotonic() - t0:.1f} s:"
     )
+    if crm_counts and resolution is not None:
+        echo(
+            f"  enriched from HubSpot ({', '.join(f'{n} {k}' for k, n in crm_counts.items())}): "
+            f"{resolution.linked} records linked to {desk.title} customers, "
+            f"{len(resolution.conflicts)} conflicts held back for review (tierdesk sync --status)"
+        )
     for dimension, labels in report.distribution.items():
         parts = [f"{label or '-'} {n}" for label, n in labels.items()]
         echo(f"  {dimension:<10} " + ", ".join(parts))
@@ -254,7 +321,7 @@ def run(
     start_workers(runtime, stop, settings.worker_threads)
     echo(f"tierdesk listening on http://127.0.0.1:{port} with {settings.worker_threads} workers")
 
-    requesters = pick_requesters(runtime, tickets, rng)
+    requesters = pick_requesters(runtime, desk.name, tickets, rng)
     echo(
         f"Opening {len(requesters)} tickets through the {desk.title} API, {TICKETS_PER_SECOND} a second; "
         f"{desk.fires}..."
@@ -273,8 +340,7 @@ def run(
         if all(runtime.store.get_decision(k) for k in keys):
             break
         time.sleep(0.1)
-    stop.set()
-    server.shutdown()
+    stop.set()  # the web server keeps serving: the admin printed at the end reads the same store
 
     decisions = {k: runtime.store.get_decision(k) for k in keys}
     routed = [d for d in decisions.values() if d and d.outcome == "applied"]
@@ -349,6 +415,8 @@ def run(
         f"Routed {len(routed)} of {len(created)} tickets ({desk.vip_tagged} customers "
         f"carry the vip tag in {desk.title}); the demo took {time.monotonic() - started:.1f} s"
     )
+    serve_admin(runtime, port, echo, serve)
+    server.shutdown()
     desk.stop()
     if failures or len(routed) != len(created):
         echo(f"FAILED: tickets not routed as decided: {', '.join(failures) or 'timeouts'}")
