@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
@@ -20,6 +21,27 @@ class WebhookRejected(Exception):
         self.reason = reason
         self.message = message
         self.status = status
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO-8601 times as helpdesk APIs send them ("2024-01-01T12:00:00Z")."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def custom_value(value: Any) -> Any:
+    """Custom fields come back as numbers, strings or null; keep numbers numeric ("1,200" too)."""
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "")) if value.strip() else None
+        except ValueError:
+            return value
+    return value
+
+
+def optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def json_object(body: bytes) -> dict[str, Any]:

@@ -27,7 +27,16 @@ from typing import Any
 import requests
 
 from connectors import signatures
-from connectors.base import ApplyResult, Batch, WebhookRejected, json_object, numeric_id
+from connectors.base import (
+    ApplyResult,
+    Batch,
+    WebhookRejected,
+    custom_value,
+    json_object,
+    numeric_id,
+    optional_str,
+    parse_time,
+)
 from connectors.http import ApiError, ApiInvalid, HttpClient
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
 
@@ -149,28 +158,8 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
 # -- translation from Freshdesk JSON to our records ------------------------------------------------------
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _number(value: Any) -> Any:
-    """Custom fields come back as numbers, strings or null; keep numbers numeric."""
-    if isinstance(value, str):
-        try:
-            return float(value.replace(",", "")) if value.strip() else None
-        except ValueError:
-            return value
-    return value
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def to_customer(contact: Mapping[str, Any]) -> Customer:
@@ -179,27 +168,27 @@ def to_customer(contact: Mapping[str, Any]) -> Customer:
         external_id=str(contact["id"]),
         email=contact.get("email"),
         name=contact.get("name"),
-        organization_id=_str(contact.get("company_id")),
+        organization_id=optional_str(contact.get("company_id")),
         tags=tuple(contact.get("tags") or ()),
-        created_at=_time(contact.get("created_at")),
-        updated_at=_time(contact.get("updated_at")),
-        attributes={k: _number(v) for k, v in (contact.get("custom_fields") or {}).items()},
+        created_at=parse_time(contact.get("created_at")),
+        updated_at=parse_time(contact.get("updated_at")),
+        attributes={k: custom_value(v) for k, v in (contact.get("custom_fields") or {}).items()},
     )
 
 
 def to_organization(company: Mapping[str, Any]) -> Organization:
-    attributes = {k: _number(v) for k, v in (company.get("custom_fields") or {}).items()}
+    attributes = {k: custom_value(v) for k, v in (company.get("custom_fields") or {}).items()}
     for name in COMPANY_ATTRIBUTES:  # Freshdesk's own company fields, where the plan has them
         if company.get(name) is not None:
-            attributes.setdefault(name, _number(company[name]))
+            attributes.setdefault(name, custom_value(company[name]))
     return Organization(
         source=NAME,
         external_id=str(company["id"]),
         name=company.get("name"),
         domains=tuple(company.get("domains") or ()),
         tags=(),  # Freshdesk companies have no tags
-        created_at=_time(company.get("created_at")),
-        updated_at=_time(company.get("updated_at")),
+        created_at=parse_time(company.get("created_at")),
+        updated_at=parse_time(company.get("updated_at")),
         attributes=attributes,
     )
 
@@ -209,16 +198,16 @@ def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
     return Ticket(
         source=NAME,
         external_id=str(ticket["id"]),
-        requester_id=_str(ticket.get("requester_id")),
-        organization_id=_str(ticket.get("company_id")),
+        requester_id=optional_str(ticket.get("requester_id")),
+        organization_id=optional_str(ticket.get("company_id")),
         subject=ticket.get("subject"),
         # custom statuses (numbers above 5) are unresolved states: count them as open
         status=STATUS_FROM_FRESHDESK.get(status, "open") if isinstance(status, int) else None,
         priority=PRIORITY_FROM_FRESHDESK.get(ticket.get("priority") or 0),
-        group_id=_str(ticket.get("group_id")),
+        group_id=optional_str(ticket.get("group_id")),
         tags=tuple(ticket.get("tags") or ()),
-        created_at=_time(ticket.get("created_at")),
-        updated_at=_time(ticket.get("updated_at")),
+        created_at=parse_time(ticket.get("created_at")),
+        updated_at=parse_time(ticket.get("updated_at")),
         updated_stamp=ticket.get("updated_at"),
     )
 
@@ -464,7 +453,7 @@ class FreshdeskConnector:
         if newest is None:
             return cursor
         candidate = min(newest, ceiling)
-        old = _time(cursor) if cursor else None
+        old = parse_time(cursor) if cursor else None
         if old is not None and candidate <= old:
             return cursor
         return _iso(candidate)
@@ -478,7 +467,7 @@ class FreshdeskConnector:
         cursor: str | None,
     ) -> Iterator[Batch]:
         """Contacts and companies come in no documented order: the cursor moves only after the last page."""
-        since = _time(cursor) if cursor else None
+        since = parse_time(cursor) if cursor else None
         params = {since_param: cursor} if since_param and cursor else {}
         newest: datetime | None = None
         ceiling: datetime | None = None
@@ -487,9 +476,9 @@ class FreshdeskConnector:
                 ceiling = self._ceiling()
             items = [i for i in page if not i.get("deleted")]
             if since is not None and since_param is None:  # no server-side filter: drop the unchanged
-                items = [i for i in items if (_time(i.get("updated_at")) or since) >= since]
+                items = [i for i in items if (parse_time(i.get("updated_at")) or since) >= since]
             for item in items:
-                changed = _time(item.get("updated_at"))
+                changed = parse_time(item.get("updated_at"))
                 if changed and (newest is None or changed > newest):
                     newest = changed
             next_cursor = cursor if more else self._advance(cursor, newest, ceiling)
@@ -526,7 +515,7 @@ class FreshdeskConnector:
                 ceiling = self._ceiling()
             last: datetime | None = None
             for item in page:
-                changed = _time(item.get("updated_at"))
+                changed = parse_time(item.get("updated_at"))
                 if changed and (last is None or changed > last):
                     last = changed
             if last and (newest is None or last > newest):
@@ -586,7 +575,7 @@ class FreshdeskConnector:
             update["priority"] = PRIORITY_TO_FRESHDESK[decision.priority]
         if group_id is not None:
             update["group_id"] = group_id
-        update.update(due_dates(decision, _time(fresh.get("created_at")), datetime.now(UTC)))
+        update.update(due_dates(decision, parse_time(fresh.get("created_at")), datetime.now(UTC)))
         calls += 1
         answer = self._call("PUT", path, json=update)
         return ApplyResult(

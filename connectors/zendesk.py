@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ApplyResult, Batch, WebhookRejected, json_object, numeric_id
+from connectors.base import (
+    ApplyResult,
+    Batch,
+    WebhookRejected,
+    custom_value,
+    json_object,
+    numeric_id,
+    optional_str,
+    parse_time,
+)
 from connectors.http import ApiConflict, ApiError, HttpClient
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
 
@@ -176,37 +185,17 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
 # -- translation from Zendesk JSON to our records ---------------------------------------------------
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _number(value: Any) -> Any:
-    """Custom fields come back as numbers, strings or null; keep numbers numeric."""
-    if isinstance(value, str):
-        try:
-            return float(value.replace(",", "")) if value.strip() else None
-        except ValueError:
-            return value
-    return value
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def to_customer(user: Mapping[str, Any]) -> Customer:
     return Customer(
         source=NAME,
         external_id=str(user["id"]),
         email=user.get("email"),
         name=user.get("name"),
-        organization_id=_str(user.get("organization_id")),
+        organization_id=optional_str(user.get("organization_id")),
         tags=tuple(user.get("tags") or ()),
-        created_at=_time(user.get("created_at")),
-        updated_at=_time(user.get("updated_at")),
-        attributes={k: _number(v) for k, v in (user.get("user_fields") or {}).items()},
+        created_at=parse_time(user.get("created_at")),
+        updated_at=parse_time(user.get("updated_at")),
+        attributes={k: custom_value(v) for k, v in (user.get("user_fields") or {}).items()},
     )
 
 
@@ -217,9 +206,9 @@ def to_organization(org: Mapping[str, Any]) -> Organization:
         name=org.get("name"),
         domains=tuple(org.get("domain_names") or ()),
         tags=tuple(org.get("tags") or ()),
-        created_at=_time(org.get("created_at")),
-        updated_at=_time(org.get("updated_at")),
-        attributes={k: _number(v) for k, v in (org.get("organization_fields") or {}).items()},
+        created_at=parse_time(org.get("created_at")),
+        updated_at=parse_time(org.get("updated_at")),
+        attributes={k: custom_value(v) for k, v in (org.get("organization_fields") or {}).items()},
     )
 
 
@@ -236,21 +225,21 @@ def to_ticket(ticket: Mapping[str, Any], metrics: Mapping[str, Any] | None = Non
     return Ticket(
         source=NAME,
         external_id=str(ticket["id"]),
-        requester_id=_str(ticket.get("requester_id")),
-        organization_id=_str(ticket.get("organization_id")),
+        requester_id=optional_str(ticket.get("requester_id")),
+        organization_id=optional_str(ticket.get("organization_id")),
         subject=ticket.get("subject"),
         status=ticket.get("status"),
         priority=ticket.get("priority"),
-        group_id=_str(ticket.get("group_id")),
+        group_id=optional_str(ticket.get("group_id")),
         tags=tuple(ticket.get("tags") or ()),
-        created_at=_time(ticket.get("created_at")),
-        updated_at=_time(ticket.get("updated_at")),
+        created_at=parse_time(ticket.get("created_at")),
+        updated_at=parse_time(ticket.get("updated_at")),
         satisfaction=rating.get("score") if isinstance(rating, dict) else None,
         reopens=int(metrics.get("reopens") or 0),
         updated_stamp=ticket.get("updated_at"),
         first_response_minutes=_minutes(metrics.get("reply_time_in_minutes")),
         resolution_minutes=_minutes(metrics.get("full_resolution_time_in_minutes")),
-        solved_at=_time(metrics.get("solved_at")),
+        solved_at=parse_time(metrics.get("solved_at")),
     )
 
 

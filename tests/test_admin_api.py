@@ -501,3 +501,56 @@ def test_api_errors_are_json_with_a_message(admin: AdminApp) -> None:
     unknown = admin.api("GET", "/api/mapping/versions/42")
     assert unknown.status_code == 404
     assert unknown.json["error"] == "not_found"
+
+
+def test_the_demo_ends_with_the_admin_address_and_sign_in() -> None:
+    from integration.demo import run
+
+    lines: list[str] = []
+    assert run(customers=150, tickets=5, seed=3, echo=lines.append, serve=False) == 0
+    admin_line = next(line for line in lines if line.startswith("Admin: "))
+    assert re.fullmatch(r"Admin: http://127\.0\.0\.1:\d+/admin/ \(user admin, password \S{8,}\)", admin_line)
+    assert any(
+        re.match(r"Admin API: http://127\.0\.0\.1:\d+/api/ \(Authorization: Bearer \S{16,};", x)
+        for x in lines
+    )
+    assert "--serve" in lines[-1]
+
+
+def test_zendesk_metric_sets_give_first_reply_and_resolution_times(sandbox: ZendeskSandbox) -> None:
+    """The sandbox keeps a ticket's metric set as agents work it; the connector maps it onto Ticket."""
+    zendesk = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
+    requester = sandbox.add_user("Rita Requester", "rita@example.com")["id"]
+    ticket = zendesk.create_ticket(str(requester), "Refund", "Please refund me")
+    zendesk.http.put(
+        f"/api/v2/tickets/{ticket.external_id}",
+        {"ticket": {"status": "solved", "comment": {"body": "Refunded.", "public": True}}},
+    )
+    pulled = [t for batch in zendesk.pull("tickets", None) for t in batch.records]
+    (record,) = [t for t in pulled if t.external_id == ticket.external_id]
+    assert record.first_response_minutes is not None
+    assert record.resolution_minutes is not None
+    assert record.solved_at is not None
+    assert record.first_response_minutes <= record.resolution_minutes
+
+
+def test_a_worker_in_another_process_routes_with_the_published_version(admin: AdminApp) -> None:
+    worker_runtime = Runtime.from_settings(admin.runtime.settings)  # started before the publish
+    store = admin.runtime.store
+    requester = next(
+        key
+        for key in (f"zendesk:user:{i}" for i in admin.summary.customer_ids)
+        if "priority normal: default"
+        in admin.api("POST", "/api/preview", {"customer": key}).json["results"][0]["decision"]["reasons"]
+    )
+    text = store.active_mapping_version().text
+    lower = _edit(text, "default: {priority: normal,", "default: {priority: low,")
+    assert admin.api("POST", "/api/mapping/versions", {"text": lower}).status_code == 201
+    zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
+    ticket = zendesk.create_ticket(requester.rsplit(":", 1)[1], "Question", "Hello")
+    _route(worker_runtime, ticket.external_id, "api-test-after-publish")
+    decision = store.get_decision(ticket.key)
+    assert decision is not None
+    assert decision.priority == "low"
+    assert "priority low: default" in decision.reasons
+    worker_runtime.store.close()

@@ -33,6 +33,7 @@ def _rt() -> Runtime:
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:
+    """Every API error has the same shape: a stable code for programs and a sentence for people."""
     response = jsonify(error=code, message=message, **extra)
     response.status_code = status
     return response
@@ -96,7 +97,7 @@ def _author(body: dict[str, Any]) -> str:
 
 
 def _text(body: dict[str, Any], required: bool = True) -> str | None:
-    text = body.get("mapping", body.get("text"))
+    text = body.get("text")
     if text is None and not required:
         return None
     if not isinstance(text, str):
