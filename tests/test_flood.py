@@ -63,6 +63,7 @@ def server(tmp_path: Path, sandbox: ZendeskSandbox) -> Iterator[Server]:
     env = {
         **os.environ,
         "TIERDESK_DB": str(tmp_path / "tierdesk.db"),
+        "TIERDESK_LOG_LEVEL": "DEBUG",  # accepted deliveries log at DEBUG; check those lines too
         "TIERDESK_ZENDESK_URL": sandbox.base_url,
         "TIERDESK_ZENDESK_EMAIL": EMAIL,
         "TIERDESK_ZENDESK_TOKEN": TOKEN,
