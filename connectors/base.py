@@ -77,6 +77,26 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class TagChange:
+    """Tags to add to and remove from one helpdesk user or organization."""
+
+    external_id: str
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+@dataclass
+class PushReport:
+    """What a tag push did: write calls, job polls, and which records took the change."""
+
+    write_calls: int = 0
+    job_polls: int = 0
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """What the helpdesk answered when we applied a decision."""
 

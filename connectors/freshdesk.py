@@ -30,6 +30,8 @@ from connectors import signatures
 from connectors.base import (
     ApplyResult,
     Batch,
+    PushReport,
+    TagChange,
     WebhookRejected,
     custom_value,
     json_object,
@@ -373,6 +375,29 @@ class FreshdeskConnector:
 
     def get_customer(self, external_id: str) -> Customer:
         return to_customer(self._call("GET", f"/api/v2/contacts/{external_id}"))
+
+    # Freshdesk companies have no tags, and contacts have no bulk update: one read-merge-write each.
+    tag_kinds = ("users",)
+
+    def push_tags(self, kind: str, changes: list[TagChange]) -> PushReport:
+        """Add and remove our segment tags on contacts. A contact's PUT replaces its tag list, so each
+        contact is read right before the write and only our changes are applied to what it holds."""
+        if kind != "users":
+            raise ValueError(f"Freshdesk keeps no tags on {kind}")
+        report = PushReport()
+        for change in changes:
+            try:
+                current = self._call("GET", f"/api/v2/contacts/{change.external_id}").get("tags") or []
+                tags = [t for t in current if t not in change.remove]
+                tags += [t for t in change.add if t not in tags]
+                report.write_calls += 1
+                self._call("PUT", f"/api/v2/contacts/{change.external_id}", json={"tags": tags})
+            except ApiError as e:
+                report.failed.append(change.external_id)
+                report.errors.append(str(e))
+                continue
+            report.succeeded.append(change.external_id)
+        return report
 
     def get_organization(self, external_id: str) -> Organization:
         return to_organization(self._call("GET", f"/api/v2/companies/{external_id}"))

@@ -124,7 +124,13 @@ def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def to_customer(contact: Mapping[str, Any]) -> Customer:
+def _segment_values(props: Mapping[str, Any], segment_property: str) -> tuple[str, ...]:
+    """Our multi-select property as the CRM holds it: the record's "tags", so pushes diff against it."""
+    value = _text(props.get(segment_property))
+    return tuple(v for v in value.split(";") if v) if value else ()
+
+
+def to_customer(contact: Mapping[str, Any], segment_property: str = DEFAULT_PROPERTY) -> Customer:
     props = contact.get("properties") or {}
     name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p) or None
     company = props.get("associatedcompanyid")
@@ -134,13 +140,14 @@ def to_customer(contact: Mapping[str, Any]) -> Customer:
         email=_text(props.get("email")),
         name=name,
         organization_id=str(_number(company)) if _number(company) is not None else None,
+        tags=_segment_values(props, segment_property),
         created_at=_time(props.get("createdate")),
         updated_at=_time(props.get("lastmodifieddate")),
         attributes={"lifecyclestage": _text(props.get("lifecyclestage"))},
     )
 
 
-def to_organization(company: Mapping[str, Any]) -> Organization:
+def to_organization(company: Mapping[str, Any], segment_property: str = DEFAULT_PROPERTY) -> Organization:
     props = company.get("properties") or {}
     domain = _text(props.get("domain"))
     return Organization(
@@ -148,6 +155,7 @@ def to_organization(company: Mapping[str, Any]) -> Organization:
         external_id=str(company["id"]),
         name=_text(props.get("name")),
         domains=(domain,) if domain else (),
+        tags=_segment_values(props, segment_property),
         created_at=_time(props.get("createdate")),
         updated_at=_time(props.get("hs_lastmodifieddate")),
         attributes={
@@ -241,12 +249,14 @@ class HubSpotConnector:
 
     # reads
     def get_customer(self, external_id: str) -> Customer:
-        props = ",".join(PROPERTIES["contacts"])
-        return to_customer(self.http.get(f"/crm/v3/objects/contacts/{external_id}", properties=props))
+        props = ",".join((*PROPERTIES["contacts"], self.segment_property))
+        answer = self.http.get(f"/crm/v3/objects/contacts/{external_id}", properties=props)
+        return to_customer(answer, self.segment_property)
 
     def get_organization(self, external_id: str) -> Organization:
-        props = ",".join(PROPERTIES["companies"])
-        return to_organization(self.http.get(f"/crm/v3/objects/companies/{external_id}", properties=props))
+        props = ",".join((*PROPERTIES["companies"], self.segment_property))
+        answer = self.http.get(f"/crm/v3/objects/companies/{external_id}", properties=props)
+        return to_organization(answer, self.segment_property)
 
     def estimate(self, stream: str, cursor: str | None) -> int | None:
         """How many records a pull from `cursor` will read (one search call), for a progress bar."""
@@ -263,9 +273,9 @@ class HubSpotConnector:
             raise ValueError(f"hubspot has no stream {stream!r}")
         for results, next_cursor in self._search_windows(object_type, cursor):
             if object_type == "contacts":
-                records: list[Any] = [to_customer(r) for r in results]
+                records: list[Any] = [to_customer(r, self.segment_property) for r in results]
             elif object_type == "companies":
-                records = [to_organization(r) for r in results]
+                records = [to_organization(r, self.segment_property) for r in results]
             else:
                 records = self._purchases(results)
             yield Batch(stream, records, next_cursor)
@@ -279,11 +289,18 @@ class HubSpotConnector:
         except ValueError:
             return None  # an unreadable cursor: pull everything again
 
+    def _own_properties(self, object_type: str) -> list[str]:
+        """Our segment property is read back with contacts and companies, so a push diffs against it."""
+        return [self.segment_property] if object_type in ("contacts", "companies") else []
+
     def _search_body(self, object_type: str, since: int | None) -> dict[str, Any]:
         modified = MODIFIED[object_type]
         body: dict[str, Any] = {
             "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
-            "properties": list(PROPERTIES[object_type]),
+            "properties": [
+                *PROPERTIES[object_type],
+                *([self.segment_property] if object_type != "deals" else []),
+            ],
             "limit": self.page_size,
         }
         if since is not None:

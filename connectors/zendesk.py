@@ -20,13 +20,14 @@ import hmac
 import json
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import (
     ApplyResult,
     Batch,
+    PushReport,
+    TagChange,
     WebhookRejected,
     custom_value,
     json_object,
@@ -64,22 +65,6 @@ TRIGGER_BODY = json.dumps(
 BATCH_SIZE = 100  # update_many takes at most 100 records
 JOB_WAVE = 25  # jobs in flight at once; Zendesk allows 30 queued per account
 JOB_TIMEOUT = 300.0
-
-
-@dataclass(frozen=True)
-class TagChange:
-    external_id: str
-    add: tuple[str, ...]
-    remove: tuple[str, ...]
-
-
-@dataclass
-class PushReport:
-    write_calls: int = 0
-    job_polls: int = 0
-    succeeded: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -982,7 +982,10 @@ class Store:
             return cur.rowcount
 
     def tag_state(self, kind: str) -> list[tuple[str, str, str, tuple[str, ...], dict[str, str | None]]]:
-        """(key, source, external id, tags in the helpdesk, {dimension: label}) for users or organizations."""
+        """(key, source, external id, tags the source holds, {dimension: label}) for users or organizations.
+
+        A CRM record linked to a helpdesk customer carries that person's (or organization's) labels.
+        """
         table, segments, key_column = {
             "users": ("customers", "segments", "customer_key"),
             "organizations": ("organizations", "organization_segments", "organization_key"),
@@ -993,9 +996,11 @@ class Store:
         ):
             labels.setdefault(row[0], {})[row[1]] = row[2]
         return [
-            (row[0], row[1], row[2], tuple(json.loads(row[3])), labels.get(row[0], {}))
+            (row[0], row[1], row[2], tuple(json.loads(row[3])), labels.get(row[4], {}))
             for row in self.db.conn.execute(
-                f"SELECT key, source, external_id, tags FROM {table} ORDER BY key"  # noqa: S608
+                "SELECT r.key, r.source, r.external_id, r.tags, "  # noqa: S608 - fixed names above
+                "CASE WHEN i.role IN ('primary', 'linked') THEN i.entity_key ELSE r.key END "
+                f"FROM {table} r LEFT JOIN identities i ON i.record_key = r.key ORDER BY r.key"
             )
         ]
 

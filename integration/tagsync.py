@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from connectors.zendesk import TagChange
+from connectors.base import TagChange
 from integration import routing
 from integration.mapping import Mapping
 from integration.store import Store
@@ -42,12 +42,14 @@ class PushSummary:
 
 def push(store: Store, connector: object, mapping: Mapping) -> PushSummary:
     """Push tag differences for every user and organization of this connector's source."""
+    if hasattr(connector, "push_segments"):
+        return _push_crm(store, connector, mapping)
     summary = PushSummary()
     push_tags = getattr(connector, "push_tags", None)
     if push_tags is None:
-        return summary  # this connector has no tags to keep (CRMs write segments their own way)
+        return summary  # this connector has nowhere to keep segment tags
     source = connector.name  # type: ignore[attr-defined]
-    for kind in KINDS:
+    for kind in getattr(connector, "tag_kinds", KINDS):
         changes: list[TagChange] = []
         new_tags: dict[str, tuple[str, ...]] = {}
         keys: dict[str, str] = {}
@@ -73,4 +75,34 @@ def push(store: Store, connector: object, mapping: Mapping) -> PushSummary:
         "tagsync.pushed",
         extra={"planned": summary.planned, "pushed": summary.pushed, "write_calls": summary.write_calls},
     )
+    return summary
+
+
+def _push_crm(store: Store, connector: object, mapping: Mapping) -> PushSummary:
+    """A CRM keeps the segment tags in one multi-select property that holds only ours: set it whole."""
+    summary = PushSummary()
+    source = connector.name  # type: ignore[attr-defined]
+    changes: dict[str, list[str]] = {}
+    new_tags: dict[str, dict[str, tuple[str, ...]]] = {kind: {} for kind in KINDS}
+    for kind in KINDS:
+        planned = 0
+        for key, record_source, _external_id, current, labels in store.tag_state(kind):
+            if record_source != source:
+                continue
+            wanted = tuple(sorted(routing.tag_for(d, v, mapping) for d, v in labels.items() if v is not None))
+            if set(wanted) != set(current):
+                changes[key] = list(wanted)
+                new_tags[kind][key] = wanted
+                planned += 1
+        summary.planned[kind] = planned
+    if not changes:
+        return summary
+    report = connector.push_segments(changes)  # type: ignore[attr-defined]
+    summary.write_calls = report.calls
+    summary.errors = [f"{k}: {v}" for k, v in list(report.failed.items())[:20]]
+    for kind in KINDS:
+        done = {k: v for k, v in new_tags[kind].items() if k not in report.failed}
+        summary.pushed[kind] = len(done)
+        summary.failed[kind] = len(new_tags[kind]) - len(done)
+        store.set_tags(kind, done)
     return summary

@@ -541,3 +541,19 @@ def test_sync_command_pulls_from_freshdesk(fsettings: Settings, fseeded: SeedSum
     assert result.exit_code == 0, result.output
     expected = f"freshdesk: organizations {fseeded.organizations}, users 120, tickets {fseeded.tickets}"
     assert expected in result.output
+
+
+def test_scheduled_sync_tags_contacts_without_touching_their_own_tags(
+    fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    from integration.scheduler import refresh
+
+    runtime = Runtime.from_settings(fsettings)
+    first = refresh(runtime)["tags_freshdesk"]
+    assert first["planned"]["users"] == 120
+    assert first["write_calls"] == 120  # Freshdesk has no bulk contact update: one write per contact
+    vip = runtime.store.customers_by_segment()[("vip", "vip")][0].rsplit(":", 1)[1]
+    tags = _api(fbox, "GET", f"/contacts/{vip}")["tags"]
+    assert "vip" in tags  # the contact's own tag stays
+    assert "tierdesk_vip_vip" in tags
+    assert refresh(runtime)["tags_freshdesk"]["write_calls"] == 0

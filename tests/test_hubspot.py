@@ -411,3 +411,26 @@ def test_progress_shows_a_bar_per_stream_on_a_terminal(
     quiet = SyncProgress(hubspot, store, full=False)  # pytest's stdout is no terminal
     assert not quiet.enabled
     assert quiet.totals == {}
+
+
+def test_scheduled_sync_writes_segments_to_linked_contacts_once(enriched: Runtime, hub: HubSpotSandbox) -> None:
+    """The scheduler's sync writes each HubSpot record's segments (its Zendesk person's, when linked) in
+    batches of 100, and a second sync with nothing changed writes nothing."""
+    from integration.scheduler import refresh
+
+    first = refresh(enriched)
+    planned = first["tags_hubspot"]["planned"]
+    assert planned["users"] >= 80
+    assert first["tags_hubspot"]["write_calls"] >= 2  # the property is created, then the batch updates
+    link = next(
+        iter(enriched.store.db.query("SELECT * FROM identities WHERE role = 'linked' AND kind = 'person'"))
+    )
+    person = enriched.store.segments_for(link["entity_key"])
+    wanted = sorted(f"tierdesk_{d}_{a.label}".lower() for d, a in person.items() if a.label)
+    contact_id = link["record_key"].rsplit(":", 1)[1]
+    value = hub.get("contacts", contact_id)["properties"]["tierdesk_segment"]
+    assert sorted(value.split(";")) == wanted
+
+    again = refresh(enriched)
+    assert again["tags_hubspot"]["write_calls"] == 0
+    assert again["tags_hubspot"]["planned"] == {"users": 0, "organizations": 0}
