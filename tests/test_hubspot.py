@@ -413,7 +413,9 @@ def test_progress_shows_a_bar_per_stream_on_a_terminal(
     assert quiet.totals == {}
 
 
-def test_scheduled_sync_writes_segments_to_linked_contacts_once(enriched: Runtime, hub: HubSpotSandbox) -> None:
+def test_scheduled_sync_writes_segments_to_linked_contacts_once(
+    enriched: Runtime, hub: HubSpotSandbox
+) -> None:
     """The scheduler's sync writes each HubSpot record's segments (its Zendesk person's, when linked) in
     batches of 100, and a second sync with nothing changed writes nothing."""
     from integration.scheduler import refresh
