@@ -23,6 +23,7 @@ from integration.store import Store
 from tests.conftest import EMAIL, TOKEN
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _port() -> int:
@@ -46,7 +47,7 @@ def _wait_http(url: str, timeout: float = 15.0) -> None:
 @contextmanager
 def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with log.open("w") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)  # noqa: S603
         try:
             yield proc
         finally:
@@ -94,18 +95,12 @@ def test_procfile_web_and_worker_route_a_ticket(
     port = _port()
     admin = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
     _, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
-    env = _env(tmp_path, sandbox, secret)
-    web = [
-        str(BIN / "gunicorn"),
-        "--workers",
-        "2",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "integration.app:create_app()",
-    ]
-    with (
-        _process(web, env, tmp_path / "web.log"),
-        _process([str(BIN / "tierdesk"), "worker"], env, tmp_path / "worker.log"),
+    env = {**_env(tmp_path, sandbox, secret), "PORT": str(port), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    roles = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
+    assert set(roles) == {"web", "worker", "scheduler"}
+    with (  # the Procfile's own lines, run as a process manager would: a shell, $PORT, the repo as cwd
+        _process(["bash", "-c", f"exec {roles['web']}"], env, tmp_path / "web.log"),
+        _process(["bash", "-c", f"exec {roles['worker']}"], env, tmp_path / "worker.log"),
     ):
         _wait_http(f"http://127.0.0.1:{port}/healthz")
         ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
