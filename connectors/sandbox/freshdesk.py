@@ -55,12 +55,9 @@ import hmac
 import html
 import itertools
 import json
-import math
 import re
-import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
@@ -68,13 +65,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
 from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from connectors.sandbox.base import CONTROL, HelpdeskSandbox, SlidingWindow, serve_until_stopped
 
 API = "/api/v2"
-CONTROL = "/__sandbox"
 
 PRIORITIES = {1: "Low", 2: "Medium", 3: "High", 4: "Urgent"}
 STATUSES = {2: "Open", 3: "Pending", 4: "Resolved", 5: "Closed"}
@@ -210,52 +206,14 @@ def _validation(field: str, message: str, code: str = "invalid_value") -> Freshd
     return FreshdeskError(errors.status, {"description": "Validation failed", "errors": errors.items})
 
 
-class _CreditWindow:
-    """API credits spent in the last minute; Freshdesk's per-minute limits behave like this."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._spent: deque[tuple[float, int]] = deque()
-        self._total = 0
-        self._lock = threading.Lock()
-
-    def _trim(self, now: float) -> None:
-        while self._spent and self._spent[0][0] <= now - self.window:
-            self._total -= self._spent.popleft()[1]
-
-    def spend(self, credits: int) -> tuple[bool, int, int]:
-        """Spend `credits` if the budget allows: (admitted, remaining, seconds until credits free up)."""
-        now = time.monotonic()
-        with self._lock:
-            self._trim(now)
-            if self._total + credits > self.limit:
-                retry_after = max(1, math.ceil(self._spent[0][0] + self.window - now)) if self._spent else 1
-                return False, max(0, self.limit - self._total), retry_after
-            self._spent.append((now, credits))
-            self._total += credits
-            return True, self.limit - self._total, 0
-
-    def remaining(self) -> int:
-        with self._lock:
-            self._trim(time.monotonic())
-            return max(0, self.limit - self._total)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Keep-alive like a real API server, and no per-request access log on stderr."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 # -- the sandbox -----------------------------------------------------------------------------------
 
 
-class FreshdeskSandbox:
+class FreshdeskSandbox(HelpdeskSandbox):
     """In-memory Freshdesk account with an HTTP face; see the module docstring for why."""
+
+    thread_name = "fd-sandbox"
+    api_prefix = API
 
     def __init__(
         self,
@@ -292,56 +250,20 @@ class FreshdeskSandbox:
         self._delivery_ids = itertools.count(1)
         self._last_stamp = datetime.fromtimestamp(0, UTC)
 
-        self._rate = _CreditWindow(rate_limit_per_minute)
-        self._faults: dict[str, Any] = {"status": 0, "remaining": 0, "retry_after": None, "method": None}
-        self._delay = 0.0
-        self._request_log: list[tuple[str, str, str, int]] = []
-        self._deliveries: list[dict[str, Any]] = []
-        self._deliveries_changed = threading.Condition()
-        self._stopped = threading.Event()
-        self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fd-webhook")
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
+        self._rate = SlidingWindow(rate_limit_per_minute)
+        self._init_controls()
+        self._faults["method"] = None
 
         self.api_agent_id = self.add_agent("Sandbox Agent", agent_email)["id"]
         self.app = self._build_app()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve the API on a background thread; returns the base URL (port 0 picks a free one)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        if self._stopped.is_set():
-            self._stopped.clear()
-            self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fd-webhook")
-        server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self._server = server
-        self._base_url = f"http://{host}:{server.server_port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fd-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self._base_url
+    def _open_pools(self) -> None:
+        self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fd-webhook")
 
-    def stop(self) -> None:
-        """Stop serving and abandon pending webhook retries."""
-        self._stopped.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _close_pools(self) -> None:
         self._webhook_pool.shutdown(wait=False, cancel_futures=True)
-        self._server = None
-        self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("sandbox not started")
-        return self._base_url
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -364,47 +286,7 @@ class FreshdeskSandbox:
         `method` and `path` (a prefix such as "/api/v2/tickets/1") narrow the fault to matching requests,
         e.g. only the PUT that follows a note.
         """
-        if status == 429 and retry_after is None:
-            retry_after = 1
-        with self._lock:
-            self._faults = {
-                "status": int(status),
-                "remaining": max(0, int(count)),
-                "retry_after": retry_after,
-                "method": method.upper() if method else None,
-                "path": path,
-            }
-
-    def set_delay(self, seconds: float) -> None:
-        """Delay every API response (a slow helpdesk)."""
-        self._delay = max(0.0, float(seconds))
-
-    @property
-    def deliveries(self) -> list[dict[str, Any]]:
-        """Every webhook attempt made so far (one entry per attempt, retries included)."""
-        with self._deliveries_changed:
-            return deepcopy(self._deliveries)
-
-    def wait_for_deliveries(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """Block until at least `n` attempts were recorded or `timeout` passed; returns them all."""
-        deadline = time.monotonic() + timeout
-        with self._deliveries_changed:
-            while len(self._deliveries) < n:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._deliveries_changed.wait(remaining)
-            return deepcopy(self._deliveries)
-
-    @property
-    def request_log(self) -> list[tuple[str, str, str, int]]:
-        """(method, path, query string, status) of every API request answered."""
-        with self._lock:
-            return list(self._request_log)
-
-    def clear_request_log(self) -> None:
-        with self._lock:
-            self._request_log.clear()
+        self._set_faults(status, count, retry_after, method=method.upper() if method else None, path=path)
 
     def add_automation_rule(
         self,
@@ -840,10 +722,7 @@ class FreshdeskSandbox:
     # -- the Flask app -----------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
-        app = Flask("freshdesk_sandbox")
-        app.url_map.strict_slashes = False
-        app.before_request(self._before_request)
-        app.after_request(self._after_request)
+        app = self._new_app("freshdesk_sandbox")
         app.register_error_handler(FreshdeskError, self._freshdesk_error)
         app.register_error_handler(HTTPException, self._http_error)
         app.register_error_handler(Exception, self._unexpected_error)
@@ -866,35 +745,15 @@ class FreshdeskSandbox:
             ("/tickets/<int:ticket_id>/notes", "POST", self._create_note_view),
             ("/tickets/<int:ticket_id>/conversations", "GET", self._list_conversations),
         ]
-        for rule, method, view in routes:
-            app.add_url_rule(f"{API}{rule}", f"{method} {rule}", view, methods=[method])
+        self._add_routes(app, routes, API)
         control: list[tuple[str, str, Callable[..., Response]]] = [
-            ("/faults", "POST", self._control_faults),
-            ("/delay", "POST", self._control_delay),
-            ("/deliveries", "GET", self._control_deliveries),
-            ("/requests", "GET", self._control_requests),
-            ("/requests", "DELETE", self._control_clear_requests),
             ("/automations", "GET", self._control_list_rules),
             ("/automations", "POST", self._control_add_rule),
             ("/automations/<int:rule_id>", "DELETE", self._control_remove_rule),
             ("/tickets", "POST", self._control_submit_ticket),
         ]
-        for rule, method, view in control:
-            app.add_url_rule(f"{CONTROL}{rule}", f"control {method} {rule}", view, methods=[method])
+        self._add_control_routes(app, control)
         return app
-
-    @staticmethod
-    def _json(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-        return Response(
-            json.dumps(payload),
-            status=status,
-            headers=dict(headers or {}),
-            content_type="application/json; charset=utf-8",
-        )
-
-    @staticmethod
-    def _is_api() -> bool:
-        return request.path.startswith(API)
 
     @staticmethod
     def _credits() -> int:
@@ -906,16 +765,9 @@ class FreshdeskSandbox:
         request.get_data(cache=True)  # always drain the body: keep-alive connections stay in sync
         if not self._is_api():
             return None  # control endpoints: no auth, no limits, no faults
-        if self._delay:
-            time.sleep(self._delay)
-        with self._lock:
-            fault = self._faults
-            matches = (fault.get("method") in (None, request.method)) and (
-                not fault.get("path") or request.path.startswith(fault["path"])
-            )
-            if fault["remaining"] > 0 and matches:
-                fault["remaining"] -= 1
-                return self._fault_response(fault["status"], fault["retry_after"])
+        fault = self._delay_or_fault()
+        if fault is not None:
+            return fault
         admitted, _remaining, retry_after = self._rate.spend(self._credits())
         if not admitted:
             return self._rate_limited(retry_after)
@@ -940,6 +792,11 @@ class FreshdeskSandbox:
                     415,
                 )
         return None
+
+    def _fault_matches(self, fault: Mapping[str, Any]) -> bool:
+        return (fault.get("method") in (None, request.method)) and (
+            not fault.get("path") or request.path.startswith(fault["path"])
+        )
 
     def _authenticated(self) -> bool:
         auth = request.authorization
@@ -968,9 +825,7 @@ class FreshdeskSandbox:
         response.headers["X-RateLimit-Total"] = str(self._rate.limit)
         response.headers["X-RateLimit-Remaining"] = str(self._rate.remaining())
         response.headers["X-RateLimit-Used-CurrentRequest"] = str(self._credits())
-        query = request.query_string.decode("utf-8", "replace")
-        with self._lock:
-            self._request_log.append((request.method, request.path, query, response.status_code))
+        self._log_request(request.path, response)
         return response
 
     def _freshdesk_error(self, error: FreshdeskError) -> Response:
@@ -1609,9 +1464,7 @@ class FreshdeskSandbox:
             "body": delivery["body"],
             "headers": dict(headers),
         }
-        with self._deliveries_changed:
-            self._deliveries.append(entry)
-            self._deliveries_changed.notify_all()
+        self._append_delivery(entry)
 
     def _deliver(self, delivery: Mapping[str, Any]) -> None:
         """Send one rule's webhook: unsigned, the rule's headers and auth, retried on errors and 5xx."""
@@ -1626,25 +1479,9 @@ class FreshdeskSandbox:
             if rule["auth"]:
                 pair = f"{rule['auth']['username']}:{rule['auth']['password']}".encode()
                 headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-            status: int | None = None
-            error: str | None = None
-            sent_at = time.time()
-            try:
-                with requests.Session() as session:
-                    response = session.request(
-                        rule["method"],
-                        rule["url"],
-                        data=body,
-                        headers=headers,
-                        timeout=WEBHOOK_TIMEOUT,
-                        allow_redirects=False,
-                    )
-                    status = response.status_code
-                    response.close()
-            except requests.RequestException as e:
-                error = f"{type(e).__name__}: {e}"
-            except Exception as e:  # never let a delivery thread die silently
-                error = f"{type(e).__name__}: {e}"
+            status, error, sent_at = self._send_webhook(
+                rule["method"], rule["url"], body, headers, WEBHOOK_TIMEOUT
+            )
             self._record_delivery(delivery, attempt, status, error, headers, sent_at)
             retry = error is not None or (status is not None and status >= 500)
             if not retry or attempt > WEBHOOK_EXTRA_ATTEMPTS:
@@ -1654,8 +1491,7 @@ class FreshdeskSandbox:
 
     # -- sandbox-only control endpoints (no auth, never rate limited) ------------------------------
 
-    @staticmethod
-    def _control_body() -> dict[str, Any]:
+    def _control_body(self) -> dict[str, Any]:
         raw = request.get_data(cache=True)
         try:
             data = json.loads(raw) if raw.strip() else {}
@@ -1665,42 +1501,12 @@ class FreshdeskSandbox:
             raise _validation("body", "Request body must be a JSON object", "invalid_json")
         return data
 
-    def _control_faults(self) -> Response:
-        body = self._control_body()
-        try:
-            status = int(body.get("status", 503))
-            count = int(body.get("count", 1))
-            retry_after = body.get("retry_after")
-            method, path = body.get("method"), body.get("path")
-            self.inject_faults(
-                status,
-                count,
-                None if retry_after is None else int(retry_after),
-                method=str(method) if method else None,
-                path=str(path) if path else None,
-            )
-        except (TypeError, ValueError) as e:
-            raise _validation("status", "status, count and retry_after must be integers") from e
-        return self._json({"faults": {"status": status, "count": count, "retry_after": retry_after}})
+    def _control_error(self, field: str, message: str) -> Exception:
+        return _validation(field, message)
 
-    def _control_delay(self) -> Response:
-        body = self._control_body()
-        try:
-            self.set_delay(float(body.get("seconds", 0)))
-        except (TypeError, ValueError) as e:
-            raise _validation("seconds", "seconds must be a number") from e
-        return self._json({"delay": self._delay})
-
-    def _control_deliveries(self) -> Response:
-        return self._json({"deliveries": self.deliveries})
-
-    def _control_requests(self) -> Response:
-        keys = ("method", "path", "query_string", "status")
-        return self._json({"requests": [dict(zip(keys, entry, strict=True)) for entry in self.request_log]})
-
-    def _control_clear_requests(self) -> Response:
-        self.clear_request_log()
-        return Response(status=204)
+    def _fault_options(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        method, path = body.get("method"), body.get("path")
+        return {"method": str(method) if method else None, "path": str(path) if path else None}
 
     def _control_list_rules(self) -> Response:
         return self._json({"automations": self.automation_rules()})
@@ -1774,16 +1580,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary.tickets} tickets (seed {args.seed})"
         )
     print(f"  automation rules: POST {url}{CONTROL}/automations; deliveries: GET {url}{CONTROL}/deliveries")
-    print("Ctrl-C to stop.", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    return 0
+    return serve_until_stopped(sandbox)
 
 
 if __name__ == "__main__":

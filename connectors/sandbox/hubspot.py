@@ -39,7 +39,6 @@ import json
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from datetime import UTC, datetime
@@ -47,7 +46,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from connectors.sandbox.base import QuietHandler, SandboxServer, SlidingWindow
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED = {
@@ -219,35 +219,12 @@ def _not_found(object_type: str, object_id: str) -> HubSpotError:
                         "OBJECT_NOT_FOUND")  # fmt: skip
 
 
-class _Window:
-    """A rolling window of `limit` requests per `window_ms` (HubSpot's TEN_SECONDLY_ROLLING policy)."""
-
-    def __init__(self, limit: int, window_ms: int) -> None:
-        self.limit = limit
-        self.window = window_ms / 1000
-        self.times: deque[float] = deque()
-
-    def admit(self, now: float) -> bool:
-        while self.times and self.times[0] <= now - self.window:
-            self.times.popleft()
-        if len(self.times) >= self.limit:
-            return False
-        self.times.append(now)
-        return True
-
-    def remaining(self, now: float) -> int:
-        while self.times and self.times[0] <= now - self.window:
-            self.times.popleft()
-        return max(0, self.limit - len(self.times))
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
-class HubSpotSandbox:
+class HubSpotSandbox(SandboxServer):
     """An in-memory HubSpot portal with an HTTP face; the module docstring says what it serves."""
+
+    thread_name = "hs-sandbox"
+    request_handler = QuietHandler
+    json_content_type = "application/json;charset=utf-8"
 
     def __init__(
         self,
@@ -270,44 +247,12 @@ class HubSpotSandbox:
         }
         self._properties = _builtin_properties()
         self._ids = {t: itertools.count(FIRST_IDS[t]) for t in OBJECT_TYPES}
-        self._rate = _Window(rate_limit, window_ms) if rate_limit else None
+        self._rate = SlidingWindow(rate_limit, window_ms / 1000) if rate_limit else None
         self._daily_used = 0
         self._faults: dict[str, int] = {"status": 0, "remaining": 0}
         self._log: list[dict[str, Any]] = []
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
+        self._init_server()
         self.app = self._build_app()
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on a background thread; returns the base URL (port 0 picks a free one)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self._server = server
-        self._base_url = f"http://{host}:{server.server_port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="hs-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self._base_url
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("sandbox not started")
-        return self._base_url
 
     # -- test and demo controls --------------------------------------------------------------------
 
@@ -509,10 +454,7 @@ class HubSpotSandbox:
     # -- the Flask app -----------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
-        app = Flask("hubspot_sandbox")
-        app.url_map.strict_slashes = False
-        app.before_request(self._before_request)
-        app.after_request(self._after_request)
+        app = self._new_app("hubspot_sandbox")
         app.register_error_handler(HubSpotError, self._hubspot_error)
         app.register_error_handler(HTTPException, self._http_error)
         routes: list[tuple[str, str, Callable[..., Response]]] = [
@@ -528,13 +470,8 @@ class HubSpotSandbox:
             ("/crm/v3/properties/<object_type>/<name>", "PATCH", self._patch_property),
             ("/crm/v4/associations/<from_type>/<to_type>/batch/read", "POST", self._read_associations),
         ]
-        for rule, method, view in routes:
-            app.add_url_rule(rule, f"{method} {rule}", view, methods=[method])
+        self._add_routes(app, routes)
         return app
-
-    @staticmethod
-    def _json(payload: Any, status: int = 200) -> Response:
-        return Response(json.dumps(payload), status=status, content_type="application/json;charset=utf-8")
 
     def _rate_headers(self, now: float) -> dict[str, str]:
         headers = {
@@ -586,7 +523,7 @@ class HubSpotSandbox:
                     },
                     status,
                 )
-            if self._rate is not None and not self._rate.admit(now):
+            if self._rate is not None and not self._rate.admit(now)[0]:
                 return self._rate_limited(now)
             self._daily_used += 1
         header = request.headers.get("Authorization", "")

@@ -46,14 +46,11 @@ import hmac
 import html
 import itertools
 import json
-import math
 import os
 import re
-import signal
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
@@ -62,13 +59,12 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
 from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from connectors.sandbox.base import CONTROL, HelpdeskSandbox, SlidingWindow, serve_until_stopped
 
 API = "/api/v2"
-CONTROL = "/__sandbox"
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 PRIORITY_RANK = {None: 0, "low": 1, "normal": 2, "high": 3, "urgent": 4}
@@ -287,36 +283,6 @@ class _Details:
             )
 
 
-class _SlidingWindow:
-    """Requests admitted in the last `window` seconds; Zendesk's per-minute limits behave like this."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._hits: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def _trim(self, now: float) -> None:
-        while self._hits and self._hits[0] <= now - self.window:
-            self._hits.popleft()
-
-    def admit(self) -> tuple[bool, int, int]:
-        """Take a slot if one is free: (admitted, remaining, seconds until a slot frees)."""
-        now = time.monotonic()
-        with self._lock:
-            self._trim(now)
-            if len(self._hits) >= self.limit:
-                retry_after = max(1, math.ceil(self._hits[0] + self.window - now))
-                return False, 0, retry_after
-            self._hits.append(now)
-            return True, self.limit - len(self._hits), 0
-
-    def remaining(self) -> int:
-        with self._lock:
-            self._trim(time.monotonic())
-            return max(0, self.limit - len(self._hits))
-
-
 class _StripJsonSuffix:
     """Zendesk accepts every path with or without ".json"; route both to the same view."""
 
@@ -331,20 +297,14 @@ class _StripJsonSuffix:
         return self.app(environ, start_response)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Keep-alive like a real API server, and no per-request access log on stderr."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 # -- the sandbox -----------------------------------------------------------------------------------
 
 
-class ZendeskSandbox:
+class ZendeskSandbox(HelpdeskSandbox):
     """In-memory Zendesk account with an HTTP face; see the module docstring for why."""
+
+    thread_name = "zd-sandbox"
+    api_prefix = API
 
     def __init__(
         self,
@@ -390,21 +350,11 @@ class ZendeskSandbox:
         self._seq = itertools.count(1)
         self._last_stamp = datetime.fromtimestamp(0, UTC)
 
-        self._rate = _SlidingWindow(rate_limit_per_minute) if rate_limit_per_minute else None
+        self._rate = SlidingWindow(rate_limit_per_minute) if rate_limit_per_minute else None
         self._incremental_rate = (
-            _SlidingWindow(incremental_limit_per_minute) if incremental_limit_per_minute else None
+            SlidingWindow(incremental_limit_per_minute) if incremental_limit_per_minute else None
         )
-        self._faults: dict[str, Any] = {"status": 0, "remaining": 0, "retry_after": None}
-        self._delay = 0.0
-        self._request_log: list[tuple[str, str, str, int]] = []
-        self._deliveries: list[dict[str, Any]] = []
-        self._deliveries_changed = threading.Condition()
-        self._stopped = threading.Event()
-        self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zd-webhook")
-        self._job_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zd-job")
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
+        self._init_controls()
 
         now = self._now()
         self.api_user_id = self.add_user(
@@ -414,90 +364,18 @@ class ZendeskSandbox:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve the API on a background thread; returns the base URL (port 0 picks a free one)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        if self._stopped.is_set():  # started again after stop(): fresh pools, same data
-            self._stopped.clear()
-            self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zd-webhook")
-            self._job_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zd-job")
-        server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self._server = server
-        self._base_url = f"http://{host}:{server.server_port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="zd-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self._base_url
+    def _open_pools(self) -> None:
+        self._webhook_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="zd-webhook")
+        self._job_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zd-job")
 
-    def stop(self) -> None:
-        """Stop serving and abandon pending webhook retries."""
-        self._stopped.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _close_pools(self) -> None:
         self._webhook_pool.shutdown(wait=False, cancel_futures=True)
         self._job_pool.shutdown(wait=False, cancel_futures=True)
-        self._server = None
-        self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("sandbox not started")
-        return self._base_url
 
     @property
     def credentials(self) -> tuple[str, str]:
         """The (username, password) pair for HTTP Basic, as `requests` takes it."""
         return (f"{self.email}/token", self.token)
-
-    # -- test and demo controls --------------------------------------------------------------------
-
-    def inject_faults(self, status: int, count: int, retry_after: int | None = None) -> None:
-        """Answer the next `count` API requests with `status` (a flaky or rate-limiting helpdesk)."""
-        if status == 429 and retry_after is None:
-            retry_after = 1
-        with self._lock:
-            self._faults = {
-                "status": int(status),
-                "remaining": max(0, int(count)),
-                "retry_after": retry_after,
-            }
-
-    def set_delay(self, seconds: float) -> None:
-        """Delay every API response (a slow helpdesk)."""
-        self._delay = max(0.0, float(seconds))
-
-    @property
-    def deliveries(self) -> list[dict[str, Any]]:
-        """Every webhook attempt made so far (one entry per attempt, retries included)."""
-        with self._deliveries_changed:
-            return deepcopy(self._deliveries)
-
-    def wait_for_deliveries(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """Block until at least `n` attempts were recorded or `timeout` passed; returns them all."""
-        deadline = time.monotonic() + timeout
-        with self._deliveries_changed:
-            while len(self._deliveries) < n:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._deliveries_changed.wait(remaining)
-            return deepcopy(self._deliveries)
-
-    @property
-    def request_log(self) -> list[tuple[str, str, str, int]]:
-        """(method, path, query string, status) of every API request answered."""
-        with self._lock:
-            return list(self._request_log)
-
-    def clear_request_log(self) -> None:
-        with self._lock:
-            self._request_log.clear()
 
     # -- direct access for seeding, tests and the demo (no HTTP, no triggers) ----------------------
 
@@ -980,11 +858,8 @@ class ZendeskSandbox:
     # -- the Flask app -----------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
-        app = Flask("zendesk_sandbox")
-        app.url_map.strict_slashes = False
+        app = self._new_app("zendesk_sandbox")
         app.wsgi_app = _StripJsonSuffix(app.wsgi_app)  # type: ignore[method-assign]
-        app.before_request(self._before_request)
-        app.after_request(self._after_request)
         app.register_error_handler(ZendeskError, self._zendesk_error)
         app.register_error_handler(HTTPException, self._http_error)
         app.register_error_handler(Exception, self._unexpected_error)
@@ -1050,44 +925,17 @@ class ZendeskSandbox:
             ("/slas/policies/<int:sla_policy_id>", "PUT", self._update_sla),
             ("/slas/policies/<int:sla_policy_id>", "DELETE", self._delete_sla),
         ]
-        for rule, method, view in routes:
-            app.add_url_rule(f"{API}{rule}", f"{method} {rule}", view, methods=[method])
-        control: list[tuple[str, str, Callable[..., Response]]] = [
-            ("/faults", "POST", self._control_faults),
-            ("/delay", "POST", self._control_delay),
-            ("/deliveries", "GET", self._control_deliveries),
-            ("/requests", "GET", self._control_requests),
-            ("/requests", "DELETE", self._control_clear_requests),
-            ("/tickets", "POST", self._control_submit_ticket),
-        ]
-        for rule, method, view in control:
-            app.add_url_rule(f"{CONTROL}{rule}", f"control {method} {rule}", view, methods=[method])
+        self._add_routes(app, routes, API)
+        self._add_control_routes(app, [("/tickets", "POST", self._control_submit_ticket)])
         return app
-
-    @staticmethod
-    def _json(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-        return Response(
-            json.dumps(payload),
-            status=status,
-            headers=dict(headers or {}),
-            content_type="application/json; charset=utf-8",
-        )
-
-    @staticmethod
-    def _is_api() -> bool:
-        return request.path.startswith(API)
 
     def _before_request(self) -> Response | None:
         request.get_data(cache=True)  # always drain the body: keep-alive connections stay in sync
         if not self._is_api():
             return None  # control endpoints and unknown paths: no auth, no limits, no faults
-        if self._delay:
-            time.sleep(self._delay)
-        with self._lock:
-            fault = self._faults
-            if fault["remaining"] > 0:
-                fault["remaining"] -= 1
-                return self._fault_response(fault["status"], fault["retry_after"])
+        fault = self._delay_or_fault()
+        if fault is not None:
+            return fault
         if self._rate is not None:
             admitted, _remaining, retry_after = self._rate.admit()
             if not admitted:
@@ -1136,9 +984,7 @@ class ZendeskSandbox:
         if self._rate is not None and self._is_api():
             response.headers["X-Rate-Limit"] = str(self._rate.limit)
             response.headers["X-Rate-Limit-Remaining"] = str(self._rate.remaining())
-        query = request.query_string.decode("utf-8", "replace")
-        with self._lock:
-            self._request_log.append((request.method, path, query, response.status_code))
+        self._log_request(path, response)
         return response
 
     def _zendesk_error(self, error: ZendeskError) -> Response:
@@ -3040,9 +2886,7 @@ class ZendeskSandbox:
             "error": error,
             "body": delivery["body"],
         }
-        with self._deliveries_changed:
-            self._deliveries.append(entry)
-            self._deliveries_changed.notify_all()
+        self._append_delivery(entry)
 
     def _deliver(self, delivery: Mapping[str, Any]) -> None:
         """POST one invocation like Zendesk: signed, 10 s timeout, retried on errors, 409, 429 and 5xx
@@ -3065,25 +2909,9 @@ class ZendeskSandbox:
             }
             headers.update(webhook.get("custom_headers") or {})
             headers.update(_auth_headers(webhook.get("authentication")))
-            status: int | None = None
-            error: str | None = None
-            sent_at = time.time()
-            try:
-                with requests.Session() as session:
-                    response = session.request(
-                        webhook["http_method"],
-                        webhook["endpoint"],
-                        data=body,
-                        headers=headers,
-                        timeout=WEBHOOK_TIMEOUT,
-                        allow_redirects=False,
-                    )
-                    status = response.status_code
-                    response.close()
-            except requests.RequestException as e:
-                error = f"{type(e).__name__}: {e}"
-            except Exception as e:  # never let a delivery thread die silently
-                error = f"{type(e).__name__}: {e}"
+            status, error, sent_at = self._send_webhook(
+                webhook["http_method"], webhook["endpoint"], body, headers, WEBHOOK_TIMEOUT
+            )
             self._record_delivery(delivery, attempt, status, error, sent_at)
             retry = error is not None or status in (409, 429) or (status is not None and status >= 500)
             if not retry or attempt > WEBHOOK_EXTRA_ATTEMPTS:
@@ -3205,35 +3033,11 @@ class ZendeskSandbox:
 
     # -- sandbox-only control endpoints (no auth, never rate limited) ------------------------------
 
-    def _control_faults(self) -> Response:
-        body = self._body()
-        try:
-            status = int(body.get("status", 503))
-            count = int(body.get("count", 1))
-            retry_after = body.get("retry_after")
-            self.inject_faults(status, count, None if retry_after is None else int(retry_after))
-        except (TypeError, ValueError) as e:
-            raise _bad_request("InvalidValue", "status, count and retry_after must be integers") from e
-        return self._json({"faults": {"status": status, "count": count, "retry_after": retry_after}})
+    def _control_body(self) -> dict[str, Any]:
+        return self._body()
 
-    def _control_delay(self) -> Response:
-        body = self._body()
-        try:
-            self.set_delay(float(body.get("seconds", 0)))
-        except (TypeError, ValueError) as e:
-            raise _bad_request("InvalidValue", "seconds must be a number") from e
-        return self._json({"delay": self._delay})
-
-    def _control_deliveries(self) -> Response:
-        return self._json({"deliveries": self.deliveries})
-
-    def _control_requests(self) -> Response:
-        keys = ("method", "path", "query_string", "status")
-        return self._json({"requests": [dict(zip(keys, entry, strict=True)) for entry in self.request_log]})
-
-    def _control_clear_requests(self) -> Response:
-        self.clear_request_log()
-        return Response(status=204)
+    def _control_error(self, field: str, message: str) -> Exception:
+        return _bad_request("InvalidValue", message)
 
     def _control_submit_ticket(self) -> Response:
         body = self._body()
@@ -3340,16 +3144,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  VIP list: {', '.join(summary.vip_emails) or '-'}")
     print(f"  controls: POST {url}{CONTROL}/faults | /delay, GET {url}{CONTROL}/deliveries | /requests")
-    print("Ctrl-C to stop.", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    return 0
+    return serve_until_stopped(sandbox)
 
 
 if __name__ == "__main__":
