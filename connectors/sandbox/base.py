@@ -14,6 +14,7 @@ import math
 import signal
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from copy import deepcopy
@@ -82,7 +83,7 @@ class SlidingWindow:
             return max(0, self.limit - self._total)
 
 
-class SandboxServer:
+class SandboxServer(ABC):
     """A Flask app served on a background werkzeug thread; subclasses build `app` and name the thread."""
 
     thread_name: ClassVar[str] = "sandbox"
@@ -101,12 +102,15 @@ class SandboxServer:
 
     def _before_start(self) -> None:
         """Hook: runs before the server is made (e.g. to reopen pools after stop())."""
+        return None  # optional: a sandbox overrides what it needs
 
     def _begin_stop(self) -> None:
         """Hook: runs before the server shuts down."""
+        return None  # optional: a sandbox overrides what it needs
 
     def _end_stop(self) -> None:
         """Hook: runs after the serving thread has ended."""
+        return None  # optional: a sandbox overrides what it needs
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve the API on a background thread; returns the base URL (port 0 picks a free one)."""
@@ -150,11 +154,13 @@ class SandboxServer:
         app.after_request(self._after_request)
         return app
 
+    @abstractmethod
     def _before_request(self) -> Response | None:
-        raise NotImplementedError
+        """Each vendor's auth, faults and rate limit, in its own order."""
 
+    @abstractmethod
     def _after_request(self, response: Response) -> Response:
-        raise NotImplementedError
+        """Each vendor's rate-limit headers and request log."""
 
     @staticmethod
     def _add_routes(app: Flask, routes: list[Route], prefix: str = "", endpoint_prefix: str = "") -> None:
@@ -190,11 +196,13 @@ class HelpdeskSandbox(SandboxServer):
 
     # -- worker pools, reopened when the sandbox starts again after stop() --------------------------
 
+    @abstractmethod
     def _open_pools(self) -> None:
-        raise NotImplementedError
+        """Start the thread pools that deliver webhooks and run jobs."""
 
+    @abstractmethod
     def _close_pools(self) -> None:
-        raise NotImplementedError
+        """Stop them; the sandbox may be started again."""
 
     def _before_start(self) -> None:
         if self._stopped.is_set():  # started again after stop(): fresh pools, same data
@@ -269,8 +277,9 @@ class HelpdeskSandbox(SandboxServer):
         """Hook: whether a pending fault applies to this request."""
         return True
 
+    @abstractmethod
     def _fault_response(self, status: int, retry_after: int | None) -> Response:
-        raise NotImplementedError
+        """An injected failure, shaped the way this vendor answers with that status."""
 
     def _delay_or_fault(self) -> Response | None:
         """Sleep the configured delay, then answer with an injected fault if one is pending."""
@@ -336,12 +345,13 @@ class HelpdeskSandbox(SandboxServer):
     def _add_control_routes(self, app: Flask, extra: list[Route]) -> None:
         self._add_routes(app, self._control_routes() + extra, CONTROL, "control ")
 
+    @abstractmethod
     def _control_body(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON body of a control request, read the way this sandbox reads its API bodies."""
 
+    @abstractmethod
     def _control_error(self, field: str, message: str) -> Exception:
         """The vendor's 400-style error for a bad control request."""
-        raise NotImplementedError
 
     def _fault_options(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Hook: extra keyword arguments for inject_faults out of a /faults body."""
