@@ -17,10 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from connectors.sandbox.freshdesk import FreshdeskSandbox
 from connectors.sandbox.seed import (
-    FIRST_NAMES,
     GROUPS,
     INDUSTRIES,
-    LAST_NAMES,
     ORG_STEMS,
     ORG_SUFFIXES,
     REPLIES,
@@ -33,6 +31,8 @@ from connectors.sandbox.seed import (
     _referrals,
     _revenue,
     _ticket_count,
+    pick_special,
+    unique_person,
 )
 
 __all__ = ["GROUPS", "seed"]
@@ -86,13 +86,7 @@ def seed(
             )["id"]
         )
 
-    picks = list(range(customers))
-    rng.shuffle(picks)
-    n_tagged = max(1, round(customers * 0.02)) if customers else 0
-    n_listed = max(1, round(customers * 0.01)) if customers else 0
-    tagged = set(picks[:n_tagged])
-    listed = set(picks[n_tagged : n_tagged + n_listed])
-    frustrated = set(rng.sample(range(customers), round(customers * 0.05)))
+    tagged, listed, frustrated = pick_special(rng, customers)
 
     used_emails: set[str] = set()
     customer_ids: list[int] = []
@@ -101,11 +95,7 @@ def seed(
     ticket_total = 0
     note_total = 0
     for index in range(customers):
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        email = f"{first}.{last}{rng.randint(1, 99)}@example.com"
-        while email in used_emails:
-            email = f"{first}.{last}{rng.randint(100, 9999)}@example.com"
-        used_emails.add(email)
+        first, last, email = unique_person(rng, used_emails)
         created = _created_at(rng, now)
         company_id = rng.choice(company_ids) if company_ids and rng.random() < 0.7 else None
 

@@ -91,6 +91,30 @@ def _referrals(rng: random.Random) -> int:
     return rng.choices(range(11), weights=(45, 25, 13, 7, 4, 2, 1.5, 1, 0.7, 0.5, 0.3))[0]
 
 
+def pick_special(rng: random.Random, customers: int) -> tuple[set[int], set[int], set[int]]:
+    """Which customer indexes carry the vip tag (~2%), are on the VIP list (~1%), and ticket a lot (~5%).
+
+    Shared by every helpdesk's seed, so one seed number gives the same people everywhere."""
+    picks = list(range(customers))
+    rng.shuffle(picks)
+    n_tagged = max(1, round(customers * 0.02)) if customers else 0
+    n_listed = max(1, round(customers * 0.01)) if customers else 0
+    tagged = set(picks[:n_tagged])
+    listed = set(picks[n_tagged : n_tagged + n_listed])
+    frustrated = set(rng.sample(range(customers), round(customers * 0.05)))
+    return tagged, listed, frustrated
+
+
+def unique_person(rng: random.Random, used_emails: set[str]) -> tuple[str, str, str]:
+    """(first name, last name, email) with an email no earlier customer has; records it as used."""
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    email = f"{first}.{last}{rng.randint(1, 99)}@example.com"
+    while email in used_emails:
+        email = f"{first}.{last}{rng.randint(100, 9999)}@example.com"
+    used_emails.add(email)
+    return first, last, email
+
+
 def _created_at(rng: random.Random, now: datetime) -> datetime:
     """~8% joined in the last 30 days, ~27% between 30 days and 2 years ago, the rest 2-8 years ago."""
     roll = rng.random()
@@ -203,13 +227,7 @@ def seed(
             )["id"]
         )
 
-    picks = list(range(customers))
-    rng.shuffle(picks)
-    n_tagged = max(1, round(customers * 0.02)) if customers else 0
-    n_listed = max(1, round(customers * 0.01)) if customers else 0
-    tagged = set(picks[:n_tagged])
-    listed = set(picks[n_tagged : n_tagged + n_listed])
-    frustrated = set(rng.sample(range(customers), round(customers * 0.05)))
+    tagged, listed, frustrated = pick_special(rng, customers)
 
     used_emails: set[str] = set()
     customer_ids: list[int] = []
@@ -218,11 +236,7 @@ def seed(
     ticket_total = 0
     comment_total = 0
     for index in range(customers):
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        email = f"{first}.{last}{rng.randint(1, 99)}@example.com"
-        while email in used_emails:
-            email = f"{first}.{last}{rng.randint(100, 9999)}@example.com"
-        used_emails.add(email)
+        first, last, email = unique_person(rng, used_emails)
         created = _created_at(rng, now)
         organization_id = rng.choice(org_ids) if org_ids and rng.random() < 0.7 else None
         is_frustrated = index in frustrated
