@@ -41,17 +41,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     def readyz() -> ResponseReturnValue:
         store = runtime.store
         writable = store.writable()
+        files, unmoved, age = runtime.queue.backlog(time.time())
         body = {
             "status": "ok" if writable else "unavailable",
             "store_writable": writable,
             "queue": store.queue_counts(),
-            "oldest_pending_seconds": store.oldest_pending_age(time.time()),
+            "inbox": {"files": files, "unmoved_bytes": unmoved},
+            "oldest_pending_seconds": age,
         }
         return jsonify(body), 200 if writable else 503
 
     @app.get("/metrics")
     def prometheus() -> ResponseReturnValue:
-        return metrics.render(runtime.store), 200, {"Content-Type": metrics.CONTENT_TYPE}
+        return metrics.render(runtime.queue), 200, {"Content-Type": metrics.CONTENT_TYPE}
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> ResponseReturnValue:

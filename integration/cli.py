@@ -321,7 +321,10 @@ def queue(ctx: click.Context, show_all: bool) -> None:
     runtime = _runtime()
     statuses = ["pending", "leased", "dead", *(["done"] if show_all else [])]
     counts = runtime.store.queue_counts()
-    click.echo("queue: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
+    click.echo("queue: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
+    files, unmoved, _ = runtime.queue.backlog(time.time())
+    if unmoved:
+        click.echo(f"inbox: {unmoved} bytes in {files} file(s) not yet moved into the queue (no worker up?)")
     for event in runtime.store.list_events(statuses, limit=200):
         received = datetime.fromtimestamp(event.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +23,8 @@ from prometheus_client import (
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from integration.store import Store
+if TYPE_CHECKING:
+    from integration.queue import Queue
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -58,26 +60,31 @@ def observe_api(connector: str, status: int | None) -> None:
 
 
 class QueueCollector(Collector):
-    """Queue depth by status and the age of the oldest waiting event, read from the store."""
+    """Queue depth by status, the inbox backlog and the oldest waiting delivery's age, read at scrape time."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily("tierdesk_queue_events", "Events in the queue by status", labels=["status"])
-        counts = self.store.queue_counts()
+        counts = self.queue.store.queue_counts()
         for status in ("pending", "leased", "done", "dead"):
             depth.add_metric([status], counts.get(status, 0))
         yield depth
-        age = self.store.oldest_pending_age(time.time())
+        files, unmoved, age = self.queue.backlog(time.time())
+        yield GaugeMetricFamily(
+            "tierdesk_inbox_unmoved_bytes",
+            "Acknowledged deliveries in web processes' inbox files not yet moved into the queue",
+            value=unmoved,
+        )
         yield GaugeMetricFamily(
             "tierdesk_queue_oldest_pending_seconds",
-            "Age of the oldest pending or leased event (0 when none)",
+            "Age of the oldest delivery not yet applied, in the inbox or the queue (0 when none)",
             value=age or 0.0,
         )
 
 
-def render(store: Store) -> bytes:
+def render(queue: Queue) -> bytes:
     """The /metrics body: this process's (or all processes') metrics plus the queue read from the store."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -85,6 +92,6 @@ def render(store: Store) -> bytes:
         own = generate_latest(registry)
     else:
         own = generate_latest(REGISTRY)
-    queue = CollectorRegistry(auto_describe=False)
-    queue.register(QueueCollector(store))
-    return own + generate_latest(queue)
+    reading = CollectorRegistry(auto_describe=False)
+    reading.register(QueueCollector(queue))
+    return own + generate_latest(reading)

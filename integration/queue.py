@@ -1,21 +1,29 @@
 """The durable event queue's policy: leases, backoff and dead letters (the SQL lives in the store).
 
-A webhook is answered only after its event is committed, so nothing acknowledged is ever lost. Workers
-lease events; a worker that dies lets its lease expire and another picks the event up. Failures are
-retried with exponential backoff and jitter, and after `max_attempts` the event is dead-lettered with
-its last error, to be replayed by hand once the cause is fixed.
+A webhook is answered only after it is written to the web process's inbox (integration/inbox.py), so
+nothing acknowledged is ever lost; workers move inbox lines into the events table. Workers lease
+events; a worker that dies lets its lease expire and another picks the event up. Failures are retried
+with exponential backoff and jitter, and after `max_attempts` the event is dead-lettered with its last
+error, to be replayed by hand once the cause is fixed.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from integration import metrics
+from integration.inbox import Drained, Inbox
 from integration.models import TicketEvent
 from integration.store import Event, Store
+
+log = logging.getLogger("tierdesk.queue")
+MOVE_EVERY = 0.01  # seconds between inbox looks while a worker is busy
 
 
 class Queue:
@@ -28,8 +36,12 @@ class Queue:
         retry_base: float = 2.0,
         retry_max: float = 300.0,
         clock: Callable[[], float] = time.time,
+        inbox: Inbox | None = None,
     ) -> None:
         self.store = store
+        self.inbox = inbox or Inbox(Path(f"{store.path}.inbox"))
+        self._next_move = 0.0
+        self.inbox_due: float | None = None  # when the oldest line still settling may move
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.retry_base = retry_base
@@ -37,7 +49,45 @@ class Queue:
         self.clock = clock
         self.wakeup = threading.Event()  # set by an in-process enqueue so workers need not poll
 
+    def accept(self, event: TicketEvent, payload: dict[str, Any]) -> float:
+        """The webhook's path: append to this process's inbox; returns the received time."""
+        ticket_key = f"{event.source}:ticket:{event.ticket_id}"
+        received_at = self.inbox.append(event.source, event.event_id, ticket_key, payload)
+        self.wakeup.set()
+        return received_at
+
+    def move_inbox(self, force: bool = False) -> Drained:
+        """Move settled inbox lines into events; at most every MOVE_EVERY seconds unless forced."""
+        now = self.clock()
+        if not force and now < self._next_move:
+            return Drained()
+        self._next_move = now + MOVE_EVERY
+        drained = self.inbox.drain(self.store, now)
+        for line, event_id in drained.moved:
+            log.debug(
+                f"{line.source}.webhook.queued",
+                extra={"event_id": event_id, "ticket": line.ticket_key, "delivery": line.delivery},
+            )
+        for line in drained.duplicates:
+            metrics.WEBHOOKS_DUPLICATE.labels(line.source).inc()
+            log.info(
+                f"{line.source}.webhook.duplicate",
+                extra={"ticket": line.ticket_key, "delivery": line.delivery},
+            )
+        if drained.more:
+            self._next_move = 0.0
+        self.inbox_due = drained.next_due
+        return drained
+
+    def backlog(self, now: float) -> tuple[int, int, float | None]:
+        """(inbox files, inbox bytes not yet moved, age of the oldest delivery not yet applied)."""
+        files, unmoved, oldest = self.inbox.backlog(self.store.inbox_offsets())
+        inbox_age = None if oldest is None else max(0.0, now - oldest)
+        ages = [a for a in (self.store.oldest_pending_age(now), inbox_age) if a is not None]
+        return files, unmoved, max(ages) if ages else None
+
     def put(self, event: TicketEvent, payload: dict[str, Any]) -> tuple[int, bool]:
+        """Straight into the events table (replays, tools and tests); webhooks go through accept()."""
         ticket_key = f"{event.source}:ticket:{event.ticket_id}"
         event_id, created = self.store.enqueue(
             event.source, event.event_id, ticket_key, payload, self.clock()

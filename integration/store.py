@@ -240,6 +240,19 @@ MIGRATIONS.append(
 )
 
 
+# How far the worker has moved each web process's inbox file into events (see integration/inbox.py).
+MIGRATIONS.append(
+    (
+        8,
+        """
+        CREATE TABLE inbox_offsets (
+            file TEXT PRIMARY KEY, offset INTEGER NOT NULL, moved_at REAL NOT NULL
+        );
+        """,
+    )
+)
+
+
 # Admin: every published mapping version (one active at a time), each admin's draft, and the service
 # measures of tickets (the helpdesk's ticket metrics) for the "service per segment" page.
 MIGRATIONS.append(
@@ -715,6 +728,37 @@ class Store:
         ).fetchone()
         return int(row[0]), False
 
+    def inbox_offsets(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in self.db.conn.execute("SELECT file, offset FROM inbox_offsets")}
+
+    def move_inbox(
+        self, rows: list[tuple[str, str, str, dict[str, Any], float]], offsets: dict[str, int]
+    ) -> list[int | None]:
+        """Insert inbox lines as events and advance the files' offsets in one transaction.
+
+        Returns each row's new event id, or None for a delivery the queue already had.
+        """
+        ids: list[int | None] = []
+        with self.transaction() as db:
+            for source, event_id, ticket_key, payload, received_at in rows:
+                row = db.conn.execute(
+                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+                    (source, event_id, ticket_key, _json(payload), received_at, received_at),
+                ).fetchone()
+                ids.append(int(row[0]) if row else None)
+            now = time.time()
+            db.conn.executemany(
+                "INSERT INTO inbox_offsets (file, offset, moved_at) VALUES (?, ?, ?) ON CONFLICT (file) "
+                "DO UPDATE SET offset = max(offset, excluded.offset), moved_at = excluded.moved_at",
+                [(name, end, now) for name, end in offsets.items()],
+            )
+        return ids
+
+    def forget_inbox_files(self, names: list[str]) -> None:
+        with self.transaction() as db:
+            db.conn.executemany("DELETE FROM inbox_offsets WHERE file = ?", [(n,) for n in names])
+
     _CLAIM_SQL = """
         UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :worker,
                           attempts = attempts + 1
@@ -833,6 +877,12 @@ class Store:
             )
             rows = db.conn.execute(sql, [now, *params]).fetchall()
         return sorted(r[0] for r in rows)
+
+    def find_event(self, source: str, delivery: str) -> Event | None:
+        rows = list(
+            self.db.query("SELECT * FROM events WHERE source = ? AND event_id = ?", [source, delivery])
+        )
+        return self._event(rows[0]) if rows else None
 
     def get_event(self, event_id: int) -> Event | None:
         rows = list(self.db.query("SELECT * FROM events WHERE id = ?", [event_id]))

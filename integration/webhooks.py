@@ -2,12 +2,14 @@
 
 Checks run in a fixed order, each rejection with its own status, JSON message and named log event:
 known source (404) -> body size (413) -> body as long as announced (400) -> signature and freshness (401)
--> JSON and ticket fields (400) -> already routed by us (200, ignored) -> enqueue (committed before we
-answer) -> 202, or 200 for a delivery we already have.
+-> JSON and ticket fields (400) -> already routed by us (200, ignored) -> written to this process's
+inbox (before we answer; 503 if it cannot be) -> 202. A repeated delivery is answered 202 too: the
+worker drops it when it moves the inbox into the queue (integration/inbox.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -67,22 +69,15 @@ def receive(source: str) -> ResponseReturnValue:
         "organization_id": event.organization_id,
         "tags": list(event.tags),
     }
-    event_id, created = runtime.queue.put(event, payload)
+    try:
+        runtime.queue.accept(event, payload)
+    except OSError as e:  # disk full or the inbox unwritable: not acknowledged, so the helpdesk retries
+        log.error(f"{source}.webhook.unrecorded", extra={"ticket": event.ticket_id, "error": str(e)})
+        return jsonify(error="unavailable", message="could not record the delivery; retry later"), 503
     # Accepted deliveries log at DEBUG: the hot path's one JSON line cost more than the HMAC check.
-    # The event row (received_at) and the worker's INFO line carry the same ids.
-    log.log(
-        logging.DEBUG if created else logging.INFO,
-        f"{source}.webhook.{'accepted' if created else 'duplicate'}",
-        # not "event": that key is the log line's name, and an extra under it would overwrite the name
-        extra={"event_id": event_id, "ticket": event.ticket_id, "delivery": event.event_id},
-    )
-    if not created:
-        metrics.WEBHOOKS_DUPLICATE.labels(source).inc()
-        return _answer("duplicate", event_id, 200)
+    # The worker logs the same ids when it moves the delivery into the queue and when it routes it.
+    log.debug(f"{source}.webhook.accepted", extra={"ticket": event.ticket_id, "delivery": event.event_id})
     metrics.WEBHOOKS_ACCEPTED.labels(source).inc()
-    return _answer("queued", event_id, 202)
-
-
-def _answer(status: str, event_id: int, code: int) -> Response:
-    """The acknowledgement, written directly: jsonify's generality costs on a path that runs per webhook."""
-    return Response(f'{{"event":{int(event_id)},"status":"{status}"}}', code, mimetype="application/json")
+    return Response(
+        f'{{"delivery":{json.dumps(event.event_id)},"status":"queued"}}', 202, mimetype="application/json"
+    )

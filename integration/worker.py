@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from connectors.base import ApplyResult, Connector
 from connectors.http import ApiError, ApiNotFound
 from integration import metrics, routing
+from integration.inbox import SETTLE
 from integration.models import Assignment, Customer, Decision
+from integration.queue import MOVE_EVERY
 from integration.runtime import Runtime
 from integration.store import Event
 from integration.sync import segments_for_customer
@@ -43,8 +45,15 @@ class Worker:
     def run_once(self) -> Outcome | None:
         """Process one ready event, if any."""
         queue = self.runtime.queue
+        queue.move_inbox()
         if not queue.store.has_ready(queue.clock()):
-            return None
+            due = queue.inbox_due  # a delivery that arrived just now moves once it has settled
+            if due is None or due - queue.clock() > SETTLE + MOVE_EVERY:
+                return None
+            time.sleep(max(0.0, due - queue.clock()))
+            queue.move_inbox(force=True)
+            if not queue.store.has_ready(queue.clock()):
+                return None
         event = queue.claim(self.name)
         if event is None:
             return None

@@ -25,6 +25,7 @@ from integration import sync
 from integration.app import create_app
 from integration.runtime import Runtime
 from integration.settings import Settings
+from integration.store import Event
 from tests.contract import SPEC_PATH, Contract, Recorder
 
 SECRET = "test-webhook-secret-not-real"
@@ -120,6 +121,29 @@ def live(settings: Settings, sandbox: ZendeskSandbox, seeded: SeedSummary) -> It
     stop.set()
     server.shutdown()
     runtime.store.close()
+
+
+def moved(runtime: Runtime) -> None:
+    """Move every accepted delivery from the inbox into the queue now, as a worker does once they settle."""
+    while runtime.queue.inbox.drain(runtime.store, settle=0).more:
+        pass
+
+
+def inbox_lines(runtime: Runtime) -> int:
+    """Deliveries acknowledged and still waiting in the inbox to be moved into the queue."""
+    offsets = runtime.store.inbox_offsets()
+    lines = 0
+    for path in runtime.queue.inbox.directory.glob("*.jsonl"):
+        lines += path.read_bytes()[offsets.get(path.name, 0) :].count(b"\n")
+    return lines
+
+
+def queued_event(runtime: Runtime, response: requests.Response, source: str = "zendesk") -> Event:
+    """The queue's event for an acknowledged delivery (the 202 names the delivery)."""
+    moved(runtime)
+    event = runtime.store.find_event(source, response.json()["delivery"])
+    assert event is not None, f"delivery {response.json()['delivery']} not in the queue"
+    return event
 
 
 def signed_headers(body: bytes, secret: str = SECRET, timestamp: str | None = None) -> dict:

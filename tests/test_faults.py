@@ -26,7 +26,7 @@ from connectors.sandbox.zendesk import ZendeskSandbox
 from integration.runtime import Runtime
 from integration.store import Store
 from integration.worker import Worker
-from tests.conftest import EMAIL, SECRET, TOKEN, Live, signed_headers
+from tests.conftest import EMAIL, SECRET, TOKEN, Live, inbox_lines, signed_headers
 from tests.test_processes import _port, _wait_http
 
 BIN = Path(sys.executable).parent
@@ -188,7 +188,7 @@ def patient(live: Live) -> Runtime:
 def _queue_tickets(live: Live, count: int) -> list[str]:
     requester = live.runtime.store.customers_by_segment()[("lifecycle", "established")][0].rsplit(":", 1)[1]
     ids = [live.zendesk.create_ticket(requester, f"fault {i}", "x").external_id for i in range(count)]
-    _wait(lambda: live.runtime.store.queue_counts().get("pending", 0) >= count, 10, "webhooks queued")
+    _wait(lambda: inbox_lines(live.runtime) >= count, 10, "webhooks acknowledged")
     return ids
 
 

@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from connectors.sandbox.zendesk import ZendeskSandbox
+from integration.inbox import Inbox
 from integration.store import Store
 from tests.conftest import EMAIL, TOKEN, signed_headers
 
@@ -319,8 +320,11 @@ EXPECTED = {
 
 
 def _queued(db: Path) -> int:
+    """Deliveries the server acknowledged, once moved from its inbox into the queue as a worker would."""
     store = Store(db)
     try:
+        while Inbox(f"{db}.inbox").drain(store, settle=0).more:
+            pass
         return sum(store.queue_counts().values())
     finally:
         store.close()

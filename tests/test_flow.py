@@ -13,7 +13,7 @@ from connectors.zendesk import UnknownGroup, ZendeskConnector
 from integration.models import Decision
 from integration.runtime import Runtime
 from integration.worker import Worker
-from tests.conftest import EMAIL, TOKEN, Live, post_webhook
+from tests.conftest import EMAIL, TOKEN, Live, inbox_lines, moved, post_webhook, queued_event
 
 
 def _requester(live: Live, dimension: str, label: str) -> str:
@@ -121,12 +121,14 @@ def test_events_queued_before_a_restart_are_routed_after_it(live: Live) -> None:
     tickets = [live.zendesk.create_ticket(requester, f"t{i}", "x") for i in range(3)]
     live.sandbox.wait_for_deliveries(3, timeout=5)
     for _ in range(100):
-        if sum(live.runtime.store.queue_counts().values()) >= 3:
+        if inbox_lines(live.runtime) >= 3:
             break
         time.sleep(0.05)
-    assert live.runtime.store.queue_counts().get("pending") == 3  # no worker is running yet
+    assert inbox_lines(live.runtime) == 3  # acknowledged, and no worker has moved them yet
+    assert live.runtime.store.queue_counts() == {}
 
-    # the process goes away; a new one opens the same database and finds the work
+    # the process goes away; a new one opens the same database and inbox and finds the work
+    live.runtime.queue.inbox.close()
     live.runtime.store.close()
     restarted = Runtime.from_settings(live.runtime.settings)
     worker = Worker(restarted)
@@ -149,8 +151,7 @@ def test_missing_ticket_is_dead_lettered_and_can_be_replayed(live: Live) -> None
     outcome = worker.run_once()
     assert outcome is not None
     assert outcome.status == "dead"
-    event = live.runtime.store.get_event(response.json()["event"])
-    assert event is not None
+    event = queued_event(live.runtime, response)
     assert event.status == "dead"
     assert "999999" in (event.last_error or "")
     assert live.runtime.queue.replay(event.id)
@@ -161,10 +162,8 @@ def test_helpdesk_outage_is_retried_then_dead_lettered(live: Live) -> None:
     requester = _requester(live, "lifecycle", "established")
     ticket = live.zendesk.create_ticket(requester, "during outage", "x")
     live.sandbox.wait_for_deliveries(1, timeout=5)
-    for _ in range(100):
-        if live.runtime.store.queue_counts().get("pending"):
-            break
-        time.sleep(0.05)
+    moved(live.runtime)
+    assert live.runtime.store.queue_counts() == {"pending": 1}
     live.sandbox.inject_faults(503, count=1000)
     worker = Worker(live.runtime)
     statuses = []

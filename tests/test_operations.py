@@ -14,7 +14,7 @@ from integration.models import TicketEvent
 from integration.runtime import Runtime
 from integration.store import Store
 from integration.worker import Worker
-from tests.conftest import Live, post_webhook
+from tests.conftest import Live, moved, post_webhook
 from tests.test_cli import _env
 
 
@@ -25,8 +25,13 @@ def test_health_and_readiness_probes(live: Live) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["store_writable"] is True
-    assert body["queue"] == {"pending": 1}
+    assert body["queue"] == {}  # acknowledged into the inbox; no worker has moved it yet
+    assert body["inbox"]["files"] == 1
+    assert body["inbox"]["unmoved_bytes"] > 0
     assert body["oldest_pending_seconds"] >= 0
+    moved(live.runtime)
+    body = requests.get(f"{live.url}/readyz", timeout=5).json()
+    assert (body["queue"], body["inbox"]["unmoved_bytes"]) == ({"pending": 1}, 0)
 
 
 def test_metrics_count_webhooks_routing_and_api_calls(live: Live) -> None:
