@@ -38,6 +38,9 @@ SETTLE = 0.02  # seconds a line waits before moving, so lines from all processes
 ROTATE_BYTES = 8 << 20
 MOVE_BATCH = 5000  # lines per transaction: a backlog after an outage moves in steps, not one long lock
 SUFFIX = ".jsonl"
+_ENCODE = json.JSONEncoder(
+    separators=(",", ":")
+).encode  # built once: json.dumps with options builds one a call
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,7 @@ class Inbox:
             if fd is None or self._pid != os.getpid() or self._size >= self.rotate_bytes:
                 fd = self._open()
             received_at = time.time()  # taken under the lock: a file's lines are in time order
-            line = json.dumps([received_at, source, delivery, ticket_key, payload], separators=(",", ":"))
-            data = (line + "\n").encode()
+            data = (_ENCODE([received_at, source, delivery, ticket_key, payload]) + "\n").encode()
             try:
                 written = os.write(fd, data)
                 if written != len(data):

@@ -76,7 +76,8 @@ def receive(source: str) -> ResponseReturnValue:
         return jsonify(error="unavailable", message="could not record the delivery; retry later"), 503
     # Accepted deliveries log at DEBUG: the hot path's one JSON line cost more than the HMAC check.
     # The worker logs the same ids when it moves the delivery into the queue and when it routes it.
-    log.debug(f"{source}.webhook.accepted", extra={"ticket": event.ticket_id, "delivery": event.event_id})
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(f"{source}.webhook.accepted", extra={"ticket": event.ticket_id, "delivery": event.event_id})
     metrics.WEBHOOKS_ACCEPTED.labels(source).inc()
     return Response(
         f'{{"delivery":{json.dumps(event.event_id)},"status":"queued"}}', 202, mimetype="application/json"
