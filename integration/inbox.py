@@ -38,6 +38,7 @@ SETTLE = 0.02  # seconds a line waits before moving, so lines from all processes
 ROTATE_BYTES = 8 << 20
 MOVE_BATCH = 5000  # lines per transaction: a backlog after an outage moves in steps, not one long lock
 SUFFIX = ".jsonl"
+UNBORN_AFTER = 60.0  # seconds before an unpublished file with no writer is taken for a crash's leftover
 _ENCODE = json.JSONEncoder(
     separators=(",", ":")
 ).encode  # built once: json.dumps with options builds one a call
@@ -92,6 +93,7 @@ class Inbox:
         self._size = 0
         self._seq = 0
         self._move_lock = threading.Lock()
+        self._next_sweep = 0.0
 
     # -- the web side -------------------------------------------------------------------------------
 
@@ -143,6 +145,25 @@ class Inbox:
         except FileNotFoundError:
             return []
 
+    def _sweep_unborn(self, now: float) -> None:
+        """Delete files whose writer died between creating and publishing them (they hold no lines)."""
+        try:
+            entries = [e for e in os.scandir(self.directory) if e.name.endswith(".new")]
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            try:
+                if now - entry.stat().st_mtime < UNBORN_AFTER:
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                if _sealed(fd):
+                    os.unlink(entry.path)
+            finally:
+                os.close(fd)
+
     @contextmanager
     def _mover(self) -> Iterator[bool]:
         """One mover at a time across threads and processes; others skip rather than wait."""
@@ -174,6 +195,9 @@ class Inbox:
             if not mine:
                 return result
             now = time.time() if now is None else now
+            if now >= self._next_sweep:
+                self._next_sweep = now + UNBORN_AFTER
+                self._sweep_unborn(time.time())
             offsets = store.inbox_offsets()
             lines: list[Line] = []
             ends: dict[str, int] = {}

@@ -6,7 +6,9 @@ Flask's test client against a tierdesk synced over real HTTP from the seeded Zen
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -432,6 +434,19 @@ def test_dead_events_are_listed_and_replayed(admin: AdminApp) -> None:
     assert admin.runtime.store.get_event(dead["id"]).status == "pending"
     assert admin.api("POST", "/api/queue/9999/replay").status_code == 404
     assert admin.api("POST", "/api/queue/replay", {"error": "nothing like this"}).json == {"replayed": []}
+
+
+def test_the_overview_warns_when_acknowledged_webhooks_are_not_being_moved(admin: AdminApp) -> None:
+    _sign_in(admin.client)
+    inbox = admin.runtime.queue.inbox
+    inbox.append("zendesk", "waiting-1", "zendesk:ticket:1", {})
+    assert "still waiting in the inbox" not in admin.client.get("/admin/").get_data(as_text=True)
+    path = next(inbox.directory.glob("*.jsonl"))
+    stale = json.dumps([time.time() - 300, "zendesk", "waiting-2", "zendesk:ticket:2", {}])
+    path.write_text(stale + "\n")  # as if acknowledged five minutes ago with no worker running since
+    page = admin.client.get("/admin/").get_data(as_text=True)
+    assert "still waiting in the inbox" in page
+    assert "tierdesk worker" in page
 
 
 def test_segments_distribution_quality_and_drift(admin: AdminApp) -> None:

@@ -189,3 +189,18 @@ def test_the_gate_answers_503_when_the_inbox_cannot_be_written(tmp_path: Path, s
     runtime.queue.inbox = Inbox(tmp_path / "inbox")  # the disk is back: the helpdesk's retry lands
     again = client.post("/webhooks/zendesk", data=body, headers=signed_headers(body))
     assert again.status_code == 202
+
+
+def test_a_file_its_writer_never_published_is_swept(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox = _inbox(store)
+    inbox.append("zendesk", "d1", "zendesk:ticket:1", {})
+    unborn = inbox.directory / "00000000000000000001-4242-1.new"  # its writer died before the rename
+    unborn.write_bytes(b"")
+    inbox.drain(store, settle=0)
+    assert unborn.exists()  # young: its writer may be between creating and publishing it
+    monkeypatch.setattr(inbox_module, "UNBORN_AFTER", 0.0)
+    inbox._next_sweep = 0.0
+    inbox.append("zendesk", "d2", "zendesk:ticket:2", {})
+    inbox.drain(store, settle=0)
+    assert not unborn.exists()
+    assert store.queue_counts() == {"pending": 2}

@@ -8,6 +8,7 @@ chart library) are public: they hold no data.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,10 +178,13 @@ def logout() -> ResponseReturnValue:
 @bp.get("/")
 def overview() -> ResponseReturnValue:
     store = _rt().store
+    _, unmoved, waiting = _rt().queue.backlog(time.time())
     return render_template(
         "overview.html",
         counts={name: store.count(name) for name in ("customers", "tickets", "decisions")},
         queue=store.queue_counts(),
+        unmoved=unmoved,
+        waiting=waiting if unmoved else None,
         active=store.active_mapping_version(),
         recent=reports.recent_decisions(store, 8),
         connectors=sorted(_rt().connectors),
