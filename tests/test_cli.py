@@ -49,6 +49,16 @@ def test_queue_lists_dead_events_and_retry_replays_one(live: Live) -> None:
     assert "999" in missing.output
 
 
+def test_queue_names_acknowledged_webhooks_no_worker_has_moved(live: Live) -> None:
+    runner = CliRunner()
+    env = _env(live.runtime.settings)
+    assert runner.invoke(main, ["queue"], env=env).output.splitlines() == ["queue: empty"]
+    live.runtime.queue.accept(TicketEvent("zendesk", "d7", "7"), {"ticket_id": "7"})
+    listed = runner.invoke(main, ["queue"], env=env).output
+    assert "queue: empty" in listed
+    assert "not yet moved into the queue" in listed
+
+
 def test_sync_and_segment_print_what_they_did(live: Live) -> None:
     runner = CliRunner()
     env = _env(live.runtime.settings)
