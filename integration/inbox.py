@@ -66,8 +66,8 @@ class Drained:
 class InboxStore(Protocol):
     def inbox_offsets(self) -> dict[str, int]: ...
 
-    def move_inbox(
-        self, rows: list[tuple[str, str, str, dict[str, Any], float]], offsets: dict[str, int]
+    def add_events(
+        self, rows: list[tuple[str, str, str, dict[str, Any], float]], offsets: dict[str, int] | None = None
     ) -> list[int | None]: ...
 
     def forget_inbox_files(self, names: list[str]) -> None: ...
@@ -220,7 +220,7 @@ class Inbox:
             advanced = {name: end for name, end in ends.items() if end != offsets.get(name, 0)}
             if lines or advanced:
                 rows = [(x.source, x.delivery, x.ticket_key, x.payload, x.received_at) for x in lines]
-                ids = store.move_inbox(rows, advanced)
+                ids = store.add_events(rows, advanced)
                 for line, event_id in zip(lines, ids, strict=True):
                     if event_id is None:
                         result.duplicates.append(line)

@@ -26,6 +26,10 @@ log = logging.getLogger("tierdesk.queue")
 MOVE_EVERY = 0.01  # seconds between inbox looks while a worker is busy
 
 
+def _ticket_key(event: TicketEvent) -> str:
+    return f"{event.source}:ticket:{event.ticket_id}"
+
+
 class Queue:
     def __init__(
         self,
@@ -51,8 +55,7 @@ class Queue:
 
     def accept(self, event: TicketEvent, payload: dict[str, Any]) -> float:
         """The webhook's path: append to this process's inbox; returns the received time."""
-        ticket_key = f"{event.source}:ticket:{event.ticket_id}"
-        received_at = self.inbox.append(event.source, event.event_id, ticket_key, payload)
+        received_at = self.inbox.append(event.source, event.event_id, _ticket_key(event), payload)
         self.wakeup.set()
         return received_at
 
@@ -87,14 +90,16 @@ class Queue:
         return files, unmoved, max(ages) if ages else None
 
     def put(self, event: TicketEvent, payload: dict[str, Any]) -> tuple[int, bool]:
-        """Straight into the events table (replays, tools and tests); webhooks go through accept()."""
-        ticket_key = f"{event.source}:ticket:{event.ticket_id}"
-        event_id, created = self.store.enqueue(
-            event.source, event.event_id, ticket_key, payload, self.clock()
-        )
-        if created:
+        """One event straight into the queue, past the inbox, for callers that need its id at once (tests,
+        tools); returns (id, created). Webhooks go through accept()."""
+        row = (event.source, event.event_id, _ticket_key(event), payload, self.clock())
+        (event_id,) = self.store.add_events([row])
+        if event_id is not None:
             self.wakeup.set()
-        return event_id, created
+            return event_id, True
+        existing = self.store.find_event(event.source, event.event_id)
+        assert existing is not None  # noqa: S101 - the insert just found it there
+        return existing.id, False
 
     def claim(self, worker: str) -> Event | None:
         return self.store.claim(worker, self.clock(), self.lease_seconds)

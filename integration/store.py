@@ -708,33 +708,14 @@ class Store:
 
     # -- event queue --------------------------------------------------------------------------------
 
-    def enqueue(
-        self, source: str, event_id: str, ticket_key: str, payload: dict[str, Any], now: float
-    ) -> tuple[int, bool]:
-        """Insert an event unless the same delivery is already known; returns (id, created).
-
-        One statement, committed when it returns: the webhook's hot path takes the write lock once.
-        """
-        with _write_lock(self.path):
-            created = self.db.conn.execute(
-                "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-                (source, event_id, ticket_key, _json(payload), now, now),
-            ).fetchall()  # fetch to the end: the statement, and so its commit, is complete
-        if created:
-            return int(created[0][0]), True
-        row = self.db.conn.execute(
-            "SELECT id FROM events WHERE source = ? AND event_id = ?", (source, event_id)
-        ).fetchone()
-        return int(row[0]), False
-
     def inbox_offsets(self) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in self.db.conn.execute("SELECT file, offset FROM inbox_offsets")}
 
-    def move_inbox(
-        self, rows: list[tuple[str, str, str, dict[str, Any], float]], offsets: dict[str, int]
+    def add_events(
+        self, rows: list[tuple[str, str, str, dict[str, Any], float]], offsets: dict[str, int] | None = None
     ) -> list[int | None]:
-        """Insert inbox lines as events and advance the files' offsets in one transaction.
+        """Insert events (source, delivery, ticket key, payload, received at) and advance inbox files'
+        offsets, in one transaction: a batch moved from the inbox goes in once, whatever crashes when.
 
         Returns each row's new event id, or None for a delivery the queue already had.
         """
@@ -751,7 +732,7 @@ class Store:
             db.conn.executemany(
                 "INSERT INTO inbox_offsets (file, offset, moved_at) VALUES (?, ?, ?) ON CONFLICT (file) "
                 "DO UPDATE SET offset = max(offset, excluded.offset), moved_at = excluded.moved_at",
-                [(name, end, now) for name, end in offsets.items()],
+                [(name, end, now) for name, end in (offsets or {}).items()],
             )
         return ids
 

@@ -108,7 +108,7 @@ def test_a_move_that_fails_commits_nothing_and_the_next_one_moves_all(store: Sto
         def inbox_offsets(self) -> dict[str, int]:
             return store.inbox_offsets()
 
-        def move_inbox(self, rows: list, offsets: dict[str, int]) -> list[int | None]:
+        def add_events(self, rows: list, offsets: dict[str, int] | None = None) -> list[int | None]:
             with store.transaction() as db:  # the rows go in, then the process dies before the commit
                 for source, delivery, key, payload, received in rows:
                     db.conn.execute(
