@@ -8,8 +8,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -17,21 +16,63 @@ import click
 
 from integration import logs
 from integration.mapping import MappingError
-from integration.runtime import Runtime
+from integration.runtime import Runtime, check_helpdesks, open_queue, open_store, read_mapping
 from integration.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from integration.queue import Queue
     from integration.segments import QualityReport
+    from integration.store import Store
+
+# One-shot commands print tables a person reads: only warnings and errors log there by default.
+QUIET = "WARNING"
 
 
-def _runtime() -> Runtime:
-    """Build the runtime from the environment, turning configuration mistakes into one clear line."""
+@contextlib.contextmanager
+def _startup() -> Iterator[None]:
+    """A configuration mistake becomes one line naming the variable, its value and the fix; no traceback."""
     try:
-        settings = Settings.from_env()
-        logs.setup(settings.log_level)
-        return Runtime.from_settings(settings)
+        yield
     except (SettingsError, MappingError) as e:
         raise click.ClickException(str(e)) from e
+
+
+def _settings(default_level: str = "INFO") -> Settings:
+    with _startup():
+        settings = Settings.from_env()
+        try:
+            logs.setup(settings.log_level, default_level)
+        except ValueError as e:
+            raise SettingsError(str(e)) from e
+    return settings
+
+
+def _runtime(*, webhooks: bool = True, level: str = "INFO") -> Runtime:
+    """Everything a role needs: store, mapping and connectors. ``webhooks``: False for commands that never
+    accept one, so they need no webhook secret."""
+    settings = _settings(level)
+    with _startup():
+        return Runtime.from_settings(settings, webhooks=webhooks)
+
+
+def _local() -> Runtime:
+    """Store, queue and mapping, no helpdesk: commands over stored data need TIERDESK_DB alone."""
+    settings = _settings(QUIET)
+    with _startup():
+        return Runtime.local(settings)
+
+
+def _store() -> Store:
+    """Only the store, which must exist: for commands that look at it."""
+    settings = _settings(QUIET)
+    with _startup():
+        return open_store(settings, must_exist=True)
+
+
+def _queue() -> Queue:
+    settings = _settings(QUIET)
+    with _startup():
+        return open_queue(settings, open_store(settings, must_exist=True))
 
 
 def _on_term(stop: threading.Event) -> None:
@@ -54,14 +95,9 @@ def start_workers(runtime: Runtime, stop: threading.Event, count: int) -> list[t
 
 
 def _check_groups(runtime: Runtime) -> None:
-    """A mapped group the helpdesk lacks is an error at start, not a silent skip per ticket."""
-    from connectors.http import ApiError
-
-    for connector in runtime.connectors.values():
-        try:
-            connector.check_groups(runtime.mapping.groups)
-        except ApiError as e:
-            raise click.ClickException(str(e)) from e
+    """A wrong token, an unreachable helpdesk or a mapped group it lacks stops the start, in one line."""
+    with _startup():
+        check_helpdesks(runtime)
 
 
 @click.group()
@@ -81,11 +117,18 @@ def serve(host: str, port: int) -> None:
 
     runtime = _runtime()
     _check_groups(runtime)
+    try:
+        server = make_server(
+            host, port, create_app(runtime=runtime), threaded=True, request_handler=logs.AccessLog
+        )
+    except OSError as e:
+        raise click.ClickException(
+            f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); pass another --port"
+        ) from e
     stop = threading.Event()
     start_workers(runtime, stop, runtime.settings.worker_threads)
     scheduler = build(runtime, blocking=False)
     scheduler.start()
-    server = make_server(host, port, create_app(runtime=runtime), threaded=True)
     _on_term(stop)
     threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()
     click.echo(f"tierdesk serving on http://{host}:{server.server_port}", err=True)
@@ -118,7 +161,7 @@ def scheduler() -> None:
     """Run the periodic jobs (incremental sync and recompute) until stopped."""
     from integration.scheduler import build
 
-    runtime = _runtime()
+    runtime = _runtime(webhooks=False)
     sched = build(runtime, blocking=True)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
     with contextlib.suppress(KeyboardInterrupt):
@@ -177,9 +220,9 @@ class SyncProgress:
         self.stream = None
 
 
-def print_sync_status(runtime: Runtime, echo: Callable[[str], None]) -> None:
+def print_sync_status(store: Store, echo: Callable[[str], None]) -> None:
     """Every stream's cursor, last run, counts and last error, then identity matching's state."""
-    rows = runtime.store.sync_state()
+    rows = store.sync_state()
     if not rows:
         echo("no sync has run yet")
     else:
@@ -195,10 +238,10 @@ def print_sync_status(runtime: Runtime, echo: Callable[[str], None]) -> None:
             )
             if row.get("last_error") and row.get("status") == "error":
                 echo(f"    error: {row['last_error']}")
-    counts = runtime.store.identity_counts()
+    counts = store.identity_counts()
     if counts:
         echo("identity: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    conflicts = runtime.store.identity_conflicts()
+    conflicts = store.identity_conflicts()
     if conflicts:
         echo(f"{len(conflicts)} identity conflict(s), held back from merging:")
         for conflict in conflicts:
@@ -213,11 +256,12 @@ def sync(full: bool, only: str | None, status: bool) -> None:
     """Pull customers, organizations, tickets and revenue, match identities, then recompute segments."""
     from connectors.http import ApiError
     from integration import sync as sync_
+    from integration.runtime import explain_api_error
 
-    runtime = _runtime()
     if status:
-        print_sync_status(runtime, click.echo)
+        print_sync_status(_store(), click.echo)
         return
+    runtime = _runtime(webhooks=False, level=QUIET)
     connectors = list(runtime.connectors.values())
     if only is not None:
         if only not in runtime.connectors:
@@ -233,7 +277,8 @@ def sync(full: bool, only: str | None, status: bool) -> None:
             counts = sync_.pull(runtime.store, connector, full=full, progress=progress, resolve=False)
         except (ApiError, ValueError, OSError) as e:  # the others still sync; the state keeps the error
             progress.close()
-            click.echo(f"{connector.name}: failed: {e}", err=True)
+            why = explain_api_error(connector, e) if isinstance(e, ApiError) else str(e)
+            click.echo(f"{connector.name}: failed: {why}", err=True)
             failed.append(connector.name)
             continue
         progress.close()
@@ -275,7 +320,7 @@ def segment(with_report: bool, min_share: float, max_share: float) -> None:
     """Recompute every customer's segments from stored data and print the distribution."""
     from integration import sync as sync_
 
-    runtime = _runtime()
+    runtime = _local()
     started = time.monotonic()
     report = sync_.recompute(
         runtime.store,
@@ -318,18 +363,24 @@ def queue(ctx: click.Context, show_all: bool) -> None:
     """List pending, leased and dead events."""
     if ctx.invoked_subcommand:
         return
-    runtime = _runtime()
+    queue_ = _queue()
+    store = queue_.store
     statuses = ["pending", "leased", "dead", *(["done"] if show_all else [])]
-    counts = runtime.store.queue_counts()
+    counts = store.queue_counts()
     click.echo("queue: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
-    files, unmoved, _ = runtime.queue.backlog(time.time())
+    files, unmoved, _ = queue_.backlog(time.time())
     if unmoved:
         click.echo(f"inbox: {unmoved} bytes in {files} file(s) not yet moved into the queue (no worker up?)")
-    for event in runtime.store.list_events(statuses, limit=200):
+    events = store.list_events(statuses, limit=200)
+    if events:
+        click.echo(
+            f"{'id':>6}  {'status':<8} {'ticket':<24} {'attempts':>8}  {'received (UTC)':<19}  last error"
+        )
+    for event in events:
         received = datetime.fromtimestamp(event.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(
-            f"{event.id:>6}  {event.status:<8} {event.ticket_key:<24} attempts {event.attempts}  "
-            f"received {received}  {event.last_error or ''}"
+            f"{event.id:>6}  {event.status:<8} {event.ticket_key:<24} {event.attempts:>8}  "
+            f"{received:<19}  {event.last_error or ''}"
         )
 
 
@@ -343,15 +394,15 @@ def queue_retry(
     event_id: int | None, all_dead: bool, error_contains: str | None, source: str | None, ticket: str | None
 ) -> None:
     """Replay one dead or stuck event by ID, or all dead events matching the filters."""
-    runtime = _runtime()
+    queue_ = _queue()
     if event_id is not None:
-        if not runtime.queue.replay(event_id):
+        if not queue_.replay(event_id):
             raise click.ClickException(f"event {event_id} not found or already done")
         click.echo(f"event {event_id} queued again")
         return
     if not (all_dead or error_contains or source or ticket):
         raise click.UsageError("give an event ID, or --dead (optionally with --error/--source/--ticket)")
-    ids = runtime.queue.replay_matching(source=source, error_contains=error_contains, ticket_id=ticket)
+    ids = queue_.replay_matching(source=source, error_contains=error_contains, ticket_id=ticket)
     click.echo(f"{len(ids)} dead event(s) queued again" + (f": {', '.join(map(str, ids))}" if ids else ""))
 
 
@@ -362,22 +413,26 @@ def jobs(run_name: str | None, limit: int) -> None:
     """List recent scheduled job runs (start, end, counts, API calls, errors), or run one now."""
     from integration.scheduler import run_job
 
-    runtime = _runtime()
     if run_name:
+        runtime = _runtime(webhooks=False, level=QUIET)
         counts = run_job(runtime, run_name)
         if counts is None:
             raise click.ClickException(f"{run_name} is running in another process (its lock is held)")
         click.echo(f"{run_name}: {json.dumps(counts, sort_keys=True)}")
         return
-    runs = runtime.store.list_job_runs(limit)
+    runs = _store().list_job_runs(limit)
     if not runs:
         click.echo("no job runs yet")
+        return
+    click.echo(
+        f"{'id':>5}  {'job':<9} {'status':<7} {'started (UTC)':<19}  {'took':>9}  {'api calls':>9}  counts"
+    )
     for run in runs:
         started = datetime.fromtimestamp(run["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
         took = f"{run['finished_at'] - run['started_at']:.1f} s" if run["finished_at"] else "running"
         click.echo(
-            f"{run['id']:>5}  {run['job']:<9} {run['status']:<7} {started}  {took:>9}  "
-            f"api calls {run['api_calls']:<6} {json.dumps(run['counts'], sort_keys=True)}"
+            f"{run['id']:>5}  {run['job']:<9} {run['status']:<7} {started:<19}  {took:>9}  "
+            f"{run['api_calls']:>9}  {json.dumps(run['counts'], sort_keys=True)}"
             + (f"  error: {run['error']}" if run["error"] else "")
         )
 
@@ -389,7 +444,11 @@ def setup() -> None:
 
 @setup.command("zendesk")
 @click.option(
-    "--url", "public_url", required=True, help="tierdesk's public base URL, e.g. https://tierdesk.acme.com"
+    "--url",
+    "public_url",
+    required=True,
+    help="tierdesk's own public base URL, which Zendesk will call (not Zendesk's), "
+    "e.g. https://tierdesk.acme.com",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 def setup_zendesk(public_url: str, dry_run: bool) -> None:
@@ -397,12 +456,13 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
     from connectors import zendesk_setup
     from integration import routing
 
-    settings = Settings.from_env()
+    settings = _settings(QUIET)
     if not settings.zendesk_configured:
         raise click.ClickException(
             "set TIERDESK_ZENDESK_URL, TIERDESK_ZENDESK_EMAIL and TIERDESK_ZENDESK_TOKEN"
         )
-    runtime = Runtime.from_settings(replace(settings, insecure_dev=True))  # the secret comes from here
+    with _startup():  # no webhook secret needed: this command is where it comes from
+        runtime = Runtime.from_settings(settings, webhooks=False)
     targets = getattr(runtime.mapping, "sla_targets", {})
     slas = [
         zendesk_setup.SlaSpec(
@@ -429,13 +489,16 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
 
 
 @setup.command("freshdesk")
-@click.option("--url", "public_url", required=True, help="tierdesk's public base URL")
+@click.option(
+    "--url", "public_url", required=True, help="tierdesk's own public base URL, which Freshdesk will call"
+)
 def setup_freshdesk(public_url: str) -> None:
     """Freshdesk has no API for automation rules: print the rule to create by hand."""
     from connectors import freshdesk_setup
-    from integration.runtime import load_mapping
 
-    mapping, _ = load_mapping(Settings.from_env().mappings)
+    settings = _settings(QUIET)
+    with _startup():
+        mapping, _ = read_mapping(settings)
     endpoint = f"{public_url.rstrip('/')}/webhooks/freshdesk"
     click.echo(freshdesk_setup.instructions(endpoint, sorted(mapping.slas)))
 
@@ -456,13 +519,38 @@ def setup_freshdesk(public_url: str) -> None:
     default=None,
     help="Keep serving the admin on the demo data until Ctrl-C (default: when stdout is a terminal).",
 )
-def demo(customers: int, tickets: int, seed: int, helpdesk: str, serve: bool | None) -> None:
+@click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False),
+    help="Keep the demo's database at this new path (default: a temporary folder, removed at the end).",
+)
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    help="Port for tierdesk's webhooks and admin [default: any free one].",
+)
+def demo(
+    customers: int, tickets: int, seed: int, helpdesk: str, serve: bool | None, db: str | None, port: int
+) -> None:
     """Run the whole flow against a local helpdesk sandbox and print what happened."""
-    from integration.demo import run
+    from integration.demo import DemoError, run
 
-    sys.exit(
-        run(customers=customers, tickets=tickets, seed=seed, echo=click.echo, helpdesk=helpdesk, serve=serve)
-    )
+    try:
+        code = run(
+            customers=customers,
+            tickets=tickets,
+            seed=seed,
+            echo=click.echo,
+            helpdesk=helpdesk,
+            serve=serve,
+            db=db,
+            port=port,
+        )
+    except DemoError as e:
+        raise click.ClickException(str(e)) from e
+    sys.exit(code)
 
 
 @main.command()
@@ -477,7 +565,12 @@ def sandbox(host: str, port: int, customers: int, seed: int) -> None:
 
     box = ZendeskSandbox()
     seed_data(box, customers=customers, seed=seed)
-    url = box.start(host=host, port=port)
+    try:
+        url = box.start(host=host, port=port)
+    except OSError as e:
+        raise click.ClickException(
+            f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); pass another --port"
+        ) from e
     click.echo(f"Zendesk sandbox on {url} (user {box.email}/token, token {box.token})")
     try:
         while True:

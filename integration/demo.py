@@ -9,8 +9,10 @@ Everything talks real HTTP on loopback; nothing is faked inside tierdesk.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import sys
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
 from connectors.freshdesk import AUTOMATION_BODY, SECRET_HEADER, FreshdeskConnector
 from connectors.sandbox.freshdesk import FreshdeskSandbox
@@ -37,7 +39,7 @@ from integration import logs, sync
 from integration.app import create_app
 from integration.models import Ticket
 from integration.runtime import Runtime
-from integration.settings import Settings
+from integration.settings import Settings, SettingsError
 
 SUBJECTS = [
     "Invoice shows the wrong amount",
@@ -52,20 +54,44 @@ SUBJECTS = [
 TICKETS_PER_SECOND = 20  # a busy support desk; the webhooks arrive as the tickets do
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """The demo prints its own table; no access log lines in between."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3, None: 4}
+INSPECT = ("sync --status", "segment --report", "queue", "jobs")  # what needs only TIERDESK_DB
 
 
-def _free_port() -> int:
+class DemoError(Exception):
+    """A demo option we cannot honour: a --db that exists or cannot be made, a --port in use."""
+
+
+def _port(port: int) -> int:
+    """``port``, checked free (0: any free port); the webhook address must be known before we listen."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise DemoError(
+                f"--port {port}: cannot listen on 127.0.0.1:{port} ({e.strerror or e}); "
+                "choose another port, or leave --port out for any free one"
+            ) from e
         return int(s.getsockname()[1])
+
+
+def _database(db: str | None, cleanup: contextlib.ExitStack) -> tuple[Path, bool]:
+    """Where the demo keeps its database, and whether it is temporary (its folder removed at the end).
+
+    A --db path must be new: the demo seeds fresh sandboxes, and would otherwise mix into (or clobber)
+    a database that holds something else."""
+    if db is None:
+        workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        return workdir / "tierdesk.db", True
+    path = Path(db).expanduser().absolute()
+    if path.exists():
+        raise DemoError(f"--db {db}: {path} exists already; the demo makes a new database: choose a new path")
+    try:
+        Settings(db=str(path)).check_db()
+    except SettingsError as e:
+        raise DemoError(str(e).replace(f"TIERDESK_DB={path}", f"--db {db}", 1)) from e
+    return path, False
 
 
 def pick_requesters(runtime: Runtime, source: str, count: int, rng: random.Random) -> list[str]:
@@ -128,7 +154,7 @@ def zendesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], None
     box = ZendeskSandbox(email="demo@example.com", token="demo-token-not-secret")
     summary = seed_sandbox(box, customers=customers, seed=seed)
     zendesk_url = box.start()
-    echo(f"Zendesk sandbox at {zendesk_url}: seeded {customers} customers")
+    echo(f"Zendesk sandbox at {zendesk_url}: seeded {customers} users")
     admin = ZendeskConnector(zendesk_url, box.email, box.token)
     webhook_id, secret = admin.install_webhook(endpoint)
     echo(f"Installed webhook {webhook_id} and a 'ticket created' trigger in Zendesk")
@@ -166,7 +192,7 @@ def freshdesk(customers: int, seed: int, endpoint: str, echo: Callable[[str], No
     box = FreshdeskSandbox("demo-api-key-not-secret")
     summary = seed_freshdesk(box, customers=customers, seed=seed)
     freshdesk_url = box.start()
-    echo(f"Freshdesk sandbox at {freshdesk_url}: seeded {customers} customers")
+    echo(f"Freshdesk sandbox at {freshdesk_url}: seeded {customers} contacts")
     secret = secrets.token_urlsafe(24)
     rule = box.add_automation_rule(
         endpoint, AUTOMATION_BODY, name="tierdesk: route new tickets", headers={SECRET_HEADER: secret}
@@ -235,17 +261,41 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
     echo(f"  a sync with nothing new: {third['write_calls']} tag write calls")
 
 
-def serve_admin(runtime: Runtime, port: int, echo: Callable[[str], None], serve: bool | None) -> None:
+def show_database(path: Path, temporary: bool, serving: bool, echo: Callable[[str], None]) -> None:
+    """Where the demo's data is and the line that points the inspecting commands at it."""
+    echo("")
+    commands = ", ".join(f"`tierdesk {c}`" for c in INSPECT)
+    if temporary and not serving:
+        echo(
+            f"The demo's database {path} is removed as the demo ends: add --db PATH to keep it and "
+            f"look into it with {commands}."
+        )
+        return
+    if temporary:
+        echo(f"The demo's database is {path}, removed when the demo stops (--db PATH keeps it).")
+        echo("While it runs, look into it from another terminal:")
+    else:
+        echo(f"The demo's database is kept at {path}. Look into it with:")
+    echo(f"  export TIERDESK_DB={path}")
+    echo("  " + "; ".join(f"tierdesk {c}" for c in INSPECT))
+
+
+def serve_admin(
+    runtime: Runtime, port: int, echo: Callable[[str], None], serving: bool, again: str = "tierdesk demo"
+) -> None:
     """Print the admin's address and sign-in, then keep it (and workers) up until Ctrl-C when asked: by
     default when stdout is a terminal, so `make demo` lets a person click around the demo data while a
-    script or test still gets a demo that ends on its own."""
+    script or test still gets a demo that ends on its own. ``again``: the command that ran this demo."""
     settings = runtime.settings
     url = f"http://127.0.0.1:{port}"
     echo("")
     echo(f"Admin: {url}/admin/ (user {settings.admin_user}, password {settings.admin_password})")
-    echo(f"Admin API: {url}/api/ (Authorization: Bearer {settings.admin_token}; see docs/api.md)")
-    if not (sys.stdout.isatty() if serve is None else serve):
-        echo("The admin stops with the demo: run `make demo` in a terminal (or add --serve) to keep it up.")
+    echo(
+        f'Admin API: curl -H "Authorization: Bearer {settings.admin_token}" {url}/api/segments '
+        "(every endpoint: docs/api.md)"
+    )
+    if not serving:
+        echo(f"The admin stops with the demo: run `{again} --serve` to keep it up.")
         return
     from integration.cli import start_workers
 
@@ -269,24 +319,75 @@ def run(
     timeout: float = 60.0,
     helpdesk: str = "zendesk",
     serve: bool | None = None,
+    db: str | None = None,
+    port: int = 0,
+) -> int:
+    """The demo; ``db``: keep its database at this new path (else a temporary folder, removed at the
+    end); ``port``: where tierdesk listens (0: any free port). Raises DemoError for options it cannot
+    honour, before anything starts."""
+    with contextlib.ExitStack() as cleanup:
+        path, temporary = _database(db, cleanup)
+        port = _port(port)
+        again = "tierdesk demo" + (f" --helpdesk {helpdesk}" if helpdesk != "zendesk" else "")
+        code = _run(
+            customers, tickets, seed, echo, timeout, helpdesk, serve, path, temporary, port, again, cleanup
+        )
+    return code
+
+
+def segmented_summary(runtime: Runtime, desk: Helpdesk, seconds: float) -> str:
+    """ "Segmented N customers": the population segments are computed over (one row per person, CRM
+    records linked into a helpdesk user and records held back by a conflict left out), and where they
+    come from, so the number matches `tierdesk segment`, the admin's overview and its segments page."""
+    by_source = runtime.store.customer_counts()
+    total = sum(by_source.values())
+    parts = [f"{by_source.get(desk.name, 0):,} {desk.title} users"]
+    titles = {"hubspot": "HubSpot contacts"}
+    parts += [
+        f"{n:,} {titles.get(source, source + ' records')} not in {desk.title}"
+        for source, n in sorted(by_source.items())
+        if source != desk.name
+    ]
+    identity = runtime.store.identity_counts()
+    linked, held = identity.get("person linked", 0), identity.get("person held", 0)
+    extra = []
+    if linked:
+        extra.append(f"{linked:,} other records enrich one of them")
+    if held:
+        extra.append(f"{held:,} are held back by conflicts (tierdesk sync --status)")
+    tail = f"; {', '.join(extra)}" if extra else ""
+    return f"Segmented {total:,} customers in {seconds:.1f} s ({' and '.join(parts)}{tail}):"
+
+
+def _run(
+    customers: int,
+    tickets: int,
+    seed: int,
+    echo: Callable[[str], None],
+    timeout: float,
+    helpdesk: str,
+    serve: bool | None,
+    path: Path,
+    temporary: bool,
+    port: int,
+    again: str,
+    cleanup: contextlib.ExitStack,
 ) -> int:
     started = time.monotonic()
     logs.setup("WARNING")
     rng = random.Random(seed)
-    port = _free_port()
     desk = HELPDESKS[helpdesk](customers, seed, f"http://127.0.0.1:{port}/webhooks/{helpdesk}", echo)
+    cleanup.callback(desk.stop)
     admin = desk.admin
 
-    workdir = Path(tempfile.mkdtemp(prefix="tierdesk-demo-"))
     admin_login = {  # fresh for every run, printed at the end
         "admin_password": secrets.token_urlsafe(9),
         "admin_token": secrets.token_urlsafe(24),
         "secret_key": secrets.token_hex(32),
     }
-    settings = Settings(
-        db=str(workdir / "tierdesk.db"), worker_threads=2, **admin_login, **desk.settings, **(desk.crm or {})
-    )
+    settings = Settings(db=str(path), worker_threads=2, **admin_login, **desk.settings, **(desk.crm or {}))
     runtime = Runtime.from_settings(settings)
+    cleanup.callback(runtime.store.close)
     connector = runtime.connectors[desk.name]
     connector.check_groups(runtime.mapping.groups)
 
@@ -295,26 +396,24 @@ def run(
     crm_counts = {}
     if "hubspot" in runtime.connectors:
         crm_counts = sync.pull(runtime.store, runtime.connectors["hubspot"], resolve=False)
-    resolution = sync.resolve_identities(runtime.store)
+    sync.resolve_identities(runtime.store)
     report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    seconds = time.monotonic() - t0
+    crm = f", and {', '.join(f'{n} {k}' for k, n in crm_counts.items())} from HubSpot" if crm_counts else ""
     echo(
-        f"Synced {counts['users']} users, {counts['organizations']} organizations, "
-        f"{counts['tickets']} tickets and segmented them in {time.monotonic() - t0:.1f} s:"
+        f"Synced {counts['users']} users, {counts['organizations']} organizations and "
+        f"{counts['tickets']} tickets from {desk.title}{crm}"
     )
-    if crm_counts and resolution is not None:
-        echo(
-            f"  enriched from HubSpot ({', '.join(f'{n} {k}' for k, n in crm_counts.items())}): "
-            f"{resolution.linked} records linked to {desk.title} customers, "
-            f"{len(resolution.conflicts)} conflicts held back for review (tierdesk sync --status)"
-        )
+    echo(segmented_summary(runtime, desk, seconds))
     for dimension, labels in report.distribution.items():
         parts = [f"{label or '-'} {n}" for label, n in labels.items()]
         echo(f"  {dimension:<10} " + ", ".join(parts))
 
     server = make_server(
-        "127.0.0.1", port, create_app(runtime=runtime), threaded=True, request_handler=_QuietHandler
+        "127.0.0.1", port, create_app(runtime=runtime), threaded=True, request_handler=logs.AccessLog
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    cleanup.callback(server.shutdown)
     stop = threading.Event()
     from integration.cli import start_workers
 
@@ -415,9 +514,9 @@ def run(
         f"Routed {len(routed)} of {len(created)} tickets ({desk.vip_tagged} customers "
         f"carry the vip tag in {desk.title}); the demo took {time.monotonic() - started:.1f} s"
     )
-    serve_admin(runtime, port, echo, serve)
-    server.shutdown()
-    desk.stop()
+    serving = sys.stdout.isatty() if serve is None else serve
+    show_database(path, temporary, serving, echo)
+    serve_admin(runtime, port, echo, serving, again)
     if failures or len(routed) != len(created):
         echo(f"FAILED: tickets not routed as decided: {', '.join(failures) or 'timeouts'}")
         return 1

@@ -6,21 +6,28 @@ Web, worker and scheduler each build one Runtime from the same Settings, whether
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import logging
+import re
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from connectors.base import Connector
 from connectors.freshdesk import FreshdeskConnector
+from connectors.freshdesk import UnknownGroup as FreshdeskUnknownGroup
+from connectors.http import ApiError, ApiForbidden, ApiUnauthorized, ApiUnavailable
+from connectors.zendesk import UnknownGroup as ZendeskUnknownGroup
 from connectors.zendesk import ZendeskConnector
 from integration import identity, metrics
 from integration.mapping import Mapping, MappingError, parse_mapping
 from integration.queue import Queue
-from integration.settings import Settings, SettingsError
+from integration.settings import DEFAULT_MAPPING, Settings, SettingsError
 from integration.store import Store
 
 log = logging.getLogger("tierdesk")
@@ -178,19 +185,16 @@ class Runtime:
         return True
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Runtime:
-        """Fail fast: bad settings or a broken mapping stop the process before it serves anything."""
-        settings.check()
-        mapping, digest = load_mapping(settings.mappings)
-        store = Store(settings.db)
+    def from_settings(cls, settings: Settings, *, webhooks: bool = True) -> Runtime:
+        """Fail fast: bad settings or a broken mapping stop the process before it serves anything.
+
+        ``webhooks``: False for commands that never accept a webhook (sync, jobs, setup), which then
+        need no webhook secret."""
+        settings.check(webhooks=webhooks)
+        mapping, digest = read_mapping(settings)
+        store = open_store(settings)
         mapping, digest = active_mapping(store, settings.mappings, mapping, digest)
-        queue = Queue(
-            store,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            retry_base=settings.retry_base,
-            retry_max=settings.retry_max,
-        )
+        queue = open_queue(settings, store)
         connectors = build_connectors(settings, mapping.tags.routed)
         store.identity_rules = identity_rules(settings, connectors)
         limits = {"zendesk": settings.zendesk_rate_limit, "freshdesk": settings.freshdesk_rate_limit}
@@ -203,3 +207,141 @@ class Runtime:
             if limit > 0:
                 http.throttle = functools.partial(_budget, store, f"api:{name}", limit)
         return cls(settings, store, queue, mapping, digest, connectors)
+
+    @classmethod
+    def local(cls, settings: Settings) -> Runtime:
+        """The store, queue and mapping without any connector: for commands that work on stored data
+        alone (`tierdesk segment`), which need TIERDESK_DB and nothing about the helpdesks."""
+        mapping, digest = read_mapping(settings)
+        store = open_store(settings, must_exist=True)
+        mapping, digest = active_mapping(store, settings.mappings, mapping, digest)
+        return cls(settings, store, open_queue(settings, store), mapping, digest, {})
+
+
+# -- start-up: every problem names the variable, its value and the fix ------------------------------------
+
+
+def open_store(settings: Settings, *, must_exist: bool = False) -> Store:
+    """The store at TIERDESK_DB, or a SettingsError saying what is wrong with the path and what to do."""
+    settings.check_db(must_exist=must_exist)
+    try:
+        return Store(settings.db)
+    except (sqlite3.Error, OSError) as e:
+        raise SettingsError(
+            f"TIERDESK_DB={settings.db}: cannot open it as tierdesk's database ({e}). Point TIERDESK_DB at "
+            "tierdesk's database file, or at a new path to create one there"
+        ) from e
+
+
+def open_queue(settings: Settings, store: Store) -> Queue:
+    return Queue(
+        store,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+        retry_base=settings.retry_base,
+        retry_max=settings.retry_max,
+    )
+
+
+def read_mapping(settings: Settings) -> tuple[Mapping, str]:
+    """The mapping file at TIERDESK_MAPPINGS; a file that cannot be read names the variable, a file
+    that does not validate names its own line and key (MappingError)."""
+    try:
+        return load_mapping(settings.mappings)
+    except MappingError as e:
+        if not isinstance(e.__cause__, OSError):
+            raise
+        raise SettingsError(
+            f"TIERDESK_MAPPINGS={settings.mappings}: cannot read the mapping file "
+            f"({e.__cause__.strerror or e.__cause__}). Point it at your mapping YAML, or unset it to use "
+            f"the default ({DEFAULT_MAPPING})"
+        ) from e
+
+
+TITLES = {"zendesk": "Zendesk", "freshdesk": "Freshdesk", "hubspot": "HubSpot"}
+# Per connector: the variable holding its address, and the ones holding its credentials.
+VARIABLES = {
+    "zendesk": ("TIERDESK_ZENDESK_URL", "TIERDESK_ZENDESK_EMAIL and TIERDESK_ZENDESK_TOKEN"),
+    "freshdesk": ("TIERDESK_FRESHDESK_URL", "TIERDESK_FRESHDESK_API_KEY"),
+    "hubspot": ("TIERDESK_HUBSPOT_URL", "TIERDESK_HUBSPOT_TOKEN"),
+}
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _transport_reason(error: BaseException) -> str:
+    """The words that help ("Connection refused", "Name or service not known"), not the pool's repr."""
+    cause = error.__cause__ or error
+    text = str(cause)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip().rstrip(".")
+    if "timed out" in text.lower():
+        return "timed out"
+    return cause.__class__.__name__
+
+
+def explain_api_error(connector: Connector, error: ApiError) -> str:
+    """One line a person can act on for a failed call at start or in a sync: which service, which
+    address, and which TIERDESK_* variable to look at."""
+    name = getattr(connector, "name", error.connector)
+    title = TITLES.get(name, name)
+    http = getattr(connector, "http", None)
+    base = getattr(http, "base_url", "") or ""
+    host = urlsplit(base).netloc or base or name
+    url_var, secret_vars = VARIABLES.get(name, ("", ""))
+    if isinstance(error, ApiUnavailable):
+        where = f" (check {url_var}={base})" if url_var else ""
+        return f"cannot reach {title} at {host}: {_transport_reason(error)}{where}"
+    if isinstance(error, ApiUnauthorized):
+        return (
+            f"{title} at {host} refused our credentials (401): check {secret_vars}"
+            if secret_vars
+            else f"{title} at {host} refused our credentials (401): {error}"
+        )
+    if isinstance(error, ApiForbidden):
+        return (
+            f"{title} at {host} answered 403: the credentials in {secret_vars} work but lack a "
+            f"permission tierdesk needs ({error})"
+        )
+    return str(error)
+
+
+def _mapping_line(text: str, name: str) -> int | None:
+    """The line where the mapping sets ``group`` to ``name`` (else any line naming it), comments aside."""
+    lines = [line.split("#", 1)[0] for line in text.splitlines()]
+    for wanted in (lambda code: "group" in code and name in code, lambda code: name in code):
+        for number, code in enumerate(lines, start=1):
+            if wanted(code):
+                return number
+    return None
+
+
+def unknown_groups_message(runtime: Runtime, connector: Connector, known: list[str]) -> str:
+    """Each mapped group the helpdesk lacks, with where the mapping names it and the closest real name."""
+    title = TITLES.get(connector.name, connector.name)  # type: ignore[attr-defined]
+    version = runtime.store.active_mapping_version()
+    text = version.text if version is not None else ""
+    source = runtime.mapping.source
+    folded = {group.casefold(): group for group in known}
+    parts = []
+    for name in sorted(n for n in runtime.mapping.groups if n not in known):
+        line = _mapping_line(text, name)
+        where = f"{source}:{line}" if line else source
+        close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.6)
+        hint = f"; did you mean {folded[close[0]]!r}?" if close else ""
+        parts.append(f"{where}: group {name!r} does not exist in {title}{hint}")
+    has = ", ".join(sorted(known)) or "none"
+    return "; ".join(parts) + f" ({title} has: {has}). Fix the mapping, or create the group in {title}"
+
+
+def check_helpdesks(runtime: Runtime) -> None:
+    """Reach every connector once at start: a wrong token, an unreachable host or a mapped group the
+    helpdesk lacks stops the process here, with one line that says what to fix."""
+    for connector in runtime.connectors.values():
+        try:
+            connector.check_groups(set(runtime.mapping.groups))
+        except (ZendeskUnknownGroup, FreshdeskUnknownGroup) as e:
+            known = list(connector.groups())  # type: ignore[attr-defined] - cached by check_groups
+            raise SettingsError(unknown_groups_message(runtime, connector, known)) from e
+        except ApiError as e:
+            raise SettingsError(explain_api_error(connector, e)) from e

@@ -55,7 +55,7 @@ class Settings:
     recompute_cron: str = "0 3 * * *"
     sweep_interval: float = 60.0
     reroute: str = "priority"
-    log_level: str = "INFO"
+    log_level: str | None = None  # unset: INFO for the long-running roles, WARNING for one-shot commands
     admin_user: str = "admin"
     admin_password: str | None = None
     admin_token: str | None = None
@@ -101,20 +101,52 @@ class Settings:
     def freshdesk_configured(self) -> bool:
         return bool(self.freshdesk_url and self.freshdesk_api_key)
 
-    def check(self) -> None:
+    def check_db(self, *, must_exist: bool = False) -> None:
+        """Say what is wrong with TIERDESK_DB, and how to fix it, before SQLite fails with a bare
+        "unable to open database file". ``must_exist``: for commands that only look at a store, where
+        creating an empty database would only hide a wrong path."""
+        path = Path(self.db).expanduser()
+        shown = f"TIERDESK_DB={self.db}"
+        if path.is_dir():
+            raise SettingsError(
+                f"{shown} is a directory, not a database file. Name a file, "
+                f"e.g. TIERDESK_DB={path / 'tierdesk.db'}"
+            )
+        parent = path.parent
+        if not parent.exists():
+            raise SettingsError(
+                f"{shown}: the directory {parent} does not exist. Create it (mkdir -p {parent}) "
+                "or point TIERDESK_DB at a file in an existing directory"
+            )
+        if not parent.is_dir():
+            raise SettingsError(f"{shown}: {parent} is not a directory. Point TIERDESK_DB at a file path")
+        if must_exist and not path.exists():
+            raise SettingsError(
+                f"{shown}: there is no database at {path.resolve()}. Set TIERDESK_DB to the database "
+                "tierdesk uses (`tierdesk demo` prints its line), or run `tierdesk sync` to create one"
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise SettingsError(
+                f"{shown}: the directory {parent} is not writable by this user (SQLite writes its "
+                "journal and lock files beside the database). Fix its permissions or choose another path"
+            )
+
+    def check(self, *, webhooks: bool = True) -> None:
         """Refuse to serve webhooks nobody can authenticate, unless a developer said so out loud.
 
-        At least one helpdesk must be configured; each configured one needs its webhook secret.
+        At least one helpdesk must be configured; with ``webhooks`` (every role that may accept them),
+        each configured one needs its webhook secret.
         """
         if self.reroute not in ("off", "priority", "all"):
             raise SettingsError(f"TIERDESK_REROUTE={self.reroute!r}: expected off, priority or all")
-        if self.zendesk_configured and not self.zendesk_webhook_secret and not self.insecure_dev:
+        unsigned_ok = self.insecure_dev or not webhooks
+        if self.zendesk_configured and not self.zendesk_webhook_secret and not unsigned_ok:
             raise SettingsError(
                 "TIERDESK_ZENDESK_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks. "
                 "Set it to the webhook's signing secret, or set TIERDESK_INSECURE_DEV=1 for local "
                 "development only."
             )
-        if self.freshdesk_configured and not self.freshdesk_webhook_secret and not self.insecure_dev:
+        if self.freshdesk_configured and not self.freshdesk_webhook_secret and not unsigned_ok:
             raise SettingsError(
                 "TIERDESK_FRESHDESK_WEBHOOK_SECRET is not set: Freshdesk does not sign webhooks, so "
                 "tierdesk refuses them without the shared secret the automation rule sends. Set it, or "

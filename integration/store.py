@@ -550,6 +550,21 @@ class Store:
             raise ValueError(f"unknown table {table!r}")
         return self.db[table].count
 
+    def customer_counts(self) -> dict[str, int]:
+        """Customers per source, as segments count them: one row per person (docs/architecture.md,
+        "Identity"); CRM and file records linked into another record, or held back by a conflict, are
+        not customers of their own."""
+        return {
+            row[0]: int(row[1])
+            for row in self.db.conn.execute(
+                "SELECT source, count(*) FROM customer_population GROUP BY source"
+            )
+        }
+
+    def customer_count(self) -> int:
+        """The number every report calls "customers" (see customer_counts)."""
+        return sum(self.customer_counts().values())
+
     _STATS_SQL = """
         SELECT requester_key,
                sum(created_at >= :d30) AS tickets_30d,
@@ -638,10 +653,13 @@ class Store:
         }
 
     def segment_distribution(self) -> dict[str, dict[str | None, int]]:
+        """Customers per stored label; only customers (customer_counts): a record that has since been
+        linked into another one, or held back, keeps its old rows but is nobody's count."""
         out: dict[str, dict[str | None, int]] = {}
         for row in self.db.query(
-            "SELECT dimension, label, count(*) AS n FROM segments GROUP BY dimension, label "
-            "ORDER BY dimension, n DESC"
+            "SELECT s.dimension, s.label, count(*) AS n FROM segments s "
+            "WHERE s.customer_key IN (SELECT key FROM customer_population) "
+            "GROUP BY s.dimension, s.label ORDER BY s.dimension, n DESC"
         ):
             out.setdefault(row["dimension"], {})[row["label"]] = row["n"]
         return out
@@ -1559,15 +1577,26 @@ class Store:
     # -- admin: reads for preview, simulate, decisions and reports ----------------------------------
 
     def search_customers(self, query: str, limit: int = 20) -> list[Customer]:
-        """Customers whose id, key or external id is `query`, or whose email or name contains it."""
+        """Customers whose id, key or external id is `query`, or whose email or name contains it.
+
+        One result per customer, merged as segments see them: a CRM record linked into a helpdesk user
+        finds that user (once, however many of the person's records match); held records find nobody.
+        """
         text = query.strip()
         if not text:
             return []
         like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self.db.query(
-            "SELECT * FROM customers WHERE key = :q OR external_id = :q OR lower(email) = lower(:q) "
-            "OR lower(email) LIKE :like ESCAPE '\\' OR lower(name) LIKE :like ESCAPE '\\' "
-            "ORDER BY (key = :q OR external_id = :q OR lower(email) = lower(:q)) DESC, email LIMIT :limit",
+            "WITH hits AS ("
+            " SELECT CASE WHEN i.role = 'linked' THEN i.entity_key ELSE c.key END AS key,"
+            " (c.key = :q OR c.external_id = :q OR lower(c.email) = lower(:q)) AS exact"
+            " FROM customers c LEFT JOIN identities i ON i.record_key = c.key"
+            " WHERE (i.role IS NULL OR i.role != 'held')"
+            " AND (c.key = :q OR c.external_id = :q OR lower(c.email) = lower(:q)"
+            " OR lower(c.email) LIKE :like ESCAPE '\\' OR lower(c.name) LIKE :like ESCAPE '\\'))"
+            " SELECT p.* FROM customer_population p"
+            " JOIN (SELECT key, max(exact) AS exact FROM hits GROUP BY key) h ON h.key = p.key"
+            " ORDER BY h.exact DESC, p.email, p.key LIMIT :limit",
             {"q": text, "like": like, "limit": limit},
         )
         return [self._customer(row) for row in rows]
@@ -1627,6 +1656,14 @@ class Store:
         elif retrying is False:
             sql += " AND attempts = 0"
         return [self._event(row) for row in self.db.query(sql + " ORDER BY id LIMIT ?", [status, limit])]
+
+    def segment_history_start(self, dimension: str) -> str | None:
+        """The day the first stored label change of a dimension was recorded: drift before it is unknown."""
+        row = self.db.conn.execute(
+            "SELECT substr(changed_at, 1, 10) FROM segment_changes WHERE dimension = ? ORDER BY id LIMIT 1",
+            (dimension,),
+        ).fetchone()
+        return row[0] if row else None
 
     def segment_change_counts(
         self, dimension: str, since: datetime

@@ -177,17 +177,21 @@ def logout() -> ResponseReturnValue:
 
 @bp.get("/")
 def overview() -> ResponseReturnValue:
-    store = _rt().store
-    _, unmoved, waiting = _rt().queue.backlog(time.time())
+    runtime = _rt()
+    store = runtime.store
+    _, unmoved, waiting = runtime.queue.backlog(time.time())
     return render_template(
         "overview.html",
-        counts={name: store.count(name) for name in ("customers", "tickets", "decisions")},
+        counts={
+            "customers": store.customer_count(),  # the segments' population, as every report counts it
+            **{name: store.count(name) for name in ("tickets", "decisions")},
+        },
         queue=store.queue_counts(),
         unmoved=unmoved,
         waiting=waiting if unmoved else None,
         active=store.active_mapping_version(),
         recent=reports.recent_decisions(store, 8),
-        connectors=sorted(_rt().connectors),
+        **reports.connector_names(runtime.connectors),
     )
 
 
@@ -401,8 +405,10 @@ def _bars(title: str, categories: list[str], series: list[tuple[str, list[float 
 def simulate() -> ResponseReturnValue:
     days = max(1, min(365, request.args.get("days", default=30, type=int) or 30))
     draft, draft_problem, has_draft = _draft_scenario()
-    choice = request.args.get("mapping", "draft" if draft else "")
     versions = _rt().store.mapping_versions()
+    others = [v for v in versions if not v.active]
+    # without a draft, the newest earlier version is the natural thing to compare with
+    choice = request.args.get("mapping", "draft" if has_draft else str(others[0].id) if others else "")
     candidate, problem = None, None
     if choice == "draft":
         candidate, problem = draft, draft_problem
@@ -426,6 +432,7 @@ def simulate() -> ResponseReturnValue:
         days=days,
         choice=choice,
         versions=versions,
+        others=others,
         has_draft=has_draft,
         draft_ok=draft is not None,
         problem=problem,
@@ -474,17 +481,24 @@ def segments() -> ResponseReturnValue:
     days = max(2, min(730, request.args.get("days", default=90, type=int) or 90))
     dimension = _dimension()
     drift = reports.drift(runtime.store, runtime.mapping, dimension, days)
-    x = [int(datetime.fromisoformat(d).replace(tzinfo=UTC).timestamp()) for d in drift["days"]]
+    # the chart starts at the first recorded day: before it nobody's labels are known, and counting
+    # backwards from today would show everyone as "(none)"
+    starts = drift["history_starts"]
+    first = drift["days"].index(starts) if starts and starts in drift["days"] else 0
+    x = [int(datetime.fromisoformat(d).replace(tzinfo=UTC).timestamp()) for d in drift["days"][first:]]
     chart = {
         "type": "lines",
         "title": f"Customers per {dimension} label, end of each day",
         "x": x,
-        "series": drift["series"],
+        "series": [{**series, "values": series["values"][first:]} for series in drift["series"]],
         "unit": "customers",
     }
+    distribution = reports.distribution(runtime.store, runtime.mapping)
     return render_template(
         "segments.html",
-        distribution=reports.distribution(runtime.store, runtime.mapping),
+        customers=runtime.store.customer_count(),
+        segmented=sum(row["customers"] for row in distribution[0]["labels"]) if distribution else 0,
+        distribution=distribution,
         quality=reports.quality(_active_scenario()[1]),
         drift=drift,
         drift_chart=chart,

@@ -105,6 +105,15 @@ def recent_decisions(store: Store, limit: int = 50, order: tuple[str, ...] = ())
     return [decision_dict(record, order) for record in store.list_decisions(limit)]
 
 
+# -- overview ----------------------------------------------------------------------------------------
+
+
+def connector_names(connectors: dict[str, Any]) -> dict[str, list[str]]:
+    """Helpdesks (they route tickets) apart from sources (CRM and file exports that only enrich)."""
+    sources = sorted(name for name, c in connectors.items() if getattr(c, "pull_only", False))
+    return {"helpdesks": sorted(name for name in connectors if name not in sources), "sources": sources}
+
+
 # -- segments ----------------------------------------------------------------------------------------
 
 
@@ -182,7 +191,6 @@ def drift(
             series[label][index] = max(0, counts.get(label, 0))
         for label, n in delta_by_day.get(day.isoformat(), {}).items():
             counts[label] -= n  # undo that day's changes to get the end of the previous day
-    first_day = min(delta_by_day) if delta_by_day else None
     return {
         "dimension": dimension,
         "days": [(start + timedelta(days=i)).isoformat() for i in range(days)],
@@ -197,7 +205,9 @@ def drift(
             }
             for (f, t), n in moves.most_common(20)
         ],
-        "history_starts": first_day,
+        # the first day any label change of this dimension was recorded, possibly before the period;
+        # the counts of earlier days are today's counts undone, not something that was observed
+        "history_starts": store.segment_history_start(dimension),
     }
 
 

@@ -276,7 +276,8 @@ def simulate(
 ) -> dict[str, Any]:
     """Decide every stored ticket of the last ``days`` days with both mappings and compare.
 
-    Counts per priority, SLA and group before and after, and the tickets whose decision moves.
+    Counts per priority, SLA and group before and after, and the tickets whose decision moves, also
+    grouped by change ("priority normal → low": 12 tickets), biggest first, which is how one reads it.
     """
     now = after[1].now
     since = now - timedelta(days=days)
@@ -309,6 +310,10 @@ def simulate(
                     "why": [r for r in new.reasons if r.split(" ", 1)[0].rstrip(":") in changed],
                 }
             )
+    changes: dict[tuple[tuple[str, str | None, str | None], ...], list[dict[str, Any]]] = {}
+    for move in moves:
+        key = tuple((name, move["before"][name], move["after"][name]) for name in move["changed"])
+        changes.setdefault(key, []).append(move)
     tables = {}
     for name, (was, now_) in counts.items():
         tables[name] = [
@@ -325,4 +330,13 @@ def simulate(
         "counts": tables,
         "moves": moves[:limit],
         "truncated": len(moves) > limit,
+        "changes": [
+            {
+                "change": [{"field": f, "before": b, "after": a} for f, b, a in key],
+                "label": " · ".join(f"{f} {b or '–'} → {a or '–'}" for f, b, a in key),
+                "tickets": len(group),
+                "moves": group[:limit],
+            }
+            for key, group in sorted(changes.items(), key=lambda kv: (-len(kv[1]), kv[1][0]["ticket"]))
+        ],
     }
