@@ -131,7 +131,7 @@ def serve(host: str, port: int) -> None:
     scheduler.start()
     _on_term(stop)
     threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()
-    click.echo(f"tierdesk serving on http://{host}:{server.server_port}", err=True)
+    click.echo(f"tierdesk serving on http://{host}:{server.server_port}")  # logs go to stderr
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -413,6 +413,7 @@ def _run(
         "127.0.0.1", port, create_app(runtime=runtime), threaded=True, request_handler=logs.AccessLog
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    cleanup.callback(server.server_close)
     cleanup.callback(server.shutdown)
     stop = threading.Event()
     from integration.cli import start_workers

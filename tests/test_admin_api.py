@@ -526,7 +526,9 @@ def test_the_demo_ends_with_the_admin_address_and_sign_in() -> None:
     admin_line = next(line for line in lines if line.startswith("Admin: "))
     assert re.fullmatch(r"Admin: http://127\.0\.0\.1:\d+/admin/ \(user admin, password \S{8,}\)", admin_line)
     assert any(
-        re.match(r"Admin API: http://127\.0\.0\.1:\d+/api/ \(Authorization: Bearer \S{16,};", x)
+        re.match(
+            r'Admin API: curl -H "Authorization: Bearer \S{16,}" http://127\.0\.0\.1:\d+/api/segments', x
+        )
         for x in lines
     )
     assert "--serve" in lines[-1]

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
+from connectors.sandbox.zendesk import ZendeskSandbox
 from integration.cli import main
 from integration.models import TicketEvent
 from integration.settings import Settings
-from tests.conftest import Live
+from tests.conftest import EMAIL, TOKEN, Live
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,3 +121,197 @@ def test_readme_opens_with_the_two_commands() -> None:
     head = (ROOT / "README.md").read_text()[:400]
     assert "make demo" in head
     assert "make test" in head
+
+
+# -- what a new user meets first: commands that look at a store, start-up errors, logs ----------------------
+
+
+def _tierdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The installed `tierdesk` command in its own process, with only the environment given (and PATH)."""
+    script = Path(sys.executable).parent / "tierdesk"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "integration.cli"]
+    return subprocess.run(  # noqa: S603 - our own command
+        [*command, *args],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_commands_that_look_at_the_store_need_only_tierdesk_db(live: Live) -> None:
+    store = live.runtime.store
+    event_id, _ = live.runtime.queue.put(TicketEvent("zendesk", "d9", "9090"), {})
+    event = live.runtime.queue.claim("w")
+    assert event is not None
+    live.runtime.queue.failed(event, "w", "zendesk: ticket 9090 no longer exists", retriable=False)
+    run_id = store.start_job_run("sync", "test", 1_700_000_000.0)
+    store.finish_job_run(run_id, "ok", {"users": 120}, 7, None, 1_700_000_002.5)
+    env = {"TIERDESK_DB": live.runtime.settings.db}  # no helpdesk, no credentials, no webhook secret
+
+    status = _tierdesk("sync", "--status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert any(line.split()[:3] == ["zendesk", "users", "ok"] for line in status.stdout.splitlines())
+    report = _tierdesk("segment", "--report", env=env)
+    assert report.returncode == 0, report.stderr
+    assert "120 customers" in report.stdout
+    assert "Data quality" in report.stdout
+    listed = _tierdesk("queue", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "9090 no longer exists" in listed.stdout
+    assert listed.stdout.splitlines()[1].split()[:4] == ["id", "status", "ticket", "attempts"]
+    jobs = _tierdesk("jobs", env=env)
+    assert jobs.returncode == 0, jobs.stderr
+    header, row = jobs.stdout.splitlines()
+    assert header.split()[:4] == ["id", "job", "status", "started"]
+    assert row.split()[1:3] == ["sync", "ok"]
+    assert "2.5 s" in row
+    replayed = _tierdesk("queue", "retry", str(event_id), env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert store.get_event(event_id).status == "pending"
+
+
+def test_a_command_that_looks_at_the_store_does_not_create_one(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    result = _tierdesk("queue", env={"TIERDESK_DB": str(path)})
+    assert result.returncode != 0
+    assert f"TIERDESK_DB={path}: there is no database at {path}" in result.stderr
+    assert "tierdesk sync" in result.stderr  # the fix
+    assert not path.exists()
+
+
+HELPDESK_ENV = {
+    "TIERDESK_ZENDESK_URL": "http://127.0.0.1:9",
+    "TIERDESK_ZENDESK_EMAIL": "agent@example.com",
+    "TIERDESK_ZENDESK_TOKEN": "not-a-real-token",
+    "TIERDESK_ZENDESK_WEBHOOK_SECRET": "not-a-real-secret",
+}
+
+
+@pytest.mark.parametrize("command", [["queue"], ["worker"], ["sync"], ["segment"]])
+@pytest.mark.parametrize("case", ["missing directory", "a directory", "not a database"])
+def test_a_bad_tierdesk_db_is_one_line_naming_the_variable_value_and_fix(
+    tmp_path: Path, command: list[str], case: str
+) -> None:
+    if case == "missing directory":
+        db, fix = str(tmp_path / "no-such-dir" / "tierdesk.db"), f"mkdir -p {tmp_path / 'no-such-dir'}"
+    elif case == "a directory":
+        db, fix = str(tmp_path), f"e.g. TIERDESK_DB={tmp_path / 'tierdesk.db'}"
+    else:
+        (tmp_path / "notes.db").write_text("not a database\n")
+        db, fix = str(tmp_path / "notes.db"), "Point TIERDESK_DB at tierdesk's database file"
+    result = _tierdesk(*command, env={**HELPDESK_ENV, "TIERDESK_DB": db})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: TIERDESK_DB={db}")
+    assert fix in line
+
+
+def test_other_start_up_mistakes_name_their_variable_too(tmp_path: Path) -> None:
+    env = {**HELPDESK_ENV, "TIERDESK_DB": str(tmp_path / "t.db")}
+    mapping = _tierdesk("worker", env={**env, "TIERDESK_MAPPINGS": str(tmp_path / "nope.yaml")})
+    assert mapping.returncode != 0
+    (line,) = mapping.stderr.splitlines()
+    assert f"TIERDESK_MAPPINGS={tmp_path / 'nope.yaml'}: cannot read the mapping file" in line
+    level = _tierdesk("worker", env={**env, "TIERDESK_LOG_LEVEL": "chatty"})
+    assert level.returncode != 0
+    (line,) = level.stderr.splitlines()
+    assert "TIERDESK_LOG_LEVEL=chatty: expected one of DEBUG, INFO, WARNING" in line
+
+
+def _helpdesk_env(sandbox: ZendeskSandbox, tmp_path: Path, **changes: str) -> dict[str, str]:
+    return {
+        "TIERDESK_DB": str(tmp_path / "t.db"),
+        "TIERDESK_ZENDESK_URL": sandbox.base_url,
+        "TIERDESK_ZENDESK_EMAIL": EMAIL,
+        "TIERDESK_ZENDESK_TOKEN": TOKEN,
+        "TIERDESK_ZENDESK_WEBHOOK_SECRET": "not-a-real-secret",
+        "TIERDESK_HTTP_ATTEMPTS": "1",
+        **changes,
+    }
+
+
+def test_a_wrong_token_at_start_says_which_variables_to_check(
+    sandbox: ZendeskSandbox, seeded: object, tmp_path: Path
+) -> None:
+    result = _tierdesk("worker", env=_helpdesk_env(sandbox, tmp_path, TIERDESK_ZENDESK_TOKEN="wrong"))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    host = sandbox.base_url.removeprefix("http://")
+    assert f"Zendesk at {host} refused our credentials (401)" in line
+    assert "check TIERDESK_ZENDESK_EMAIL and TIERDESK_ZENDESK_TOKEN" in line
+
+
+def test_an_unreachable_helpdesk_at_start_names_the_host(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**HELPDESK_ENV, "TIERDESK_DB": str(tmp_path / "t.db"), "TIERDESK_HTTP_ATTEMPTS": "1"}
+    result = _tierdesk("worker", env={**env, "TIERDESK_ZENDESK_URL": f"http://127.0.0.1:{port}"})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert f"cannot reach Zendesk at 127.0.0.1:{port}: Connection refused" in line
+    assert f"check TIERDESK_ZENDESK_URL=http://127.0.0.1:{port}" in line
+
+
+def test_a_mapped_group_the_helpdesk_lacks_names_file_line_and_the_closest_group(
+    sandbox: ZendeskSandbox, seeded: object, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "routing.yaml"
+    text = (ROOT / "mappings" / "default.yaml").read_text().replace('"Key Accounts"', '"Key Acounts"')
+    mapping.write_text(text)
+    line_number = next(i for i, line in enumerate(text.splitlines(), 1) if "Key Acounts" in line)
+    result = _tierdesk("worker", env=_helpdesk_env(sandbox, tmp_path, TIERDESK_MAPPINGS=str(mapping)))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert f"{mapping}:{line_number}: group 'Key Acounts' does not exist in Zendesk" in line
+    assert "did you mean 'Key Accounts'?" in line
+
+
+def test_one_shot_commands_keep_log_lines_off_stdout_and_quiet_by_default(live: Live) -> None:
+    env = _env(live.runtime.settings)
+    del env["TIERDESK_LOG_LEVEL"]
+    quiet = _tierdesk("sync", env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "segments: 120 customers" in quiet.stdout
+    assert quiet.stderr == ""  # INFO lines such as sync.recomputed are the service's, not the user's
+    chatty = _tierdesk("sync", env={**env, "TIERDESK_LOG_LEVEL": "INFO"})
+    assert chatty.returncode == 0, chatty.stderr
+    assert not [line for line in chatty.stdout.splitlines() if line.startswith("{")]
+    events = [json.loads(line)["event"] for line in chatty.stderr.splitlines()]
+    assert "sync.recomputed" in events
+
+
+def test_serve_logs_each_request_as_a_json_line(live: Live) -> None:
+    env = {**_env(live.runtime.settings), "TIERDESK_LOG_LEVEL": "INFO", "TIERDESK_WORKER_THREADS": "1"}
+    script = Path(sys.executable).parent / "tierdesk"
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [str(script), "serve", "--port", "0"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        url = re.search(r"http://\S+", first)
+        assert url, first
+        assert requests.get(f"{url.group(0)}/healthz?probe=1", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert "\x1b[" not in stderr  # no terminal colours
+    lines = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON
+    access = [line for line in lines if line["event"] == "web.request"]
+    assert {"method": "GET", "path": "/healthz", "status": 200} in [
+        {k: line[k] for k in ("method", "path", "status")} for line in access
+    ]
