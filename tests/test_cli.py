@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -291,9 +292,12 @@ def test_one_shot_commands_keep_log_lines_off_stdout_and_quiet_by_default(live: 
 
 def test_serve_logs_each_request_as_a_json_line(live: Live) -> None:
     env = {**_env(live.runtime.settings), "TIERDESK_LOG_LEVEL": "INFO", "TIERDESK_WORKER_THREADS": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     script = Path(sys.executable).parent / "tierdesk"
     process = subprocess.Popen(  # noqa: S603 - our own command
-        [str(script), "serve", "--port", "0"],
+        [str(script), "serve", "--port", str(port)],
         cwd=ROOT,
         env={"PATH": os.environ.get("PATH", ""), **env},
         stdout=subprocess.PIPE,
@@ -301,14 +305,20 @@ def test_serve_logs_each_request_as_a_json_line(live: Live) -> None:
         text=True,
     )
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        url = re.search(r"http://\S+", first)
-        assert url, first
-        assert requests.get(f"{url.group(0)}/healthz?probe=1", timeout=5).status_code == 200
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz?probe=1", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, "serve exited"
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert answer.status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate(timeout=30)
+    assert stdout.startswith(f"tierdesk serving on http://127.0.0.1:{port}")
     assert "\x1b[" not in stderr  # no terminal colours
     lines = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON
     access = [line for line in lines if line["event"] == "web.request"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from integration.demo import DemoError, run
+from integration import demo
+from integration.demo import run
 from integration.mapping import MappingError, parse_mapping
 from integration.store import Store
 from tests.test_admin_api import AdminApp, _edit, _sign_in, admin  # noqa: F401 - `admin` is a fixture
@@ -67,7 +68,7 @@ def test_demo_refuses_a_db_that_exists_and_a_port_in_use(tmp_path: Path) -> None
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(DemoError, match=f"--port {port}: cannot listen on 127.0.0.1:{port}"):
+        with pytest.raises(demo.DemoError, match=f"--port {port}: cannot listen on 127.0.0.1:{port}"):
             run(customers=50, tickets=1, echo=lambda _: None, serve=False, port=port)
 
 
