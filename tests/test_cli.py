@@ -21,7 +21,8 @@ from connectors.sandbox.zendesk import ZendeskSandbox
 from integration.cli import main
 from integration.models import TicketEvent
 from integration.settings import Settings
-from tests.conftest import EMAIL, TOKEN, Live
+from integration.worker import Worker
+from tests.conftest import EMAIL, TOKEN, Live, post_webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,10 +145,13 @@ def _tierdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subproces
 
 def test_commands_that_look_at_the_store_need_only_tierdesk_db(live: Live) -> None:
     store = live.runtime.store
-    event_id, _ = live.runtime.queue.put(TicketEvent("zendesk", "d9", "9090"), {})
-    event = live.runtime.queue.claim("w")
-    assert event is not None
-    live.runtime.queue.failed(event, "w", "zendesk: ticket 9090 no longer exists", retriable=False)
+    secret = live.runtime.settings.zendesk_webhook_secret or ""
+    post_webhook(live.url, {"ticket": {"id": "909090"}}, secret=secret)  # Zendesk has no such ticket
+    outcome = Worker(live.runtime).run_once()
+    assert outcome is not None
+    assert outcome.status == "dead"
+    (event,) = store.list_events(["dead"])
+    event_id = event.id
     run_id = store.start_job_run("sync", "test", 1_700_000_000.0)
     store.finish_job_run(run_id, "ok", {"users": 120}, 7, None, 1_700_000_002.5)
     env = {"TIERDESK_DB": live.runtime.settings.db}  # no helpdesk, no credentials, no webhook secret
@@ -161,7 +165,7 @@ def test_commands_that_look_at_the_store_need_only_tierdesk_db(live: Live) -> No
     assert "Data quality" in report.stdout
     listed = _tierdesk("queue", env=env)
     assert listed.returncode == 0, listed.stderr
-    assert "9090 no longer exists" in listed.stdout
+    assert "909090" in listed.stdout
     assert listed.stdout.splitlines()[1].split()[:4] == ["id", "status", "ticket", "attempts"]
     jobs = _tierdesk("jobs", env=env)
     assert jobs.returncode == 0, jobs.stderr
