@@ -617,4 +617,4 @@ def test_the_lookup_explains_text_that_is_no_ticket_id_and_counts_outcomes(admin
     assert page.status_code == 400
     text = page.get_data(as_text=True)
     assert "is not a ticket id" in text
-    assert "1 routed · 0 re-routed · 0 skipped" in text
+    assert "1 ticket routed, 0 of them re-routed later · 0 skipped" in text
