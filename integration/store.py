@@ -1737,8 +1737,12 @@ class Store:
             "segment_changes", "changed_at < ? AND id <= ?", (_iso(changed_before), up_to), batch
         )
 
-    def prune_job_runs(self, finished_before: float, batch: int = 5_000) -> int:
-        """Delete finished job runs older than the given time (a running one stays)."""
+    def prune_job_runs(self, before: float, batch: int = 5_000) -> int:
+        """Delete job runs that finished before the given time, and runs still marked running that
+        started before it (their process died: a job's lock lasts minutes, not days)."""
         return self._delete_batches(
-            "job_runs", "status != 'running' AND finished_at < ?", (finished_before,), batch
+            "job_runs",
+            "(status != 'running' AND finished_at < ?) OR (status = 'running' AND started_at < ?)",
+            (before, before),
+            batch,
         )

@@ -88,7 +88,8 @@ def _history(db: Path) -> dict[str, list]:
     store.save_model(reroute.BOOKMARK, {"after": store.last_segment_change()}, datetime.now(UTC))
     labels("B", 740)  # stamped old, but recorded after the last re-route: not handled yet
 
-    for job, age, finished in (("sync", 40, True), ("sync", 40, False), ("sweep", 1, True)):
+    runs = (("sync", 40, True), ("sync", 40, False), ("sweep", 1, True), ("recompute", 0.01, False))
+    for job, age, finished in runs:
         run_id = store.start_job_run(job, "host:1", NOW - age * DAY)
         if finished:
             store.finish_job_run(run_id, "done", {}, 0, None, NOW - age * DAY + 5)
@@ -128,7 +129,7 @@ def test_prune_deletes_old_history_and_keeps_new_and_live_rows(tmp_path: Path) -
         "events_dead": 1,
         "decisions": 1,
         "segment_changes": 2,
-        "job_runs": 1,
+        "job_runs": 2,
     }
     after = _rows(db)
     # done after 30 days, dead after 90; a leased event stays however old
@@ -137,8 +138,8 @@ def test_prune_deletes_old_history_and_keeps_new_and_live_rows(tmp_path: Path) -
     assert after["decisions"] == ["zendesk:ticket:101", "zendesk:ticket:102"]
     # older than 730 days and handled by the re-route: gone; the unhandled one stays
     assert after["changes"] == ["A", "B"]
-    # the old finished run goes; a run still marked running stays, and so does this prune's own record
-    assert after["job_runs"] == [("sync", "running"), ("sweep", "done"), ("prune", "done")]
+    # old runs go, finished or left "running" by a process that died; a run in progress stays
+    assert after["job_runs"] == [("sweep", "done"), ("recompute", "running"), ("prune", "done")]
 
     again = CliRunner().invoke(main, ["jobs", "--run", "prune"], env=_env(db))
     assert '"events_done": 0' in again.output
