@@ -100,6 +100,8 @@ class TicketStats:
     tickets_90d: int = 0
     tickets_total: int = 0
     tickets_365d: int | None = None
+    # of tickets_365d, those solved or closed: only these add to cost_to_serve (docs/mapping.md)
+    tickets_solved_365d: int | None = None
     reopened_90d: int = 0
     csat_good: int = 0
     csat_bad: int = 0

@@ -6,7 +6,8 @@ Jobs (intervals and cron from the environment):
 - `recompute` on TIERDESK_RECOMPUTE_CRON (nightly): the same after a full pull, so deletions and
   drifted cursors cannot leave stale data behind;
 - `sweep` every TIERDESK_SWEEP_INTERVAL seconds: hands expired leases back to the queue and raises a
-  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"}).
+  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"});
+- `prune` on TIERDESK_PRUNE_CRON (daily): deletes what is older than the TIERDESK_RETAIN_* settings.
 
 Several scheduler processes may run (a second machine, a restart that overlaps); a lock in the store
 with an expiry makes sure only one runs a given job at a time. Every run is recorded for `tierdesk jobs`.
@@ -43,8 +44,12 @@ def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for connector in runtime.connectors.values():
         counts[f"pulled_{connector.name}"] = sync.pull(runtime.store, connector, full=full)
-    bookmark = runtime.store.last_segment_change()
+    # Re-route every change since the last re-route: the recompute's, and those the worker recorded when
+    # it classified a requester at webhook time. The first run starts from here.
+    saved = runtime.store.load_model(reroute.BOOKMARK)
+    bookmark = int(saved["after"]) if saved else runtime.store.last_segment_change()
     report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    handled = runtime.store.last_segment_change()
     counts["customers"] = report.customers
     counts["segment_changes"] = report.changes
     for connector in runtime.connectors.values():
@@ -61,6 +66,7 @@ def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
         counts[f"rerouted_{connector.name}"] = rerouted.updated
         if pushed.errors or rerouted.errors:
             counts[f"errors_{connector.name}"] = (pushed.errors + rerouted.errors)[:20]
+    runtime.store.save_model(reroute.BOOKMARK, {"after": handled}, datetime.now(UTC))
     return counts
 
 
@@ -76,10 +82,38 @@ def sweep(runtime: Runtime) -> dict[str, Any]:
     return {"released_leases": released, "dead": counts.get("dead", 0)}
 
 
+def prune(runtime: Runtime, now: float | None = None) -> dict[str, Any]:
+    """Delete history older than the retention settings, in bounded batches (docs/operations.md).
+
+    Never a pending or leased event; dead events only past their own, longer retention; decisions of
+    open tickets stay; label changes not yet re-routed stay."""
+    now = time.time() if now is None else now
+    store, keep = runtime.store, runtime.settings.retention()
+
+    def before(name: str) -> float | None:
+        days = keep[name]
+        return now - days * 86_400 if days > 0 else None  # 0: keep forever
+
+    counts: dict[str, Any] = {}
+    if (cutoff := before("retain_events_days")) is not None:
+        counts["events_done"] = store.prune_events("done", cutoff)
+        counts["job_runs"] = store.prune_job_runs(cutoff)
+    if (cutoff := before("retain_dead_days")) is not None:
+        counts["events_dead"] = store.prune_events("dead", cutoff)
+    if (cutoff := before("retain_decisions_days")) is not None:
+        counts["decisions"] = store.prune_decisions(cutoff)
+    if (cutoff := before("retain_segment_changes_days")) is not None:
+        saved = store.load_model(reroute.BOOKMARK)
+        handled = int(saved["after"]) if saved else store.last_segment_change()
+        counts["segment_changes"] = store.prune_segment_changes(datetime.fromtimestamp(cutoff, UTC), handled)
+    return counts
+
+
 JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
     "sync": refresh,
     "recompute": lambda runtime: refresh(runtime, full=True),
     "sweep": sweep,
+    "prune": prune,
 }
 
 
@@ -129,5 +163,12 @@ def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:
     )
     scheduler.add_job(
         run_job, "interval", args=[runtime, "sweep"], seconds=settings.sweep_interval, id="sweep", **common
+    )
+    scheduler.add_job(
+        run_job,
+        CronTrigger.from_crontab(settings.prune_cron, timezone=UTC),
+        args=[runtime, "prune"],
+        id="prune",
+        **common,
     )
     return scheduler

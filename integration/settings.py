@@ -55,6 +55,12 @@ class Settings:
     recompute_cron: str = "0 3 * * *"
     sweep_interval: float = 60.0
     reroute: str = "priority"
+    # Retention in days (0 keeps forever); the daily `prune` job deletes what is older (docs/operations.md)
+    retain_events_days: float = 30.0  # done queue events and finished job runs
+    retain_dead_days: float = 90.0  # dead events not replayed by then
+    retain_decisions_days: float = 365.0  # decisions, except those of tickets still open
+    retain_segment_changes_days: float = 730.0  # label history (the drift chart reaches back 730 days)
+    prune_cron: str = "30 4 * * *"
     log_level: str = "INFO"
     admin_user: str = "admin"
     admin_password: str | None = None
@@ -97,6 +103,10 @@ class Settings:
         """A comma-separated setting as a tuple of trimmed, non-empty names."""
         return tuple(n.strip() for n in value.split(",") if n.strip())
 
+    def retention(self) -> dict[str, float]:
+        """The retention settings by field name (days; 0 keeps forever)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name.startswith("retain_")}
+
     @property
     def freshdesk_configured(self) -> bool:
         return bool(self.freshdesk_url and self.freshdesk_api_key)
@@ -108,6 +118,11 @@ class Settings:
         """
         if self.reroute not in ("off", "priority", "all"):
             raise SettingsError(f"TIERDESK_REROUTE={self.reroute!r}: expected off, priority or all")
+        for name, days in self.retention().items():
+            if not days >= 0:  # also refuses nan
+                raise SettingsError(
+                    f"TIERDESK_{name.upper()}={days!r}: expected a number of days, 0 to keep forever"
+                )
         if self.zendesk_configured and not self.zendesk_webhook_secret and not self.insecure_dev:
             raise SettingsError(
                 "TIERDESK_ZENDESK_WEBHOOK_SECRET is not set: refusing to accept unsigned webhooks. "

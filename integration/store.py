@@ -299,7 +299,7 @@ class DecisionRecord:
     ticket_key: str
     event_id: int | None
     customer_key: str | None
-    outcome: str  # applied | skipped
+    outcome: str  # applied | skipped | rerouted
     priority: str | None
     sla: str | None
     group_name: str | None
@@ -313,7 +313,8 @@ class DecisionRecord:
 
     @property
     def latency_ms(self) -> float | None:
-        if self.received_at is None:
+        """Webhook received -> decided. None for a re-route: no webhook started it, the scheduler did."""
+        if self.received_at is None or self.outcome == "rerouted":
             return None
         return (self.decided_at - self.received_at) * 1000
 
@@ -491,6 +492,16 @@ class Store:
             db["tickets"].upsert_all(rows, pk="key")
         return len(rows)
 
+    def record_arrival(self, ticket: Ticket) -> bool:
+        """Store a ticket the worker is routing unless the store has it already, so the requester's
+        ticket counts include it from its arrival, as the next sync's will. A stored row (synced, with
+        its metrics) is left alone. True when it was new."""
+        with self.transaction() as db:
+            if db.conn.execute("SELECT 1 FROM tickets WHERE key = ?", (ticket.key,)).fetchone():
+                return False
+            self.upsert_tickets([ticket])  # nested: the same transaction
+        return True
+
     @staticmethod
     def _customer(row: dict[str, Any]) -> Customer:
         org_key = row["organization_key"]
@@ -558,7 +569,8 @@ class Store:
                count(*) AS tickets_total,
                sum(CASE WHEN created_at >= :d90 THEN reopens ELSE 0 END) AS reopened_90d,
                sum(satisfaction = 'good') AS csat_good,
-               sum(satisfaction = 'bad') AS csat_bad
+               sum(satisfaction = 'bad') AS csat_bad,
+               sum(created_at >= :d365 AND status IN ('solved', 'closed')) AS tickets_solved_365d
         FROM tickets
         WHERE requester_key IS NOT NULL {where}
         GROUP BY requester_key
@@ -1049,15 +1061,14 @@ class Store:
         return int(self.db.conn.execute("SELECT coalesce(max(id), 0) FROM segment_changes").fetchone()[0])
 
     def customers_changed_since(self, bookmark: int) -> list[str]:
-        """Customers with segment changes after `bookmark` who had segments before it (a first label is
-        no change of segment)."""
+        """Customers with segment changes after `bookmark`. A first label counts too: the re-route
+        compares each ticket's labels with the ones it was routed with, which needs no older history
+        (so pruning segment_changes cannot hide a change)."""
         return [
             row[0]
             for row in self.db.conn.execute(
-                "SELECT DISTINCT c.customer_key FROM segment_changes c WHERE c.id > ? "
-                "AND EXISTS (SELECT 1 FROM segment_changes o "
-                "WHERE o.customer_key = c.customer_key AND o.id <= ?) ORDER BY c.customer_key",
-                (bookmark, bookmark),
+                "SELECT DISTINCT customer_key FROM segment_changes WHERE id > ? ORDER BY customer_key",
+                (bookmark,),
             )
         ]
 
@@ -1201,7 +1212,8 @@ class Store:
 
     def ticket_stat_rows(self, now: datetime, organization_key: str | None = None) -> list[tuple[Any, ...]]:
         """(customer key, tickets_30d, tickets_90d, tickets_365d, tickets_total, reopened_90d, csat_good,
-        csat_bad) per requester, counted in SQL; customers without tickets have no row."""
+        csat_bad, tickets_solved_365d) per requester, counted in SQL; customers without tickets have no
+        row."""
         params: dict[str, Any] = {
             "d30": _iso(now - timedelta(days=30)),
             "d90": _iso(now - timedelta(days=90)),
@@ -1670,3 +1682,67 @@ class Store:
             ):
                 out[key] = sla
         return out
+
+    def decision_outcomes(self) -> dict[str, int]:
+        """Tickets per outcome of their decision (applied, skipped, rerouted): one count for the admin
+        and the demo alike."""
+        return {
+            row[0]: int(row[1])
+            for row in self.db.conn.execute("SELECT outcome, count(*) FROM decisions GROUP BY outcome")
+        }
+
+    # -- retention (the `prune` job, docs/operations.md) ----------------------------------------------
+
+    def _delete_batches(self, table: str, where: str, params: Sequence[Any], batch: int) -> int:
+        """DELETE in transactions of at most `batch` rows, so writers (webhook moves, workers) get the
+        write lock between batches however much there is to delete."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        total = 0
+        while True:
+            with self.transaction() as db:
+                deleted = db.conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN "  # noqa: S608 - fixed names from the callers
+                    f"(SELECT rowid FROM {table} WHERE {where} LIMIT ?)",
+                    [*params, batch],
+                ).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def prune_events(self, status: str, finished_before: float, batch: int = 5_000) -> int:
+        """Delete `done` or `dead` events that finished before the given time. Pending and leased
+        events are never deleted."""
+        if status not in ("done", "dead"):
+            raise ValueError(f"only done or dead events are pruned, not {status!r}")
+        return self._delete_batches(
+            "events", "status = ? AND finished_at < ?", (status, finished_before), batch
+        )
+
+    def prune_decisions(self, decided_before: float, batch: int = 5_000) -> int:
+        """Delete decisions made before the given time, except those of tickets still open (re-routing
+        and the worker's "already routed" check read them)."""
+        return self._delete_batches(
+            "decisions",
+            "decided_at < ? AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.key = decisions.ticket_key "
+            "AND coalesce(t.status, 'open') IN ('new', 'open', 'pending', 'hold'))",
+            (decided_before,),
+            batch,
+        )
+
+    def prune_segment_changes(self, changed_before: datetime, up_to: int, batch: int = 5_000) -> int:
+        """Delete label changes recorded before the given time with an id at most `up_to` (the re-route
+        bookmark: changes not yet re-routed stay)."""
+        return self._delete_batches(
+            "segment_changes", "changed_at < ? AND id <= ?", (_iso(changed_before), up_to), batch
+        )
+
+    def prune_job_runs(self, before: float, batch: int = 5_000) -> int:
+        """Delete job runs that finished before the given time, and runs still marked running that
+        started before it (their process died: a job's lock lasts minutes, not days)."""
+        return self._delete_batches(
+            "job_runs",
+            "(status != 'running' AND finished_at < ?) OR (status = 'running' AND started_at < ?)",
+            (before, before),
+            batch,
+        )

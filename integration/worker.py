@@ -158,6 +158,7 @@ class Worker:
         if ticket.requester_id:
             customer = self._customer(connector, ticket.requester_id)
             customer_key = customer.key
+            store.record_arrival(ticket)  # counted from its arrival, as the next sync will (docs/mapping.md)
             assignments, feats = segments_for_customer(store, rt.mapping, rt.mapping_digest, customer, now)
         decision: Decision = routing.decide(assignments, rt.mapping, feats)
         result: ApplyResult = connector.apply(ticket, decision)

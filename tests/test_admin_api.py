@@ -569,3 +569,52 @@ def test_a_worker_in_another_process_routes_with_the_published_version(admin: Ad
     assert decision.priority == "low"
     assert "priority low: default" in decision.reasons
     worker_runtime.store.close()
+
+
+# -- the decisions lookup: ids as people write them, tickets with only queue events -------------------------
+
+
+def test_a_ticket_with_only_a_dead_event_is_found_and_the_queue_page_links_to_it(admin: AdminApp) -> None:
+    _route(admin.runtime, "424242", "lookup-dead")  # Zendesk has no such ticket: dead at once, no decision
+    for ticket_id in ("424242", "%23424242", "%20%23%20424242", "zendesk:ticket:424242"):
+        answer = admin.api("GET", f"/api/decisions/{ticket_id}")
+        assert answer.status_code == 200, ticket_id
+        (item,) = answer.json["tickets"]
+        assert item["ticket_key"] == "zendesk:ticket:424242"
+        assert item["decision"] is None
+        assert [e["status"] for e in item["events"]] == ["dead"]
+
+    _sign_in(admin.client)
+    queue_page = admin.client.get("/admin/queue").get_data(as_text=True)
+    link = re.search(r'href="(/admin/decisions/[^"]+)">zendesk:ticket:424242<', queue_page)
+    assert link, "the queue page links the dead event's ticket"
+    page = admin.client.get(link.group(1))
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "No decision yet" in text
+    assert "Its event is dead" in text
+    looked_up = admin.client.get("/admin/decisions?ticket=%23424242")
+    assert looked_up.status_code == 302
+    assert looked_up.headers["Location"].endswith("/admin/decisions/424242")
+
+
+def test_the_lookup_explains_text_that_is_no_ticket_id_and_counts_outcomes(admin: AdminApp) -> None:
+    bad = admin.api("GET", "/api/decisions/hello")
+    assert bad.status_code == 400
+    assert bad.json["error"] == "bad_request"
+    assert "like 1612 or #1612" in bad.json["message"]
+    assert admin.api("GET", "/api/decisions/999999").status_code == 404  # a real id tierdesk never saw
+
+    zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
+    ticket = zendesk.create_ticket(str(admin.summary.customer_ids[2]), "Login", "Cannot sign in")
+    _route(admin.runtime, ticket.external_id, "lookup-routed")
+    routed = admin.api("GET", f"/api/decisions/%23{ticket.external_id}").json["tickets"][0]
+    assert routed["decision"]["outcome"] == "applied"
+    assert admin.api("GET", "/api/decisions").json["outcomes"] == {"applied": 1}
+
+    _sign_in(admin.client)
+    page = admin.client.get("/admin/decisions?ticket=hello")
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    assert "is not a ticket id" in text
+    assert "1 ticket routed, 0 of them re-routed later · 0 skipped" in text

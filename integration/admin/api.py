@@ -292,12 +292,22 @@ def simulate() -> ResponseReturnValue:
 @bp.get("/decisions")
 def decisions() -> ResponseReturnValue:
     limit = max(1, min(500, request.args.get("limit", default=50, type=int) or 50))
-    return jsonify(decisions=reports.recent_decisions(_rt().store, limit, _rt().mapping.dimension_names))
+    runtime = _rt()
+    return jsonify(
+        decisions=reports.recent_decisions(runtime.store, limit, runtime.mapping.dimension_names),
+        outcomes=runtime.store.decision_outcomes(),
+    )
 
 
 @bp.get("/decisions/<path:ticket_id>")
 def decision(ticket_id: str) -> ResponseReturnValue:
-    found = reports.lookup_decision(_rt().store, ticket_id, _rt().mapping.dimension_names)
+    runtime = _rt()
+    try:
+        found = reports.lookup_decision(
+            runtime.store, ticket_id, runtime.mapping.dimension_names, tuple(runtime.connectors)
+        )
+    except ValueError as e:
+        raise _BadRequest(str(e)) from e
     if not found:
         return error(404, "not_found", f"tierdesk knows no ticket {ticket_id!r}")
     return jsonify(tickets=found)

@@ -441,18 +441,34 @@ def simulate() -> ResponseReturnValue:
 @bp.get("/decisions")
 def decisions() -> ResponseReturnValue:
     ticket = request.args.get("ticket", "").strip()
+    problem = None
     if ticket:
-        return redirect(url_for("admin.decision", ticket_id=ticket))
-    return render_template(
-        "decisions.html", recent=reports.recent_decisions(_rt().store, 50, _rt().mapping.dimension_names)
+        try:
+            return redirect(url_for("admin.decision", ticket_id=reports.ticket_query(ticket)))
+        except ValueError as e:
+            problem = str(e)
+    runtime = _rt()
+    page = render_template(
+        "decisions.html",
+        recent=reports.recent_decisions(runtime.store, 50, runtime.mapping.dimension_names),
+        outcomes=runtime.store.decision_outcomes(),
+        problem=problem,
+        ticket=ticket,
     )
+    return page, (400 if problem else 200)
 
 
 @bp.get("/decisions/<path:ticket_id>")
 def decision(ticket_id: str) -> ResponseReturnValue:
-    found = reports.lookup_decision(_rt().store, ticket_id, _rt().mapping.dimension_names)
+    runtime = _rt()
+    try:
+        found = reports.lookup_decision(
+            runtime.store, ticket_id, runtime.mapping.dimension_names, tuple(runtime.connectors)
+        )
+    except ValueError as e:
+        return render_template("decision.html", ticket_id=ticket_id, found=[], problem=str(e)), 400
     status = 200 if found else 404
-    return render_template("decision.html", ticket_id=ticket_id, found=found), status
+    return render_template("decision.html", ticket_id=ticket_id, found=found, problem=None), status
 
 
 # -- segments and service ----------------------------------------------------------------------------
