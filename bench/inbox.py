@@ -118,8 +118,8 @@ def main() -> None:
     )
     print(
         f"drained {result['moved']} in {result['batches']} batches in {result['seconds']:.2f} s "
-        f"({result['moved'] / result['seconds']:.0f}/s), read {result['read'] / 2**20:.1f} MB from the inbox, "
-        f"peak memory +{result['peak']:.1f} MB"
+        f"({result['moved'] / result['seconds']:.0f}/s), read {result['read'] / 2**20:.1f} MB from the "
+        f"inbox, peak memory +{result['peak']:.1f} MB"
     )
     print(
         json.dumps(
