@@ -273,7 +273,7 @@ class Inbox:
     def _files(self) -> list[str]:
         try:
             return sorted(e.name for e in os.scandir(self.directory) if e.name.endswith(SUFFIX))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def _sweep_unborn(self, now: float) -> None:
@@ -400,7 +400,7 @@ class Inbox:
             entries = sorted(
                 (e.name, e.stat().st_size) for e in os.scandir(self.directory) if e.name.endswith(SUFFIX)
             )
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return 0, 0, None
         unmoved = 0
         firsts: dict[str, tuple[str, int]] = {}
