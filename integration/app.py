@@ -39,17 +39,24 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/readyz")
     def readyz() -> ResponseReturnValue:
-        store = runtime.store
-        writable = store.writable()
-        files, unmoved, age = runtime.queue.backlog(time.time())
+        """Ready when deliveries can be accepted (the inbox is writable) and the store answers.
+
+        Unauthenticated and polled often, so it never takes the write lock: the store is read through a
+        probe with a one-second bound (Store.probe), and the inbox by its listing plus one line per web
+        process. A long write elsewhere (a recompute, a backlog move) does not hold it up.
+        """
+        health = runtime.queue.health(time.time())
+        ready = health["answering"] and health["writable"] and health["inbox"]["writable"]
         body = {
-            "status": "ok" if writable else "unavailable",
-            "store_writable": writable,
-            "queue": store.queue_counts(),
-            "inbox": {"files": files, "unmoved_bytes": unmoved},
-            "oldest_pending_seconds": age,
+            "status": "ok" if ready else "unavailable",
+            "store_writable": health["answering"] and health["writable"],
+            "queue": health.get("queue", {}),
+            "inbox": health["inbox"],
+            "oldest_pending_seconds": health["oldest_pending_seconds"],
         }
-        return jsonify(body), 200 if writable else 503
+        if "error" in health:
+            body["error"] = health["error"]
+        return jsonify(body), 200 if ready else 503
 
     @app.get("/metrics")
     def prometheus() -> ResponseReturnValue:

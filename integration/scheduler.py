@@ -10,16 +10,24 @@ Jobs (intervals and cron from the environment):
 - `prune` on TIERDESK_PRUNE_CRON (daily): deletes what is older than the TIERDESK_RETAIN_* settings.
 
 Several scheduler processes may run (a second machine, a restart that overlaps); a lock in the store
-with an expiry makes sure only one runs a given job at a time. Every run is recorded for `tierdesk jobs`.
+with an expiry makes sure only one runs a given job at a time. Jobs that must not overlap share a lock
+(`sync` and `recompute` both pull, recompute and push: SHARED_LOCKS); any other job locks by its own
+name. Each run takes the lock under an owner of its own (two jobs of one process exclude each other
+too) and renews it every third of LOCK_TTL while it runs, so a run longer than the TTL keeps it, and
+a killed scheduler's lock frees itself within LOCK_TTL. Every run is recorded for `tierdesk jobs`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +38,18 @@ from apscheduler.triggers.cron import CronTrigger
 
 from integration import reroute, sync, tagsync
 from integration.runtime import Runtime
+from integration.store import Store
 
 log = logging.getLogger("tierdesk.scheduler")
+
+LOCK_TTL = 120.0  # seconds a job's lock outlives a holder that stopped renewing it (killed, frozen)
+
+# Jobs that must never run at the same time share a lock name; the others lock by their own name.
+SHARED_LOCKS: dict[str, str] = {"sync": "refresh", "recompute": "refresh"}
+
+
+def lock_name(job: str) -> str:
+    return f"job:{SHARED_LOCKS.get(job, job)}"
 
 
 def _api_calls(runtime: Runtime) -> int:
@@ -117,18 +135,50 @@ JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
 }
 
 
-def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, Any] | None:
-    """Run one job now if no other process holds its lock; records the run. None when skipped."""
+@contextmanager
+def _renewed(store: Store, name: str, holder: str, ttl: float) -> Iterator[threading.Event]:
+    """Renew a held lock every third of its TTL until the block ends; the event is set if it was lost
+    (this process stalled past the TTL and another took it)."""
+    stop, lost = threading.Event(), threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                kept = store.acquire_lock(name, holder, ttl)
+            except sqlite3.Error:
+                log.exception("scheduler.lock_renewal_failed", extra={"lock": name})
+                continue
+            if not kept:
+                lost.set()
+                log.warning("scheduler.lock_lost", extra={"lock": name, "holder": holder})
+                return
+
+    thread = threading.Thread(target=renew, name=f"renew-{name}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_job(
+    runtime: Runtime, job: str, owner: str | None = None, ttl: float = LOCK_TTL
+) -> dict[str, Any] | None:
+    """Run one job now unless its lock is held (by any process, this one included); records the run.
+    None when skipped."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-    ttl = max(600.0, runtime.settings.sync_interval * 2)
-    if not runtime.store.acquire_lock(f"job:{job}", owner, ttl):
-        log.info(f"scheduler.{job}.skipped", extra={"reason": "another process holds the lock"})
+    holder = f"{owner}#{secrets.token_hex(4)}"  # this run's own: a lock is never re-entered
+    lock = lock_name(job)
+    if not runtime.store.acquire_lock(lock, holder, ttl):
+        log.info(f"scheduler.{job}.skipped", extra={"reason": f"{lock} is held by another run"})
         return None
     calls_before = _api_calls(runtime)
     run_id = runtime.store.start_job_run(job, owner, time.time())
     status, error, counts = "done", None, {}
     try:
-        counts = JOBS[job](runtime)
+        with _renewed(runtime.store, lock, holder, ttl):
+            counts = JOBS[job](runtime)
     except Exception as e:
         status, error = "failed", f"{e.__class__.__name__}: {e}"
         log.exception(f"scheduler.{job}.failed")
@@ -136,7 +186,7 @@ def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, A
         runtime.store.finish_job_run(
             run_id, status, counts, _api_calls(runtime) - calls_before, error, time.time()
         )
-        runtime.store.release_lock(f"job:{job}", owner)
+        runtime.store.release_lock(lock, holder)
     log.info(f"scheduler.{job}.{status}", extra={"counts": counts})
     return counts
 

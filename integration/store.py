@@ -33,6 +33,8 @@ from integration.models import (
 )
 
 BUSY_TIMEOUT_MS = 10_000
+PROBE_TIMEOUT = 1.0  # seconds a health probe's read may wait on SQLite before it gives up
+RATE_WINDOW = 60  # seconds: the outbound rate budget is a sliding minute
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -51,6 +53,21 @@ def _json(value: Any) -> str:
 
 _WRITE_LOCKS: dict[tuple[int, str], tuple[threading.Lock, int]] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (0600) before SQLite does, whatever the umask.
+
+    SQLite gives the -wal and -shm files the database file's own mode, so those follow. An existing file
+    keeps its mode; a path we cannot create is left for SQLite to report in its own words.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:  # it exists (the usual case), or SQLite will say why it cannot be opened
+        return
+    os.close(fd)
 
 
 @contextmanager
@@ -292,6 +309,7 @@ class Event:
     received_at: float
     last_error: str | None
     finished_at: float | None
+    lease: str | None = None  # the claim's token while leased: every transition must present it
 
 
 @dataclass(frozen=True)
@@ -339,6 +357,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
+        _create_private(self.path)
         self._migrate()
 
     # -- connections and transactions -------------------------------------------------------------
@@ -363,6 +382,10 @@ class Store:
         if db is not None:
             db.close()
             self._local.db = None
+        probe = getattr(self._local, "probe", None)
+        if probe is not None:
+            probe.close()
+            self._local.probe = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -411,14 +434,37 @@ class Store:
         row = self.db.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
-    def writable(self) -> bool:
-        """Readiness probe: can we take the write lock right now?"""
+    def probe(self, now: float, timeout: float = PROBE_TIMEOUT) -> dict[str, Any]:
+        """What a health check needs, read without the write lock and within `timeout` seconds.
+
+        Readers never queue behind writers in WAL mode, so a long write transaction (a recompute, a
+        backlog move) does not hold up the probe. It opens its own connection with a short busy timeout
+        for the rare moments SQLite makes even readers wait. `writable`: this process may write the
+        database file and create its -wal and -shm beside it (a full or read-only disk shows here).
+        """
+        directory = os.path.dirname(os.path.abspath(self.path))
+        writable = os.access(self.path, os.W_OK) and os.access(directory, os.W_OK)
         try:
-            with self.transaction() as db:
-                db.conn.execute("SELECT 1")
-        except sqlite3.Error:
-            return False
-        return True
+            conn = getattr(self._local, "probe", None)
+            if conn is None:  # kept per thread: closing the last connection would checkpoint the WAL
+                conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+                conn.execute("PRAGMA query_only = 1")
+                self._local.probe = conn
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            counts = dict(conn.execute("SELECT status, count(*) FROM events GROUP BY status").fetchall())
+            (oldest,) = conn.execute(
+                "SELECT min(received_at) FROM events WHERE status IN ('pending', 'leased')"
+            ).fetchone()
+            offsets = {str(r[0]): int(r[1]) for r in conn.execute("SELECT file, offset FROM inbox_offsets")}
+        except sqlite3.Error as e:
+            return {"answering": False, "writable": writable, "error": str(e)}
+        return {
+            "answering": True,
+            "writable": writable,
+            "queue": counts,
+            "oldest_pending_seconds": None if oldest is None else max(0.0, now - oldest),
+            "inbox_offsets": offsets,
+        }
 
     # -- customers, organizations, tickets ----------------------------------------------------------
 
@@ -753,7 +799,7 @@ class Store:
             db.conn.executemany("DELETE FROM inbox_offsets WHERE file = ?", [(n,) for n in names])
 
     _CLAIM_SQL = """
-        UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :worker,
+        UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :token,
                           attempts = attempts + 1
         WHERE id = (
             SELECT e.id FROM events e
@@ -778,15 +824,17 @@ class Store:
         ).fetchone()
         return row is not None
 
-    def claim(self, worker: str, now: float, lease_seconds: float) -> Event | None:
-        """Lease the oldest ready event; one statement, so two workers never get the same one.
+    def claim(self, token: str, now: float, lease_seconds: float) -> Event | None:
+        """Lease the oldest ready event to the claim `token`; one statement, so two workers never get
+        the same one. The token must be new for every claim (Queue.claim makes one): it is what every
+        later transition of the event checks, so a claim that lost its lease can change nothing.
 
         Events of one ticket are handed out in arrival order: a later one waits while an earlier
         one is pending or leased.
         """
         with self.transaction() as db:
             cur = db.conn.execute(
-                self._CLAIM_SQL, {"now": now, "lease_until": now + lease_seconds, "worker": worker}
+                self._CLAIM_SQL, {"now": now, "lease_until": now + lease_seconds, "token": token}
             )
             cols = [d[0] for d in cur.description]
             rows = cur.fetchall()
@@ -806,33 +854,68 @@ class Store:
             received_at=row["received_at"],
             last_error=row["last_error"],
             finished_at=row["finished_at"],
+            lease=row["leased_by"] if row["status"] == "leased" else None,
         )
 
-    def finish_event(self, event_id: int, worker: str, now: float) -> bool:
-        """Mark done; False when our lease was lost to another worker meanwhile."""
+    # Every transition of a leased event names the claim's token and requires the lease to be that
+    # claim's still: a worker whose lease ran out and was taken over cannot finish, retry or bury the
+    # event under the new holder.
+    _HELD = "id = :id AND status = 'leased' AND leased_by = :token"
+
+    def renew_leases(self, claims: dict[int, str], lease_until: float) -> set[int]:
+        """Extend the leases of these claims (event id -> token); returns the ids still held."""
+        if not claims:
+            return set()
+        kept: set[int] = set()
+        with self.transaction() as db:
+            for event_id, token in claims.items():
+                cur = db.conn.execute(
+                    f"UPDATE events SET lease_until = :until WHERE {self._HELD}",  # noqa: S608 - fixed text
+                    {"until": lease_until, "id": event_id, "token": token},
+                )
+                if cur.rowcount == 1:
+                    kept.add(event_id)
+        return kept
+
+    def finish_event(self, event_id: int, token: str, now: float) -> bool:
+        """Mark done; False when the claim no longer holds the lease."""
         with self.transaction() as db:
             cur = db.conn.execute(
-                "UPDATE events SET status = 'done', finished_at = ?, lease_until = NULL, "
-                "last_error = NULL WHERE id = ? AND status = 'leased' AND leased_by = ?",
-                (now, event_id, worker),
+                "UPDATE events SET status = 'done', finished_at = :now, lease_until = NULL, "  # noqa: S608
+                f"last_error = NULL WHERE {self._HELD}",
+                {"now": now, "id": event_id, "token": token},
             )
             return cur.rowcount == 1
 
-    def retry_event(self, event_id: int, worker: str, available_at: float, error: str) -> None:
+    def retry_event(
+        self, event_id: int, token: str, available_at: float, error: str, *, count_attempt: bool = True
+    ) -> bool:
+        """Back to pending until `available_at`; `count_attempt=False` gives the claim's attempt back
+        (a rate-limit deferral is no failure). False when the claim no longer holds the lease."""
         with self.transaction() as db:
-            db.conn.execute(
-                "UPDATE events SET status = 'pending', available_at = ?, lease_until = NULL, "
-                "last_error = ? WHERE id = ? AND leased_by = ?",
-                (available_at, error, event_id, worker),
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'pending', available_at = :at, lease_until = NULL, "  # noqa: S608
+                "attempts = attempts - :refund, last_error = :error "
+                f"WHERE {self._HELD}",
+                {
+                    "at": available_at,
+                    "refund": 0 if count_attempt else 1,
+                    "error": error,
+                    "id": event_id,
+                    "token": token,
+                },
             )
+            return cur.rowcount == 1
 
-    def dead_event(self, event_id: int, worker: str, error: str, now: float) -> None:
+    def dead_event(self, event_id: int, token: str, error: str, now: float) -> bool:
+        """Dead-letter; False when the claim no longer holds the lease."""
         with self.transaction() as db:
-            db.conn.execute(
-                "UPDATE events SET status = 'dead', finished_at = ?, lease_until = NULL, "
-                "last_error = ? WHERE id = ? AND leased_by = ?",
-                (now, error, event_id, worker),
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'dead', finished_at = :now, lease_until = NULL, "  # noqa: S608
+                f"last_error = :error WHERE {self._HELD}",
+                {"now": now, "error": error, "id": event_id, "token": token},
             )
+            return cur.rowcount == 1
 
     def replay_event(self, event_id: int, now: float) -> bool:
         """Put a dead (or stuck) event back in line with a fresh attempt budget."""
@@ -937,8 +1020,19 @@ class Store:
             "received_at": received_at,
             "decided_at": decided_at,
         }
+        columns = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "ticket_key")
         with self.transaction() as db:
-            db["decisions"].upsert(row, pk="ticket_key")
+            # A "skipped" record never replaces one that says what was written: a second look at a
+            # ticket (a replay, a worker that took over an expired lease) finds our own marker and
+            # skips, and must not erase the record of the write that put it there.
+            db.conn.execute(
+                f"INSERT INTO decisions ({', '.join(columns)}) "  # noqa: S608 - fixed column names
+                f"VALUES ({', '.join(':' + c for c in columns)}) "
+                f"ON CONFLICT (ticket_key) DO UPDATE SET {updates} "
+                "WHERE excluded.outcome != 'skipped' OR decisions.outcome NOT IN ('applied', 'rerouted')",
+                row,
+            )
 
     def get_decision(self, ticket_key: str) -> DecisionRecord | None:
         rows = list(self.db.query("SELECT * FROM decisions WHERE ticket_key = ?", [ticket_key]))
@@ -972,21 +1066,45 @@ class Store:
     # -- outbound rate budget -----------------------------------------------------------------------
 
     def take_rate_token(self, name: str, per_minute: int, now: float) -> float:
-        """A one-minute sliding window shared by all processes; returns seconds to wait (0: go now)."""
+        """A one-minute sliding window shared by all processes; returns seconds to wait (0: go now).
+
+        Windows are wall-clock seconds, so that every process counts in one frame; a clock that steps
+        back would leave calls dated in the future, blocking the budget for as long as the step. They
+        are taken as made now (what they were: recent calls), so the wait never exceeds the window. The
+        transaction is three indexed statements; the wait is worked out after it, without the lock.
+        """
         second = int(now)
+        args = {"name": name, "second": second, "limit": per_minute, "window": RATE_WINDOW}
         with self.transaction() as db:
-            db.conn.execute("DELETE FROM rate_budget WHERE name = ? AND second <= ?", (name, second - 60))
-            used, oldest = db.conn.execute(
-                "SELECT coalesce(sum(count), 0), min(second) FROM rate_budget WHERE name = ?", (name,)
-            ).fetchone()
-            if used >= per_minute:
-                return max(0.01, oldest + 60 - now)
+            ahead = db.conn.execute(
+                "SELECT count(*) FROM rate_budget WHERE name = :name AND second > :second", args
+            ).fetchone()[0]
+            if ahead:  # the clock stepped back: fold those calls into this second
+                (calls,) = db.conn.execute(
+                    "SELECT sum(count) FROM rate_budget WHERE name = :name AND second >= :second", args
+                ).fetchone()
+                db.conn.execute("DELETE FROM rate_budget WHERE name = :name AND second >= :second", args)
+                db.conn.execute(
+                    "INSERT INTO rate_budget (name, second, count) VALUES (:name, :second, :calls)",
+                    {**args, "calls": calls},
+                )
             db.conn.execute(
-                "INSERT INTO rate_budget (name, second, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (name, second) DO UPDATE SET count = count + 1",
-                (name, second),
+                "DELETE FROM rate_budget WHERE name = :name AND second <= :second - :window", args
             )
-        return 0.0
+            taken = db.conn.execute(
+                "INSERT INTO rate_budget (name, second, count) SELECT :name, :second, 1 "
+                "WHERE (SELECT coalesce(sum(count), 0) FROM rate_budget WHERE name = :name) < :limit "
+                "ON CONFLICT (name, second) DO UPDATE SET count = count + 1",
+                args,
+            ).rowcount
+        if taken:
+            return 0.0
+        (oldest,) = self.db.conn.execute(
+            "SELECT min(second) FROM rate_budget WHERE name = ?", (name,)
+        ).fetchone()
+        if oldest is None:
+            return 0.01  # the window emptied meanwhile: ask again at once
+        return min(float(RATE_WINDOW), max(0.01, oldest + RATE_WINDOW - now))
 
     # -- scheduled jobs, tag push and re-routing ------------------------------------------------------
 

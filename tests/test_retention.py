@@ -41,9 +41,9 @@ def _history(db: Path) -> dict[str, list]:
             assert claimed is not None
             assert claimed.id == event_id
             if end == "done":
-                assert queue.done(claimed, "w")
+                assert queue.done(claimed)
             else:
-                assert queue.failed(claimed, "w", "HTTP 404", retriable=False) == "dead"
+                assert queue.failed(claimed, "HTTP 404", retriable=False) == "dead"
         at[0] = NOW
         return event_id
 
