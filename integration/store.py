@@ -253,6 +253,19 @@ MIGRATIONS.append(
 )
 
 
+# Replays: a signed delivery carries a digest of what was signed (TicketEvent.replay_key); the queue keeps
+# one event per source and digest, so a captured delivery sent again under a new delivery id is dropped.
+MIGRATIONS.append(
+    (
+        9,
+        """
+        ALTER TABLE events ADD COLUMN replay_key TEXT;
+        CREATE UNIQUE INDEX events_replay ON events (source, replay_key) WHERE replay_key IS NOT NULL;
+        """,
+    )
+)
+
+
 # Admin: every published mapping version (one active at a time), each admin's draft, and the service
 # measures of tickets (the helpdesk's ticket metrics) for the "service per segment" page.
 MIGRATIONS.append(
@@ -717,15 +730,26 @@ class Store:
         """Insert events (source, delivery, ticket key, payload, received at) and advance inbox files'
         offsets, in one transaction: a batch moved from the inbox goes in once, whatever crashes when.
 
-        Returns each row's new event id, or None for a delivery the queue already had.
+        Returns each row's new event id, or None for a delivery the queue already had: the same delivery
+        id, or the same ``replay_key`` in the payload (a digest of what the sender signed, see
+        TicketEvent.replay_key), so a signed delivery replayed under a new, unsigned id is dropped too.
         """
         ids: list[int | None] = []
         with self.transaction() as db:
             for source, event_id, ticket_key, payload, received_at in rows:
+                replay_key = payload.get("replay_key")
                 row = db.conn.execute(
-                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-                    (source, event_id, ticket_key, _json(payload), received_at, received_at),
+                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at, "
+                    "replay_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                    (
+                        source,
+                        event_id,
+                        ticket_key,
+                        _json(payload),
+                        received_at,
+                        received_at,
+                        replay_key if isinstance(replay_key, str) else None,
+                    ),
                 ).fetchone()
                 ids.append(int(row[0]) if row else None)
             now = time.time()
@@ -859,9 +883,14 @@ class Store:
             rows = db.conn.execute(sql, [now, *params]).fetchall()
         return sorted(r[0] for r in rows)
 
-    def find_event(self, source: str, delivery: str) -> Event | None:
+    def find_event(self, source: str, delivery: str | None, *, replay_key: str | None = None) -> Event | None:
+        """The event of this delivery id, or (``replay_key``) the one a replayed delivery duplicates."""
+        column, value = ("replay_key", replay_key) if replay_key is not None else ("event_id", delivery)
         rows = list(
-            self.db.query("SELECT * FROM events WHERE source = ? AND event_id = ?", [source, delivery])
+            self.db.query(
+                f"SELECT * FROM events WHERE source = ? AND {column} = ?",  # noqa: S608 - fixed names
+                [source, value],
+            )
         )
         return self._event(rows[0]) if rows else None
 
