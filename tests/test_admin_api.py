@@ -263,14 +263,12 @@ def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminA
     other = Runtime.from_settings(rt.settings)  # another process: a worker, say
     original = rt.store.active_mapping_version()
     draft = _edit(original.text, 'set: {group: "Onboarding"}', 'set: {priority: urgent, group: "Onboarding"}')
-    published = admin.api(
-        "POST", "/api/mapping/versions", {"text": draft, "note": "rush new ones", "author": "ana"}
-    )
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "rush new ones"})
     assert published.status_code == 201
     assert published.json == {
         **published.json,
         "id": 2,
-        "author": "ana",
+        "author": "api",
         "note": "rush new ones",
         "active": True,
     }
@@ -293,6 +291,23 @@ def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminA
     assert rt.mapping_digest == original.digest
     assert admin.api("POST", "/api/mapping/versions/99/rollback").status_code == 404
     other.store.close()
+
+
+def test_the_author_of_a_version_is_who_the_credentials_prove(admin: AdminApp) -> None:
+    text = admin.runtime.store.active_mapping_version().text
+    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
+    claimed = admin.api("POST", "/api/mapping/versions", {"text": draft, "author": "ceo"})
+    assert claimed.status_code == 400
+    assert "author" in claimed.json["message"]
+    assert admin.runtime.store.active_mapping_version().id == 1  # refused whole: nothing published
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "asked by ana"})
+    assert published.status_code == 201
+    assert admin.runtime.store.get_mapping_version(published.json["id"]).author == "api"
+    back = admin.api("POST", "/api/mapping/versions/1/rollback", {"author": "ceo"})
+    assert back.status_code == 400
+    rolled = admin.api("POST", "/api/mapping/versions/1/rollback", {})
+    assert rolled.json["author"] == "api"
+    assert [v.author for v in admin.runtime.store.mapping_versions()] == ["api", "api", "file"]
 
 
 def test_a_restart_keeps_the_published_version_unless_the_file_changed(

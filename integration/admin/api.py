@@ -11,7 +11,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from integration.admin import auth, mappings, reports, whatif
@@ -75,7 +75,8 @@ def gate() -> ResponseReturnValue | None:
         response.headers["Retry-After"] = str(int(wait))
         return response
     header = request.headers.get("Authorization", "")
-    if not auth.check_bearer(runtime.settings, header):
+    g.api_identity = auth.bearer_identity(runtime.settings, header)
+    if g.api_identity is None:
         if header:  # a guess, not a forgotten header: count it
             failures.add(address)
         response = error(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'")
@@ -92,8 +93,13 @@ def no_store(response: Response) -> Response:
 
 
 def _author(body: dict[str, Any]) -> str:
-    author = body.get("author")
-    return str(author)[:80] if isinstance(author, str) and author.strip() else "api"
+    """Who publishes: the identity the credentials prove, never a name the caller writes in the body."""
+    if "author" in body:
+        raise _BadRequest(
+            "'author' is not accepted: a version's author is who the credentials say "
+            f"({g.api_identity!r} for the API token); say who asked for the change in 'note'"
+        )
+    return str(g.api_identity)
 
 
 def _text(body: dict[str, Any], required: bool = True) -> str | None:

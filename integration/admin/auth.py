@@ -35,6 +35,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_FAILURES = 10
 FAILURE_WINDOW = 300.0
+API_IDENTITY = "api"  # the author of what the API token publishes
 
 
 class _Sessions(SecureCookieSessionInterface):
@@ -90,6 +91,14 @@ def check_password(settings: Settings, user: str, password: str) -> bool:
 def check_bearer(settings: Settings, header: str) -> bool:
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and _equal(given.strip(), settings.admin_token)
+
+
+def bearer_identity(settings: Settings, header: str) -> str | None:
+    """Who an Authorization header proves to be (what the API records as a version's author), or None.
+
+    There is one API token, so one identity; a name in a request body proves nothing.
+    """
+    return API_IDENTITY if check_bearer(settings, header) else None
 
 
 def fingerprint(settings: Settings, secret_key: str) -> str:
