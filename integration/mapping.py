@@ -1857,8 +1857,34 @@ def _check_expression_labels(doc: _Doc, node: Node, path: Path, labels: dict[str
             _check_expression_labels(doc, part, path, labels)
 
 
+def _check_routed_marker(doc: _Doc, mapping: Mapping) -> None:
+    """Every ticket carrying the routed marker is skipped as "already routed", so the marker must be a tag
+    only tierdesk writes: inside tierdesk's namespace (the tag prefix, or ``tierdesk_``) and none of the
+    tags the mapping itself reads. A marker like ``vip``, which agents and triggers put on tickets,
+    would switch routing off for every such ticket."""
+    routed, prefix = mapping.tags.routed, mapping.tags.prefix
+    path = ("tags", "routed")
+    namespaces = tuple(dict.fromkeys((f"{prefix}_", "tierdesk_")))
+    if not routed.startswith(namespaces) or routed in namespaces:
+        owned = " or ".join(f"'{n}...'" for n in namespaces)
+        raise doc.error(
+            path,
+            f"the routed marker {routed!r} must be a tag only tierdesk writes, spelled {owned} "
+            "(every ticket carrying it is skipped as already routed, so a tag agents or triggers use, "
+            "like 'vip', would switch routing off for those tickets)",
+        )
+    for dim in mapping.segments:
+        if isinstance(dim, ManualDimension) and routed in dim.tag_set | dim.deny.tag_set:
+            raise doc.error(
+                path,
+                f"the routed marker {routed!r} is a tag segment {dim.name} reads from customers; "
+                "pick a tag only tierdesk writes",
+            )
+
+
 def _check_tag_collisions(doc: _Doc, mapping: Mapping) -> None:
     """Two labels spelled into the same tag would be indistinguishable in the helpdesk."""
+    _check_routed_marker(doc, mapping)
     seen: dict[str, str] = {mapping.tags.routed: "the routed marker"}
     for dim in mapping.segments:
         for label in dim.labels:

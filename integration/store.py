@@ -45,6 +45,11 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: its %, _ and \\ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -871,9 +876,9 @@ class Store:
         if error_contains:
             where.append("instr(coalesce(last_error, ''), ?) > 0")
             params.append(error_contains)
-        if ticket_id:
-            where.append("ticket_key LIKE ?")
-            params.append(f"%:ticket:{ticket_id}")
+        if ticket_id:  # the id is text to match, not a pattern: "%" must not replay every dead event
+            where.append("ticket_key LIKE ? ESCAPE '\\'")
+            params.append("%:ticket:" + _like_literal(ticket_id))
         with self.transaction() as db:
             clauses = " AND ".join(where)  # fixed strings above; values are bound parameters
             sql = (

@@ -451,6 +451,43 @@ def test_dead_events_are_listed_and_replayed(admin: AdminApp) -> None:
     assert admin.api("POST", "/api/queue/replay", {"error": "nothing like this"}).json == {"replayed": []}
 
 
+def test_the_dead_letter_ticket_filter_matches_the_id_as_text(admin: AdminApp) -> None:
+    for ticket in ("424241", "424242"):
+        _route(admin.runtime, ticket, f"api-test-dead-{ticket}")  # no such tickets: dead at once
+    dead = {e["ticket"]: e["id"] for e in admin.api("GET", "/api/queue").json["dead"]}
+    assert len(dead) == 2
+    for pattern in ("%", "42424_", "%2", "\\"):
+        replayed = admin.api("POST", "/api/queue/replay", {"ticket": pattern})
+        assert replayed.json == {"replayed": []}, pattern
+    assert admin.api("POST", "/api/queue/replay", {"ticket": "424242"}).json == {"replayed": [dead["424242"]]}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/admin/\r\nSet-Cookie: x=1",
+        "/admin/queue\n",
+        "/admin/\t/evil.example",
+        "/admin\\..\\evil",
+        "//evil.example",
+    ],
+)
+def test_a_next_address_with_line_breaks_or_foreign_parts_goes_to_the_overview(
+    admin: AdminApp, target: str
+) -> None:
+    token = _csrf(admin.client.get("/admin/login").get_data(as_text=True))
+    response = admin.client.post(
+        "/admin/login", data={"user": "admin", "password": PASSWORD, "csrf_token": token, "next": target}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+    assert "x=1" not in str(response.headers)
+    again = admin.client.get("/admin/login", query_string={"next": target})  # signed in: straight on
+    assert (again.status_code, again.headers["Location"]) == (302, "/admin/")
+    fine = admin.client.get("/admin/login", query_string={"next": "/admin/queue?status=dead"})
+    assert fine.headers["Location"] == "/admin/queue?status=dead"
+
+
 def test_the_overview_warns_when_acknowledged_webhooks_are_not_being_moved(admin: AdminApp) -> None:
     _sign_in(admin.client)
     inbox = admin.runtime.queue.inbox

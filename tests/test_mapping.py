@@ -428,6 +428,40 @@ def test_document_errors(text, line, key, words):
     assert words in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("segments: {}\ntags: {routed: vip}\n", "only tierdesk writes"),
+        ("segments: {}\ntags: {routed: urgent}\n", "only tierdesk writes"),
+        ("segments: {}\ntags: {prefix: td, routed: tierdesk_}\n", "only tierdesk writes"),
+        ("segments: {}\ntags: {prefix: td, routed: routed_by_td}\n", "only tierdesk writes"),
+        (
+            "segments:\n  vip: {method: manual, tags: [tierdesk_vip]}\ntags: {routed: tierdesk_vip}\n",
+            "segment vip reads",
+        ),
+        (
+            "segments:\n  tier: {method: score, weights: {a: 1}, bands: {routed: 5}}\n"
+            "tags: {routed: tierdesk_tier_routed}\n",
+            "same as the routed marker",
+        ),
+    ],
+)
+def test_the_routed_marker_must_be_a_tag_only_tierdesk_writes(text, words):
+    """Tickets carrying the marker are skipped as already routed: 'vip' would switch routing off."""
+    with pytest.raises(MappingError) as info:
+        parse_mapping(text, "m.yaml")
+    assert words in str(info.value)
+    assert info.value.key in ("tags.routed", "segments.tier")
+
+
+@pytest.mark.parametrize(
+    "tags",
+    ["{prefix: td, routed: td_done}", "{prefix: td, routed: tierdesk_routed}", "{routed: tierdesk_done}"],
+)
+def test_a_routed_marker_in_tierdesks_namespace_is_fine(tags):
+    assert parse_mapping(f"segments: {{}}\ntags: {tags}\n").tags.routed.split("_")[-1] in ("done", "routed")
+
+
 def test_labels_that_spell_the_same_tag_are_an_error():
     err = error_for(
         """

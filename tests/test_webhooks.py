@@ -239,3 +239,36 @@ def test_settings_from_environment() -> None:
     )
     with pytest.raises(SettingsError, match="TIERDESK_MAX_ATTEMPTS"):
         Settings.from_env({"TIERDESK_MAX_ATTEMPTS": "many"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIERDESK_WEBHOOK_TOLERANCE", "nan"),  # every comparison with nan is false: no freshness check
+        ("TIERDESK_WEBHOOK_TOLERANCE", "inf"),
+        ("TIERDESK_WEBHOOK_TOLERANCE", "-300"),
+        ("TIERDESK_LEASE_SECONDS", "0"),
+        ("TIERDESK_HTTP_ATTEMPTS", "0"),
+        ("TIERDESK_MAX_BODY_BYTES", "-1"),
+        ("TIERDESK_WORKER_POLL", "nan"),
+        ("TIERDESK_SYNC_INTERVAL", "-inf"),
+        ("TIERDESK_RETRY_MAX", "0.5"),  # below the default TIERDESK_RETRY_BASE of 2 s
+        ("TIERDESK_PROXY_HOPS", "-1"),
+    ],
+)
+def test_numeric_settings_outside_their_range_stop_the_start(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_a_nan_tolerance_cannot_switch_the_freshness_check_off() -> None:
+    body, secret = b'{"ticket": {"id": "7"}}', "s3cret"
+    stamp = "2021-07-25T10:00:00Z"
+    headers = {
+        "x-zendesk-webhook-signature": sign(secret, body, stamp),
+        "x-zendesk-webhook-signature-timestamp": stamp,
+    }
+    with pytest.raises(WebhookRejected, match="outside the allowed window"):
+        verify_signature(secret, headers, body, datetime.now(UTC).timestamp(), Settings().webhook_tolerance)
+    with pytest.raises(SettingsError):
+        Settings(webhook_tolerance=float("nan"))

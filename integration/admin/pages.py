@@ -130,8 +130,18 @@ def when_filter(value: str | float | None) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only our own admin paths: never an open redirect."""
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    """Only our own admin paths: never an open redirect, never a header broken by CR/LF (a 500).
+
+    Control characters (tabs and line breaks among them) and backslashes are refused outright: browsers
+    read ``/admin\\..`` or a path with a tab in ways of their own, and no path of ours needs them.
+    """
+    if (
+        target
+        and target.startswith("/admin")
+        and not target.startswith("//")
+        and target.isprintable()
+        and "\\" not in target
+    ):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
