@@ -271,6 +271,20 @@ MIGRATIONS.append(
 )
 
 
+# Failed admin sign-ins and bad API tokens, one row each, kept as long as the throttle's window: shared by
+# every process (a per-process counter let each gunicorn worker be guessed at separately).
+MIGRATIONS.append(
+    (
+        10,
+        """
+        CREATE TABLE sign_in_failures (key TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX sign_in_failures_key ON sign_in_failures (key, at);
+        CREATE INDEX sign_in_failures_at ON sign_in_failures (at);
+        """,
+    )
+)
+
+
 # Admin: every published mapping version (one active at a time), each admin's draft, and the service
 # measures of tickets (the helpdesk's ticket metrics) for the "service per segment" page.
 MIGRATIONS.append(
@@ -1009,6 +1023,34 @@ class Store:
                 (name, second),
             )
         return 0.0
+
+    # -- admin sign-in throttle ----------------------------------------------------------------------
+
+    def sign_in_wait(self, key: str, limit: int, window: float, now: float) -> float:
+        """Seconds until ``key`` may try again after ``limit`` failures within ``window`` (0: now).
+
+        A read, so a throttled caller costs no write lock. Wall-clock times (every process must agree);
+        a failure stamped in the future (the clock stepped back) counts as recent, and no wait is longer
+        than the window.
+        """
+        count, oldest = self.db.conn.execute(
+            "SELECT count(*), min(at) FROM sign_in_failures WHERE key = ? AND at > ?", (key, now - window)
+        ).fetchone()
+        if count < limit:
+            return 0.0
+        return min(window, max(1.0, oldest + window - now))
+
+    def add_sign_in_failure(self, key: str, window: float, now: float) -> None:
+        """Record one failure, forgetting every failure (of any key) outside the window around now."""
+        with self.transaction() as db:
+            db.conn.execute(
+                "DELETE FROM sign_in_failures WHERE at <= ? OR at > ?", (now - window, now + window)
+            )
+            db.conn.execute("INSERT INTO sign_in_failures (key, at) VALUES (?, ?)", (key, now))
+
+    def clear_sign_in_failures(self, key: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM sign_in_failures WHERE key = ?", (key,))
 
     # -- scheduled jobs, tag push and re-routing ------------------------------------------------------
 

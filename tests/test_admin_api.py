@@ -7,7 +7,10 @@ Flask's test client against a tierdesk synced over real HTTP from the seeded Zen
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -193,6 +196,104 @@ def test_repeated_failed_sign_ins_are_slowed_down(admin: AdminApp) -> None:
     for _ in range(10):
         assert _sign_in(admin.client, "wrong").status_code == 401
     assert _sign_in(admin.client).status_code == 429
+
+
+def _sign_in_as(client: FlaskClient, user: str, password: str, **headers: str) -> int:
+    token = _csrf(client.get("/admin/login", headers=headers).get_data(as_text=True))
+    data = {"user": user, "password": password, "csrf_token": token}
+    return client.post("/admin/login", data=data, headers=headers).status_code
+
+
+def _client_at(app: Flask, address: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_wrong_passwords_lock_out_only_that_user_at_that_address(admin: AdminApp) -> None:
+    attacker = _client_at(admin.app, "198.51.100.7")
+    tries = [_sign_in_as(attacker, "admin", f"guess-{n}") for n in range(12)]
+    assert tries == [401] * 10 + [429] * 2
+    assert _sign_in_as(attacker, "admin", PASSWORD) == 429  # the right password too, from there
+    assert _sign_in_as(attacker, "ops", "guess") == 401  # another user name: its own count
+    assert _sign_in_as(_client_at(admin.app, "198.51.100.8"), "admin", PASSWORD) == 302  # the real admin
+    # the API token works from the very address that guessed passwords
+    assert attacker.get("/api/mapping", headers=BEARER).status_code == 200
+    # bad tokens are throttled per address; the valid token never is
+    bad = [attacker.get("/api/mapping", headers={"Authorization": f"Bearer x{n}"}) for n in range(12)]
+    assert [r.status_code for r in bad] == [401] * 10 + [429] * 2
+    assert int(bad[-1].headers["Retry-After"]) > 0
+    assert attacker.get("/api/mapping", headers=BEARER).status_code == 200
+    assert (
+        _client_at(admin.app, "198.51.100.9")
+        .get("/api/mapping", headers={"Authorization": "Bearer y"})
+        .status_code
+        == 401
+    )
+
+
+def test_a_successful_sign_in_forgets_earlier_typos(admin: AdminApp) -> None:
+    client = _client_at(admin.app, "198.51.100.10")
+    assert [_sign_in_as(client, "admin", "typo") for _ in range(9)] == [401] * 9
+    assert _sign_in_as(client, "admin", PASSWORD) == 302
+    later = _client_at(admin.app, "198.51.100.10")  # signed out, say, the next morning
+    assert [_sign_in_as(later, "admin", "typo") for _ in range(9)] == [401] * 9
+
+
+def test_the_sign_in_throttle_is_shared_by_every_process(admin: AdminApp) -> None:
+    """gunicorn runs several processes: guesses spread over them must count together."""
+    settings = admin.runtime.settings
+    env = {
+        **os.environ,
+        "TIERDESK_DB": settings.db,
+        "TIERDESK_ZENDESK_URL": settings.zendesk_url or "",
+        "TIERDESK_ZENDESK_EMAIL": settings.zendesk_email or "",
+        "TIERDESK_ZENDESK_TOKEN": settings.zendesk_token or "",
+        "TIERDESK_ZENDESK_WEBHOOK_SECRET": settings.zendesk_webhook_secret or "",
+        "TIERDESK_ADMIN_PASSWORD": PASSWORD,
+        "TIERDESK_SECRET_KEY": SECRET_KEY,
+        "TIERDESK_LOG_LEVEL": "ERROR",
+    }
+    other_process = """
+import re
+from integration.app import create_app
+client = create_app().test_client()
+client.environ_base["REMOTE_ADDR"] = "198.51.100.20"
+for n in range(10):
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    data = {"user": "admin", "password": f"guess-{n}", "csrf_token": token}
+    print(client.post("/admin/login", data=data).status_code)
+"""
+    done = subprocess.run(  # noqa: S603 - a fixed program under this interpreter
+        [sys.executable, "-c", other_process], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["401"] * 10
+    here = _client_at(admin.app, "198.51.100.20")
+    assert _sign_in_as(here, "admin", PASSWORD) == 429
+    another = create_app(runtime=Runtime.from_settings(settings))  # a third process, as it were
+    assert _sign_in_as(_client_at(another, "198.51.100.20"), "admin", PASSWORD) == 429
+    assert _sign_in_as(_client_at(another, "198.51.100.21"), "admin", PASSWORD) == 302
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_behind_a_configured_proxy_the_client_address_comes_from_x_forwarded_for(
+    admin: AdminApp, hops: int
+) -> None:
+    app = create_app(
+        runtime=replace(admin.runtime, settings=replace(admin.runtime.settings, proxy_hops=hops))
+    )
+    proxy = _client_at(app, "10.0.0.2")  # every request arrives from the proxy
+    guesser = {"X-Forwarded-For": "203.0.113.7"}
+    assert [_sign_in_as(proxy, "admin", "guess", **guesser) for _ in range(10)] == [401] * 10
+    real_admin = _sign_in_as(
+        _client_at(app, "10.0.0.2"), "admin", PASSWORD, **{"X-Forwarded-For": "203.0.113.8"}
+    )
+    # with the proxy configured each client has its own count; without it, everyone shares the proxy's
+    assert real_admin == (302 if hops else 429)
+    spoofed = {"X-Forwarded-For": "192.0.2.1, 203.0.113.7"}  # a client cannot pick its own address
+    assert _sign_in_as(proxy, "admin", PASSWORD, **spoofed) == 429
 
 
 @pytest.mark.parametrize(

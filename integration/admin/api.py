@@ -67,18 +67,22 @@ def gate() -> ResponseReturnValue | None:
     runtime = _rt()
     if not runtime.settings.admin_token:
         return error(503, "admin_api_off", "the admin API is off: set TIERDESK_ADMIN_TOKEN to turn it on")
-    failures: auth.Failures = current_app.extensions["tierdesk.admin.failures"]
-    address = request.remote_addr or "-"
-    wait = failures.blocked(address)
-    if wait:
-        response = error(429, "too_many_failures", "too many bad tokens from this address; wait and retry")
-        response.headers["Retry-After"] = str(int(wait))
-        return response
     header = request.headers.get("Authorization", "")
     g.api_identity = auth.bearer_identity(runtime.settings, header)
     if g.api_identity is None:
+        # Only bad tokens count, per address, and the valid token was checked first: password failures
+        # on the pages, or someone else's guesses from a shared address, never lock the API out.
+        failures: auth.Failures = current_app.extensions["tierdesk.admin.failures"]
+        key = failures.token_key(request.remote_addr or "-")
+        wait = failures.blocked(key) if header else 0.0
+        if wait:
+            response = error(
+                429, "too_many_failures", "too many bad tokens from this address; wait and retry"
+            )
+            response.headers["Retry-After"] = str(int(wait))
+            return response
         if header:  # a guess, not a forgotten header: count it
-            failures.add(address)
+            failures.add(key)
         response = error(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="tierdesk admin"'
         return response

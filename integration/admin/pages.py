@@ -160,16 +160,19 @@ def login() -> ResponseReturnValue:
         if g.admin_user:
             return redirect(_safe_next(target))
         return render_template("login.html", next=target, user=runtime.settings.admin_user)
-    address = request.remote_addr or "-"
-    wait = failures.blocked(address)
-    if wait:
-        message = f"Too many failed sign-ins from your address; try again in {int(wait)} s."
-        return render_template("login.html", next=target, error=message, user=""), 429
+    address = request.remote_addr or "-"  # the client the trusted proxies name (TIERDESK_PROXY_HOPS)
     user = request.form.get("user", "")
+    key = failures.password_key(user, address)
+    wait = failures.blocked(key)
+    if wait:
+        log.warning("admin.login_throttled", extra={"remote": address})
+        message = f"Too many failed sign-ins as this user from your address; try again in {int(wait)} s."
+        return render_template("login.html", next=target, error=message, user=user), 429
     if not auth.check_password(runtime.settings, user, request.form.get("password", "")):
-        failures.add(address)
+        failures.add(key)
         log.warning("admin.login_failed", extra={"remote": address})
         return render_template("login.html", next=target, error="Wrong user or password.", user=user), 401
+    failures.clear(key)
     auth.sign_in(runtime.settings, str(current_app.secret_key), user)
     log.info("admin.signed_in", extra={"user": user, "remote": address})
     return redirect(_safe_next(target))
