@@ -519,6 +519,81 @@ def test_simulate_counts_before_and_after_and_lists_the_moves(admin: AdminApp) -
     assert admin.api("POST", "/api/simulate", {"text": "segments: [", "days": 30}).status_code == 422
 
 
+def _hostile_drafts(text: str) -> dict[str, str]:
+    return {
+        "deep": "segments: " + "[" * 5000 + "]" * 5000,
+        "digits": _edit(text, "revenue_12m: 0.4", "revenue_12m: " + "9" * 5000),
+        "date": _edit(text, "revenue_12m: 0.4", "revenue_12m: 2024-02-30"),
+    }
+
+
+@pytest.mark.parametrize("case", ["deep", "digits", "date"])
+def test_hostile_mappings_get_a_4xx_with_a_message_everywhere(admin: AdminApp, case: str) -> None:
+    draft = _hostile_drafts(admin.runtime.store.active_mapping_version().text)[case]
+    customer = f"zendesk:user:{admin.summary.customer_ids[0]}"
+    for path, body in (
+        ("/api/mapping/validate", {"text": draft}),
+        ("/api/mapping/versions", {"text": draft}),
+        ("/api/preview", {"customer": customer, "text": draft}),
+        ("/api/simulate", {"text": draft, "days": 30}),
+    ):
+        response = admin.api("POST", path, body)
+        assert response.status_code == 422, (path, response.get_data(as_text=True)[:300])
+        assert response.json["error"] == "invalid_mapping"
+        assert response.json["line"] == (1 if case == "deep" else 45)
+    assert admin.runtime.store.active_mapping_version().id == 1
+    # the same text saved as a draft in the editor is marked invalid; preview and simulate go on without it
+    client = admin.client
+    _sign_in(client)
+    page = client.get("/admin/mapping/edit").get_data(as_text=True)
+    saved = client.post(
+        "/admin/mapping/edit", data={"text": draft, "action": "check", "csrf_token": _csrf(page)}
+    )
+    assert saved.status_code == 422
+    assert admin.runtime.store.mapping_draft("admin")[0] == draft  # kept, never lost
+    preview = client.get(f"/admin/preview?customer={customer}&mapping=both")
+    assert preview.status_code == 200
+    html = preview.get_data(as_text=True)
+    assert "Your draft does not validate" in html
+    assert "active (version 1)" in html
+    assert "your draft</th>" not in html
+    assert "your draft</h" not in html
+    simulate = client.get("/admin/simulate?mapping=draft&run=1")
+    assert simulate.status_code == 200
+    assert 'class="problem"' in simulate.get_data(as_text=True)
+    assert "would move" not in simulate.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"ticket": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"ticket": {"id": ' + "9" * 5000 + "}}", "too many digits"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "JSON object"),
+    ],
+)
+def test_unreadable_api_bodies_are_a_400_with_a_message(admin: AdminApp, body: str, says: str) -> None:
+    for path in ("/api/preview", "/api/simulate", "/api/mapping/validate"):
+        response = admin.client.post(path, data=body, headers={**BEARER, "Content-Type": "application/json"})
+        assert response.status_code == 400, (path, response.get_data(as_text=True)[:300])
+        assert response.json["error"] == "bad_request"
+        assert says in response.json["message"]
+
+
+def test_a_deeply_nested_ticket_is_a_400_on_the_page_and_in_the_api(admin: AdminApp) -> None:
+    deep = '{"ticket": ' + "[" * 5000 + "]" * 5000 + "}"  # past json's recursion, under the body limit
+    in_api = admin.api("POST", "/api/preview", {"ticket": deep})
+    assert in_api.status_code == 400
+    assert "nested too deeply" in in_api.json["message"]
+    client = admin.client
+    _sign_in(client)
+    page = client.get("/admin/preview").get_data(as_text=True)
+    pasted = client.post("/admin/preview", data={"ticket": deep, "csrf_token": _csrf(page)})
+    assert pasted.status_code == 400
+    assert "nested too deeply" in pasted.get_data(as_text=True)
+
+
 # -- decisions, queue, segments, service -----------------------------------------------------------------
 
 

@@ -47,7 +47,17 @@ def _problem(problem: mappings.Problem) -> Response:
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.data else {}
+    """The request's JSON object; anything else (not JSON, nested past what json can read) is a 400."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise _BadRequest("the body is nested too deeply to read") from None
+    except ValueError as e:  # not JSON, not UTF-8, or an integer past Python's 4,300 digits
+        why = "a number in it has too many digits" if "digits" in str(e) else str(e)[:120]
+        raise _BadRequest(f"the body is not JSON ({why})") from None
     if not isinstance(data, dict):
         raise _BadRequest("the body must be a JSON object")
     return data
@@ -278,7 +288,10 @@ def preview() -> ResponseReturnValue:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value)
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        raise _BadRequest("the ticket is nested too deeply to read") from None
 
 
 @bp.post("/simulate")

@@ -54,6 +54,12 @@ def validate(text: str, source: str = "draft") -> tuple[Mapping | None, Problem 
         return parse_mapping(text, source), None
     except MappingError as e:
         return None, Problem(str(e), line=e.line, key=e.key, reason=e.reason)
+    except (RecursionError, ValueError, OverflowError, TypeError) as e:
+        # parse_mapping turns every problem it knows into a MappingError; anything else is a gap in it,
+        # logged as one, but still an invalid draft (422), never a 500 and never an active mapping
+        log.exception("admin.validate_crashed")
+        reason = f"the mapping could not be read ({e.__class__.__name__})"
+        return None, Problem(f"{source}: {reason}", reason=reason)
 
 
 def _line_of(text: str, needle: str) -> int | None:
