@@ -6,7 +6,10 @@ Jobs (intervals and cron from the environment):
 - `recompute` on TIERDESK_RECOMPUTE_CRON (nightly): the same after a full pull, so deletions and
   drifted cursors cannot leave stale data behind;
 - `sweep` every TIERDESK_SWEEP_INTERVAL seconds: hands expired leases back to the queue and raises a
-  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"}).
+  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"});
+- `refit` when a published mapping version has no segments computed for it yet: looked for every
+  TIERDESK_REFIT_INTERVAL seconds (one indexed read), run and recorded only when needed. Publishing in
+  the admin only stores the version, so the request stays fast; this job does the recompute.
 
 Several scheduler processes may run (a second machine, a restart that overlaps); a lock in the store
 with an expiry makes sure only one runs a given job at a time. Every run is recorded for `tierdesk jobs`.
@@ -29,6 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from integration import reroute, sync, tagsync
 from integration.runtime import Runtime
+from integration.store import Store
 
 log = logging.getLogger("tierdesk.scheduler")
 
@@ -76,18 +80,45 @@ def sweep(runtime: Runtime) -> dict[str, Any]:
     return {"released_leases": released, "dead": counts.get("dead", 0)}
 
 
+def refit_pending(store: Store) -> bool:
+    """True while the stored segments were fitted for another mapping than the active version."""
+    fitted = store.model_digest(sync.MODEL)
+    return fitted is None or fitted[0] != store.active_mapping_digest()
+
+
+def refit(runtime: Runtime) -> dict[str, Any]:
+    """Recompute everyone's segments for the active mapping version (after a publish or a rollback)."""
+    runtime.refresh_mapping()
+    if not refit_pending(runtime.store):  # another process, or a sync, did it meanwhile
+        return {"refit": "already current", "digest": runtime.mapping_digest}
+    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    return {
+        "digest": runtime.mapping_digest,
+        "customers": report.customers,
+        "segment_changes": report.changes,
+    }
+
+
+def refit_if_pending(runtime: Runtime) -> dict[str, Any] | None:
+    """The scheduler's look every TIERDESK_REFIT_INTERVAL s: a read; the job runs only when needed."""
+    return run_job(runtime, "refit") if refit_pending(runtime.store) else None
+
+
 JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
     "sync": refresh,
     "recompute": lambda runtime: refresh(runtime, full=True),
     "sweep": sweep,
+    "refit": refit,
 }
+LOCKS = {"refit": "sync"}  # a refit rewrites every customer's segments, as a sync does: one at a time
 
 
 def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, Any] | None:
     """Run one job now if no other process holds its lock; records the run. None when skipped."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
     ttl = max(600.0, runtime.settings.sync_interval * 2)
-    if not runtime.store.acquire_lock(f"job:{job}", owner, ttl):
+    lock = f"job:{LOCKS.get(job, job)}"
+    if not runtime.store.acquire_lock(lock, owner, ttl):
         log.info(f"scheduler.{job}.skipped", extra={"reason": "another process holds the lock"})
         return None
     calls_before = _api_calls(runtime)
@@ -102,7 +133,7 @@ def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, A
         runtime.store.finish_job_run(
             run_id, status, counts, _api_calls(runtime) - calls_before, error, time.time()
         )
-        runtime.store.release_lock(f"job:{job}", owner)
+        runtime.store.release_lock(lock, owner)
     log.info(f"scheduler.{job}.{status}", extra={"counts": counts})
     return counts
 
@@ -129,5 +160,8 @@ def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:
     )
     scheduler.add_job(
         run_job, "interval", args=[runtime, "sweep"], seconds=settings.sweep_interval, id="sweep", **common
+    )
+    scheduler.add_job(
+        refit_if_pending, "interval", args=[runtime], seconds=settings.refit_interval, id="refit", **common
     )
     return scheduler

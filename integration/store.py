@@ -696,6 +696,14 @@ class Store:
         rows = list(self.db.query("SELECT data FROM models WHERE name = ?", [name]))
         return json.loads(rows[0]["data"]) if rows else None
 
+    def model_digest(self, name: str) -> tuple[str | None, str] | None:
+        """(digest of the mapping a model was fitted for, when it was fitted), without reading the model:
+        the scheduler asks every few seconds whether a published mapping still needs its refit."""
+        row = self.db.conn.execute(
+            "SELECT json_extract(data, '$.digest'), computed_at FROM models WHERE name = ?", (name,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
     # -- sync cursors -------------------------------------------------------------------------------
 
     def get_cursor(self, connector: str, stream: str) -> str | None:

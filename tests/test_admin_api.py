@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from connectors.sandbox.seed import SeedSummary
 from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
-from integration import sync
+from integration import scheduler, sync
 from integration.app import create_app
 from integration.models import TicketEvent
 from integration.runtime import Runtime
@@ -392,6 +392,76 @@ def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminA
     assert rt.mapping_digest == original.digest
     assert admin.api("POST", "/api/mapping/versions/99/rollback").status_code == 404
     other.store.close()
+
+
+def _tier_a(runtime: Runtime) -> int:
+    return runtime.store.segment_distribution()["tier"].get("A", 0)
+
+
+def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(admin: AdminApp) -> None:
+    rt = admin.runtime
+    original = rt.store.active_mapping_version()
+    a_before = _tier_a(rt)
+    draft = _edit(original.text, "A: 7", "A: 6")  # a lower cut-off for tier A: more customers in it
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "wider A"})
+    assert published.status_code == 201
+    assert published.json["refit"]["status"] == "pending"
+    assert rt.mapping_digest == published.json["digest"]  # routes with the new version at once
+    # ... but nobody's segments were recomputed inside the request
+    assert rt.store.model_digest(sync.MODEL)[0] == original.digest
+    assert _tier_a(rt) == a_before
+    assert admin.api("GET", "/api/mapping").json["refit"] == {
+        "status": "pending",
+        "version": 2,
+        "fitted_at": rt.store.model_digest(sync.MODEL)[1],
+    }
+    _sign_in(admin.client)
+    assert 'data-refit="pending"' in admin.client.get("/admin/mapping").get_data(as_text=True)
+
+    counts = scheduler.refit_if_pending(rt)  # the scheduler's look: the job runs under the sync lock
+    assert counts is not None
+    assert counts["customers"] == rt.store.count("customers")
+    assert counts["digest"] == published.json["digest"]
+    assert rt.store.model_digest(sync.MODEL)[0] == published.json["digest"]
+    assert _tier_a(rt) > a_before
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
+    assert 'data-refit="done"' in admin.client.get("/admin/mapping").get_data(as_text=True)
+    (run,) = [r for r in rt.store.list_job_runs() if r["job"] == "refit"]
+    assert run["status"] == "done"
+    assert scheduler.refit_if_pending(rt) is None  # nothing to do: no run, one read
+    assert len([r for r in rt.store.list_job_runs() if r["job"] == "refit"]) == 1
+
+
+def test_the_refit_waits_while_a_sync_holds_the_lock(admin: AdminApp) -> None:
+    rt = admin.runtime
+    draft = _edit(rt.store.active_mapping_version().text, "A: 7", "A: 6")
+    assert admin.api("POST", "/api/mapping/versions", {"text": draft}).status_code == 201
+    assert rt.store.acquire_lock("job:sync", "another-scheduler", 60)
+    assert scheduler.refit_if_pending(rt) is None
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "pending"
+    rt.store.release_lock("job:sync", "another-scheduler")
+    assert scheduler.refit_if_pending(rt) is not None
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
+
+
+def test_a_running_scheduler_refits_a_published_version_within_its_interval(admin: AdminApp) -> None:
+    process = Runtime.from_settings(replace(admin.runtime.settings, refit_interval=0.2))  # the scheduler's
+    jobs = scheduler.build(process, blocking=False)
+    for name in ("sync", "recompute", "sweep"):  # only the refit job, so it is the one that does it
+        jobs.remove_job(name)
+    jobs.start()
+    try:
+        draft = _edit(admin.runtime.store.active_mapping_version().text, "A: 7", "A: 6")
+        published = admin.api("POST", "/api/mapping/versions", {"text": draft})
+        assert published.json["refit"]["status"] == "pending"
+        deadline = time.monotonic() + 15
+        while admin.api("GET", "/api/mapping").json["refit"]["status"] != "done":
+            assert time.monotonic() < deadline, "the refit job did not run"
+            time.sleep(0.1)
+        assert process.mapping_digest == published.json["digest"]
+    finally:
+        jobs.shutdown(wait=True)
+        process.store.close()
 
 
 def test_the_author_of_a_version_is_who_the_credentials_prove(admin: AdminApp) -> None:

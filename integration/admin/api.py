@@ -133,7 +133,9 @@ def active_mapping() -> ResponseReturnValue:
     version = _rt().store.active_mapping_version()
     if version is None:
         return error(404, "not_found", "no mapping version is recorded")
-    return jsonify(mappings.version_dict(version, text=True))
+    return jsonify(
+        {**mappings.version_dict(version, text=True), "refit": mappings.refit_status(_rt()).to_dict()}
+    )
 
 
 @bp.get("/mapping/versions")
@@ -191,7 +193,7 @@ def publish() -> ResponseReturnValue:
     if problem is not None:
         return _problem(problem)
     assert published is not None  # noqa: S101
-    return jsonify(mappings.version_dict(published)), 201
+    return jsonify({**mappings.version_dict(published), "refit": mappings.refit_status(_rt()).to_dict()}), 201
 
 
 @bp.post("/mapping/versions/<int:version_id>/rollback")
@@ -202,7 +204,7 @@ def rollback(version_id: int) -> ResponseReturnValue:
     if problem is not None:
         return _problem(problem)
     assert published is not None  # noqa: S101
-    return jsonify(mappings.version_dict(published)), 201
+    return jsonify({**mappings.version_dict(published), "refit": mappings.refit_status(_rt()).to_dict()}), 201
 
 
 # -- preview and simulate ----------------------------------------------------------------------------

@@ -227,6 +227,7 @@ def mapping() -> ResponseReturnValue:
         versions=store.mapping_versions(),
         draft=draft,
         mapping_obj=_rt().mapping,
+        refit=mappings.refit_status(_rt()),
     )
 
 
@@ -252,7 +253,10 @@ def mapping_edit() -> ResponseReturnValue:
         version, problem = mappings.publish(runtime, text, _author(), request.form.get("note", ""))
         if version is not None:
             store.delete_mapping_draft(_author())
-            flash(f"Published version {version.id}: it is active now.")
+            flash(
+                f"Published version {version.id}: it routes new tickets now. Everyone's segments are "
+                "recomputed for it in the background; the Mapping page says when that is done."
+            )
             return redirect(url_for("admin.mapping_version", version_id=version.id))
     else:
         parsed, problem = mappings.validate(text)
@@ -315,7 +319,10 @@ def mapping_rollback(version_id: int) -> ResponseReturnValue:
         flash(f"Roll back refused: {problem.message}", "error")
         return redirect(url_for("admin.mapping_version", version_id=version_id))
     assert version is not None  # noqa: S101
-    flash(f"Rolled back: version {version.id} (the text of version {version_id}) is active now.")
+    flash(
+        f"Rolled back: version {version.id} (the text of version {version_id}) routes new tickets now; "
+        "segments are recomputed for it in the background."
+    )
     return redirect(url_for("admin.mapping_version", version_id=version.id))
 
 
