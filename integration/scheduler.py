@@ -86,9 +86,17 @@ def refit_pending(store: Store) -> bool:
     return fitted is None or fitted[0] != store.active_mapping_digest()
 
 
+def _reads_active_version(runtime: Runtime) -> bool:
+    """Swap in the active version; False when this process cannot read it (refresh_mapping logs why):
+    fitting the old mapping instead would leave the refit pending and run it again and again."""
+    runtime.refresh_mapping()
+    return runtime.mapping_digest == runtime.store.active_mapping_digest()
+
+
 def refit(runtime: Runtime) -> dict[str, Any]:
     """Recompute everyone's segments for the active mapping version (after a publish or a rollback)."""
-    runtime.refresh_mapping()
+    if not _reads_active_version(runtime):
+        raise RuntimeError("this process cannot read the active mapping version (see mapping.refresh_failed)")
     if not refit_pending(runtime.store):  # another process, or a sync, did it meanwhile
         return {"refit": "already current", "digest": runtime.mapping_digest}
     report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
@@ -101,7 +109,9 @@ def refit(runtime: Runtime) -> dict[str, Any]:
 
 def refit_if_pending(runtime: Runtime) -> dict[str, Any] | None:
     """The scheduler's look every TIERDESK_REFIT_INTERVAL s: a read; the job runs only when needed."""
-    return run_job(runtime, "refit") if refit_pending(runtime.store) else None
+    if not refit_pending(runtime.store) or not _reads_active_version(runtime):
+        return None
+    return run_job(runtime, "refit")
 
 
 JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {

@@ -25,9 +25,10 @@ from connectors.sandbox.seed import SeedSummary
 from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import scheduler, sync
+from integration.admin import mappings
 from integration.app import create_app
 from integration.models import TicketEvent
-from integration.runtime import Runtime
+from integration.runtime import Runtime, text_digest
 from integration.settings import Settings
 from integration.worker import Worker
 from tests.conftest import EMAIL, TOKEN
@@ -442,6 +443,18 @@ def test_the_refit_waits_while_a_sync_holds_the_lock(admin: AdminApp) -> None:
     rt.store.release_lock("job:sync", "another-scheduler")
     assert scheduler.refit_if_pending(rt) is not None
     assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
+
+
+def test_a_version_this_process_cannot_read_is_not_refitted_over_and_over(admin: AdminApp) -> None:
+    """Published by a tierdesk whose validation differed (a deploy in progress): fitting the old mapping
+    would leave the refit pending and run a full recompute every few seconds."""
+    rt = admin.runtime
+    unreadable = rt.store.active_mapping_version().text + "\ntags: {routed: vip}\n"
+    rt.store.publish_mapping_version(unreadable, text_digest(unreadable), "file", "older code", "x.yaml")
+    for _ in range(3):
+        assert scheduler.refit_if_pending(rt) is None
+    assert [r for r in rt.store.list_job_runs() if r["job"] == "refit"] == []
+    assert mappings.refit_status(rt).status == "pending"
 
 
 def test_a_running_scheduler_refits_a_published_version_within_its_interval(admin: AdminApp) -> None:
