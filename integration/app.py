@@ -11,6 +11,7 @@ import time
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from integration import logs, metrics
 from integration.runtime import Runtime
@@ -23,6 +24,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         logs.setup(settings.log_level)
         runtime = Runtime.from_settings(settings)
     app = Flask(__name__)
+    hops = runtime.settings.proxy_hops
+    if hops:  # behind that many proxies: the client address, scheme and host are the ones they forward
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     # One byte past the limit: werkzeug silently stops a chunked body AT this size, so the gate must be able
     # to read one byte more to see that it was too large (413) rather than judge a truncated body.
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes + 1

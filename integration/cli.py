@@ -357,7 +357,10 @@ def queue_retry(
 
 @main.command()
 @click.option(
-    "--run", "run_name", type=click.Choice(["sync", "recompute", "sweep", "prune"]), help="Run a job now."
+    "--run",
+    "run_name",
+    type=click.Choice(["sync", "recompute", "sweep", "prune", "refit"]),
+    help="Run a job now.",
 )
 @click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
 def jobs(run_name: str | None, limit: int) -> None:

@@ -90,6 +90,9 @@ class TicketEvent:
     organization_id: str | None = None
     tags: tuple[str, ...] = ()
     received_at: datetime | None = None
+    # What the sender signed (a digest of it), for senders whose delivery id is not signed: a replay of
+    # a captured delivery under a new delivery id is still dropped as a duplicate. None: nothing signed.
+    replay_key: str | None = None
 
 
 @dataclass(frozen=True)

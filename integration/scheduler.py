@@ -8,10 +8,13 @@ Jobs (intervals and cron from the environment):
 - `sweep` every TIERDESK_SWEEP_INTERVAL seconds: hands expired leases back to the queue and raises a
   dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"});
 - `prune` on TIERDESK_PRUNE_CRON (daily): deletes what is older than the TIERDESK_RETAIN_* settings.
+- `refit` when a published mapping version has no segments computed for it yet: looked for every
+  TIERDESK_REFIT_INTERVAL seconds (one indexed read), run and recorded only when needed. Publishing in
+  the admin only stores the version, so the request stays fast; this job does the recompute.
 
 Several scheduler processes may run (a second machine, a restart that overlaps); a lock in the store
 with an expiry makes sure only one runs a given job at a time. Jobs that must not overlap share a lock
-(`sync` and `recompute` both pull, recompute and push: SHARED_LOCKS); any other job locks by its own
+(`sync`, `recompute` and `refit` all recompute segments: SHARED_LOCKS); any other job locks by its own
 name. Each run takes the lock under an owner of its own (two jobs of one process exclude each other
 too) and renews it every third of LOCK_TTL while it runs, so a run longer than the TTL keeps it, and
 a killed scheduler's lock frees itself within LOCK_TTL. Every run is recorded for `tierdesk jobs`.
@@ -45,7 +48,8 @@ log = logging.getLogger("tierdesk.scheduler")
 LOCK_TTL = 120.0  # seconds a job's lock outlives a holder that stopped renewing it (killed, frozen)
 
 # Jobs that must never run at the same time share a lock name; the others lock by their own name.
-SHARED_LOCKS: dict[str, str] = {"sync": "refresh", "recompute": "refresh"}
+# a refit rewrites every customer's segments, as a sync does: one at a time
+SHARED_LOCKS: dict[str, str] = {"sync": "refresh", "recompute": "refresh", "refit": "refresh"}
 
 
 def lock_name(job: str) -> str:
@@ -127,11 +131,46 @@ def prune(runtime: Runtime, now: float | None = None) -> dict[str, Any]:
     return counts
 
 
+def refit_pending(store: Store) -> bool:
+    """True while the stored segments were fitted for another mapping than the active version."""
+    fitted = store.model_digest(sync.MODEL)
+    return fitted is None or fitted[0] != store.active_mapping_digest()
+
+
+def _reads_active_version(runtime: Runtime) -> bool:
+    """Swap in the active version; False when this process cannot read it (refresh_mapping logs why):
+    fitting the old mapping instead would leave the refit pending and run it again and again."""
+    runtime.refresh_mapping()
+    return runtime.mapping_digest == runtime.store.active_mapping_digest()
+
+
+def refit(runtime: Runtime) -> dict[str, Any]:
+    """Recompute everyone's segments for the active mapping version (after a publish or a rollback)."""
+    if not _reads_active_version(runtime):
+        raise RuntimeError("this process cannot read the active mapping version (see mapping.refresh_failed)")
+    if not refit_pending(runtime.store):  # another process, or a sync, did it meanwhile
+        return {"refit": "already current", "digest": runtime.mapping_digest}
+    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    return {
+        "digest": runtime.mapping_digest,
+        "customers": report.customers,
+        "segment_changes": report.changes,
+    }
+
+
+def refit_if_pending(runtime: Runtime) -> dict[str, Any] | None:
+    """The scheduler's look every TIERDESK_REFIT_INTERVAL s: a read; the job runs only when needed."""
+    if not refit_pending(runtime.store) or not _reads_active_version(runtime):
+        return None
+    return run_job(runtime, "refit")
+
+
 JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
     "sync": refresh,
     "recompute": lambda runtime: refresh(runtime, full=True),
     "sweep": sweep,
     "prune": prune,
+    "refit": refit,
 }
 
 
@@ -220,5 +259,8 @@ def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:
         args=[runtime, "prune"],
         id="prune",
         **common,
+    )
+    scheduler.add_job(
+        refit_if_pending, "interval", args=[runtime], seconds=settings.refit_interval, id="refit", **common
     )
     return scheduler

@@ -47,6 +47,11 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: its %, _ and \\ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -265,6 +270,33 @@ MIGRATIONS.append(
         CREATE TABLE inbox_offsets (
             file TEXT PRIMARY KEY, offset INTEGER NOT NULL, moved_at REAL NOT NULL
         );
+        """,
+    )
+)
+
+
+# Replays: a signed delivery carries a digest of what was signed (TicketEvent.replay_key); the queue keeps
+# one event per source and digest, so a captured delivery sent again under a new delivery id is dropped.
+MIGRATIONS.append(
+    (
+        9,
+        """
+        ALTER TABLE events ADD COLUMN replay_key TEXT;
+        CREATE UNIQUE INDEX events_replay ON events (source, replay_key) WHERE replay_key IS NOT NULL;
+        """,
+    )
+)
+
+
+# Failed admin sign-ins and bad API tokens, one row each, kept as long as the throttle's window: shared by
+# every process (a per-process counter let each gunicorn worker be guessed at separately).
+MIGRATIONS.append(
+    (
+        10,
+        """
+        CREATE TABLE sign_in_failures (key TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX sign_in_failures_key ON sign_in_failures (key, at);
+        CREATE INDEX sign_in_failures_at ON sign_in_failures (at);
         """,
     )
 )
@@ -722,6 +754,14 @@ class Store:
         rows = list(self.db.query("SELECT data FROM models WHERE name = ?", [name]))
         return json.loads(rows[0]["data"]) if rows else None
 
+    def model_digest(self, name: str) -> tuple[str | None, str] | None:
+        """(digest of the mapping a model was fitted for, when it was fitted), without reading the model:
+        the scheduler asks every few seconds whether a published mapping still needs its refit."""
+        row = self.db.conn.execute(
+            "SELECT json_extract(data, '$.digest'), computed_at FROM models WHERE name = ?", (name,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
     # -- sync cursors -------------------------------------------------------------------------------
 
     def get_cursor(self, connector: str, stream: str) -> str | None:
@@ -775,15 +815,26 @@ class Store:
         """Insert events (source, delivery, ticket key, payload, received at) and advance inbox files'
         offsets, in one transaction: a batch moved from the inbox goes in once, whatever crashes when.
 
-        Returns each row's new event id, or None for a delivery the queue already had.
+        Returns each row's new event id, or None for a delivery the queue already had: the same delivery
+        id, or the same ``replay_key`` in the payload (a digest of what the sender signed, see
+        TicketEvent.replay_key), so a signed delivery replayed under a new, unsigned id is dropped too.
         """
         ids: list[int | None] = []
         with self.transaction() as db:
             for source, event_id, ticket_key, payload, received_at in rows:
+                replay_key = payload.get("replay_key")
                 row = db.conn.execute(
-                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-                    (source, event_id, ticket_key, _json(payload), received_at, received_at),
+                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at, "
+                    "replay_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                    (
+                        source,
+                        event_id,
+                        ticket_key,
+                        _json(payload),
+                        received_at,
+                        received_at,
+                        replay_key if isinstance(replay_key, str) else None,
+                    ),
                 ).fetchone()
                 ids.append(int(row[0]) if row else None)
             now = time.time()
@@ -942,9 +993,9 @@ class Store:
         if error_contains:
             where.append("instr(coalesce(last_error, ''), ?) > 0")
             params.append(error_contains)
-        if ticket_id:
-            where.append("ticket_key LIKE ?")
-            params.append(f"%:ticket:{ticket_id}")
+        if ticket_id:  # the id is text to match, not a pattern: "%" must not replay every dead event
+            where.append("ticket_key LIKE ? ESCAPE '\\'")
+            params.append("%:ticket:" + _like_literal(ticket_id))
         with self.transaction() as db:
             clauses = " AND ".join(where)  # fixed strings above; values are bound parameters
             sql = (
@@ -954,9 +1005,14 @@ class Store:
             rows = db.conn.execute(sql, [now, *params]).fetchall()
         return sorted(r[0] for r in rows)
 
-    def find_event(self, source: str, delivery: str) -> Event | None:
+    def find_event(self, source: str, delivery: str | None, *, replay_key: str | None = None) -> Event | None:
+        """The event of this delivery id, or (``replay_key``) the one a replayed delivery duplicates."""
+        column, value = ("replay_key", replay_key) if replay_key is not None else ("event_id", delivery)
         rows = list(
-            self.db.query("SELECT * FROM events WHERE source = ? AND event_id = ?", [source, delivery])
+            self.db.query(
+                f"SELECT * FROM events WHERE source = ? AND {column} = ?",  # noqa: S608 - fixed names
+                [source, value],
+            )
         )
         return self._event(rows[0]) if rows else None
 
@@ -1105,6 +1161,34 @@ class Store:
         if oldest is None:
             return 0.01  # the window emptied meanwhile: ask again at once
         return min(float(RATE_WINDOW), max(0.01, oldest + RATE_WINDOW - now))
+
+    # -- admin sign-in throttle ----------------------------------------------------------------------
+
+    def sign_in_wait(self, key: str, limit: int, window: float, now: float) -> float:
+        """Seconds until ``key`` may try again after ``limit`` failures within ``window`` (0: now).
+
+        A read, so a throttled caller costs no write lock. Wall-clock times (every process must agree);
+        a failure stamped in the future (the clock stepped back) counts as recent, and no wait is longer
+        than the window.
+        """
+        count, oldest = self.db.conn.execute(
+            "SELECT count(*), min(at) FROM sign_in_failures WHERE key = ? AND at > ?", (key, now - window)
+        ).fetchone()
+        if count < limit:
+            return 0.0
+        return min(window, max(1.0, oldest + window - now))
+
+    def add_sign_in_failure(self, key: str, window: float, now: float) -> None:
+        """Record one failure, forgetting every failure (of any key) outside the window around now."""
+        with self.transaction() as db:
+            db.conn.execute(
+                "DELETE FROM sign_in_failures WHERE at <= ? OR at > ?", (now - window, now + window)
+            )
+            db.conn.execute("INSERT INTO sign_in_failures (key, at) VALUES (?, ?)", (key, now))
+
+    def clear_sign_in_failures(self, key: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM sign_in_failures WHERE key = ?", (key,))
 
     # -- scheduled jobs, tag push and re-routing ------------------------------------------------------
 
