@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint fmt clean chromium
+.PHONY: demo test lint fmt clean chromium audit
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,10 +29,16 @@ chromium:
 	  fi; \
 	fi
 
+# Last: the dependency audit fails on a known vulnerability; where pip-audit cannot reach its services
+# it says DEPENDENCY AUDIT NOT DONE and why, and passes (`make audit` fails then too).
 test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+	$(BIN)/python tools/audit_deps.py
+
+audit: $(STAMP)
+	$(BIN)/python tools/audit_deps.py --strict
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,15 +1,23 @@
 """The HTTP base every connector stands on: one session, one choke point, one retry policy.
 
-Transport failures become domain errors here, classified once: retriable (429, 5xx, timeouts, resets) or
-fatal (every other 4xx). tenacity does the retrying, waiting what the server's Retry-After asks when it
-says, otherwise exponential backoff with jitter, for a bounded number of attempts.
+Transport failures become domain errors here, classified once: retriable (429, 5xx, timeouts, resets, a
+response cut off mid-body) or fatal (every other 4xx). tenacity does the retrying, waiting what the
+server's Retry-After asks when it says, otherwise exponential backoff with jitter, for a bounded number
+of attempts.
+
+A caller that holds something while it waits (the worker holds an event's lease) bounds all the
+waiting of its calls with `wait_limit(seconds)`: a backoff, a Retry-After or a wait for the rate budget
+that would end past that bound is not slept; the call raises at once instead (a 429's ApiRateLimited
+carries the wait asked for), so the caller can come back at that time without holding anything.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import requests
@@ -20,11 +28,41 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 log = logging.getLogger("tierdesk.http")
 
 DEFAULT_TIMEOUT = (3.05, 10.0)  # connect, read (seconds)
 MAX_RETRY_AFTER = 60.0  # never sleep longer than this on one Retry-After inside a request
+
+# The monotonic time by which this thread's calls must be done waiting (None: no bound). A context
+# variable, so the bound a worker thread sets never reaches another thread using the same client.
+_WAIT_DEADLINE: ContextVar[float | None] = ContextVar("tierdesk_http_wait_deadline", default=None)
+
+
+@contextmanager
+def wait_limit(seconds: float) -> Iterator[None]:
+    """Within the block, no wait of this thread's calls may end more than `seconds` from now."""
+    deadline = time.monotonic() + seconds
+    outer = _WAIT_DEADLINE.get()
+    token = _WAIT_DEADLINE.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _WAIT_DEADLINE.reset(token)
+
+
+def _fits(seconds: float) -> bool:
+    deadline = _WAIT_DEADLINE.get()
+    return deadline is None or time.monotonic() + seconds <= deadline
+
+
+class _stop_past_wait_limit(stop_base):
+    """Stop retrying when the coming sleep would end past the thread's wait limit (tenacity works out
+    the sleep before asking whether to stop)."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not _fits(retry_state.upcoming_sleep)
 
 
 class ApiError(Exception):
@@ -61,10 +99,14 @@ class ApiInvalid(ApiError):
 
 
 class ApiRateLimited(ApiError):
+    """429 from the API, or our own outbound rate budget spent (status None: nothing was sent)."""
+
     retriable = True
 
-    def __init__(self, connector: str, message: str, retry_after: float | None) -> None:
-        super().__init__(connector, message, 429)
+    def __init__(
+        self, connector: str, message: str, retry_after: float | None, status: int | None = 429
+    ) -> None:
+        super().__init__(connector, message, status)
         self.retry_after = retry_after
 
 
@@ -201,7 +243,7 @@ class HttpClient:
         retrying = Retrying(
             retry=retry_if_exception_type((ApiRateLimited, ApiServerError, ApiUnavailable)),
             wait=self._wait,
-            stop=stop_after_attempt(attempts or self.max_attempts),
+            stop=stop_after_attempt(attempts or self.max_attempts) | _stop_past_wait_limit(),
             before_sleep=_log_retry,
             reraise=True,
         )
@@ -211,6 +253,10 @@ class HttpClient:
         if self.throttle is None:
             return
         while (wait := self.throttle()) > 0:
+            if not _fits(wait):
+                raise ApiRateLimited(
+                    self.connector, f"outbound rate budget spent; next request in {wait:.1f} s", wait, None
+                )
             log.info("http.throttled", extra={"connector": self.connector, "sleep": round(wait, 3)})
             time.sleep(min(wait, 1.0))
 
@@ -222,7 +268,11 @@ class HttpClient:
             response = self.session.request(
                 method, self.url(path), params=params, json=body, timeout=self.timeout
             )
-        except (requests.ConnectionError, requests.Timeout) as e:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,  # the answer was cut off mid-body
+        ) as e:
             if self.observer:
                 self.observer(self.connector, None)
             raise ApiUnavailable(self.connector, f"{method} {path}: {e.__class__.__name__}") from e

@@ -14,7 +14,6 @@ What it does with the API (see docs/connectors.md):
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -107,12 +106,12 @@ def verify_signature(
     timestamp = headers.get(TIMESTAMP_HEADER)
     if not signature or not timestamp:
         raise WebhookRejected("missing_signature", "missing Zendesk signature headers")
-    try:
-        given = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise WebhookRejected("bad_signature", "signature is not base64") from e
-    expected = base64.b64decode(sign(secret, body, timestamp))
-    if not hmac.compare_digest(given, expected):
+    # The text exactly as Zendesk writes it, never the decoded bytes: base64 ignores the spare bits of
+    # the last character, so decoding first would let several spellings of one signature pass (and
+    # each would look like a new delivery to a replay check keyed on it). compare_digest on bytes: a
+    # header may carry any latin-1 character, which compare_digest refuses in a str.
+    expected = sign(secret, body, timestamp)
+    if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode()):
         raise WebhookRejected("bad_signature", "signature does not match")
     if abs(now - _parse_timestamp(timestamp)) > tolerance:
         raise WebhookRejected("stale_timestamp", "signature timestamp outside the allowed window")
@@ -156,6 +155,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
     ticket_id = _id(ticket.get("id"), "ticket.id", required=True)
     assert ticket_id is not None  # noqa: S101 - required=True guarantees it
     event_id = headers.get(INVOCATION_HEADER) or fallback_id or f"ticket:{ticket_id}"
+    timestamp = headers.get(TIMESTAMP_HEADER)
     return TicketEvent(
         source=NAME,
         # backslashreplace: a lone surrogate ("\ud800") from the JSON would make SQLite refuse the row
@@ -164,7 +164,19 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> TicketEvent:
         requester_id=_id(requester, "ticket.requester_id"),
         organization_id=_id(organization, "ticket.organization_id"),
         tags=_tags(ticket.get("tags")),
+        replay_key=replay_key(timestamp, body) if timestamp and headers.get(SIGNATURE_HEADER) else None,
     )
+
+
+def replay_key(timestamp: str, body: bytes) -> str:
+    """What a delivery's signature covers (timestamp + body), as a digest: the same signed delivery sent
+    again under a new invocation id (an unsigned header) has the same key, and the queue drops it.
+
+    Zendesk's own retries re-sign with a new timestamp and keep the invocation id, so they are caught
+    by the id instead. Two deliveries of one webhook with the same body in the same second share a key
+    and are one delivery to us: they would route the same ticket the same way.
+    """
+    return "sig:" + hashlib.sha256(timestamp.encode("utf-8", "replace") + b"\n" + body).hexdigest()[:32]
 
 
 # -- translation from Zendesk JSON to our records ---------------------------------------------------

@@ -11,6 +11,7 @@ import time
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from integration import logs, metrics
 from integration.runtime import Runtime
@@ -23,6 +24,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         logs.setup(settings.log_level)
         runtime = Runtime.from_settings(settings)
     app = Flask(__name__)
+    hops = runtime.settings.proxy_hops
+    if hops:  # behind that many proxies: the client address, scheme and host are the ones they forward
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     # One byte past the limit: werkzeug silently stops a chunked body AT this size, so the gate must be able
     # to read one byte more to see that it was too large (413) rather than judge a truncated body.
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes + 1
@@ -39,17 +43,24 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/readyz")
     def readyz() -> ResponseReturnValue:
-        store = runtime.store
-        writable = store.writable()
-        files, unmoved, age = runtime.queue.backlog(time.time())
+        """Ready when deliveries can be accepted (the inbox is writable) and the store answers.
+
+        Unauthenticated and polled often, so it never takes the write lock: the store is read through a
+        probe with a one-second bound (Store.probe), and the inbox by its listing plus one line per web
+        process. A long write elsewhere (a recompute, a backlog move) does not hold it up.
+        """
+        health = runtime.queue.health(time.time())
+        ready = health["answering"] and health["writable"] and health["inbox"]["writable"]
         body = {
-            "status": "ok" if writable else "unavailable",
-            "store_writable": writable,
-            "queue": store.queue_counts(),
-            "inbox": {"files": files, "unmoved_bytes": unmoved},
-            "oldest_pending_seconds": age,
+            "status": "ok" if ready else "unavailable",
+            "store_writable": health["answering"] and health["writable"],
+            "queue": health.get("queue", {}),
+            "inbox": health["inbox"],
+            "oldest_pending_seconds": health["oldest_pending_seconds"],
         }
-        return jsonify(body), 200 if writable else 503
+        if "error" in health:
+            body["error"] = health["error"]
+        return jsonify(body), 200 if ready else 503
 
     @app.get("/metrics")
     def prometheus() -> ResponseReturnValue:

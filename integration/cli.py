@@ -407,7 +407,12 @@ def queue_retry(
 
 
 @main.command()
-@click.option("--run", "run_name", type=click.Choice(["sync", "recompute", "sweep"]), help="Run a job now.")
+@click.option(
+    "--run",
+    "run_name",
+    type=click.Choice(["sync", "recompute", "sweep", "prune", "refit"]),
+    help="Run a job now.",
+)
 @click.option("--limit", default=20, show_default=True, help="How many recent runs to list.")
 def jobs(run_name: str | None, limit: int) -> None:
     """List recent scheduled job runs (start, end, counts, API calls, errors), or run one now."""

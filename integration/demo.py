@@ -252,7 +252,8 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
     echo(f"Customer {customer_id} now costs 250,000 a year to serve (a field in {desk.title}). Next sync:")
     echo(f"  tags on their {desk.title} user were: {' '.join(before)}")
     echo(f"                               now: {' '.join(after)}")
-    rerouted, writes = second[f"rerouted_{desk.name}"], second[f"tags_{desk.name}"]["write_calls"]
+    writes = second[f"tags_{desk.name}"]["write_calls"]
+    rerouted = runtime.store.decision_outcomes().get("rerouted", 0)  # as the admin's Decisions page counts
     echo(
         f"  their open ticket {ticket.external_id} re-routed: priority {mover.priority} -> {ticket.priority} "
         f"({rerouted} ticket(s) re-routed, {writes} tag write call(s))"

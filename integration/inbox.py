@@ -13,6 +13,10 @@ What holds:
   events table's unique (source, event_id) drops a delivery already moved from any file.
 - Per-ticket order: lines are moved in the order they were received, across all files, once they are
   SETTLE seconds old. That covers a writer that took its timestamp but had not yet written.
+- Work in proportion to the batch: each file is read forward from its offset a chunk at a time and the
+  files are merged by received time, so a batch reads and parses about the lines it moves, not the whole
+  backlog (bench/inbox.py). A probe reads one line per writing process, never every file.
+- Private: the directory is created 0700 and each file 0600.
 
 A file is written by one process only and held with an flock while it may grow. A file whose lock is
 free is sealed (its process rotated away from it, exited or was killed): once moved, it is deleted.
@@ -21,9 +25,11 @@ free is sealed (its process rotated away from it, exited or was killed): once mo
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +43,7 @@ log = logging.getLogger("tierdesk.inbox")
 SETTLE = 0.02  # seconds a line waits before moving, so lines from all processes go in received order
 ROTATE_BYTES = 8 << 20
 MOVE_BATCH = 5000  # lines per transaction: a backlog after an outage moves in steps, not one long lock
+READ_CHUNK = 256 << 10  # bytes read from a file at a time while a batch fills
 SUFFIX = ".jsonl"
 UNBORN_AFTER = 60.0  # seconds before an unpublished file with no writer is taken for a crash's leftover
 _ENCODE = json.JSONEncoder(
@@ -73,6 +80,18 @@ class InboxStore(Protocol):
     def forget_inbox_files(self, names: list[str]) -> None: ...
 
 
+def _writer(name: str) -> str:
+    """The writer of a file named <time_ns>-<pid>.<writer>-<seq>.jsonl (one Inbox in one process): its
+    lines follow on from its earlier files' lines, in received order."""
+    parts = name.split("-")
+    return parts[1] if len(parts) > 2 else name
+
+
+def _parse(raw: bytes, name: str, end: int) -> Line:
+    received, source, delivery, ticket_key, payload = json.loads(raw)
+    return Line(float(received), str(source), str(delivery), str(ticket_key), payload, name, end)
+
+
 def _sealed(fd: int) -> bool:
     """True when no process holds the file open for writing (its writer's flock is free)."""
     try:
@@ -81,6 +100,105 @@ def _sealed(fd: int) -> bool:
         return False
     fcntl.flock(fd, fcntl.LOCK_UN)
     return True
+
+
+class _Reader:
+    """One inbox file read forward from an offset, a chunk at a time, one movable line at a time."""
+
+    def __init__(self, path: Path, start: int, cutoff: float) -> None:
+        self.name = path.name
+        self.cutoff = cutoff
+        self.scanned = start  # offset just past the last line handed out (or skipped as unreadable)
+        self.waiting: float | None = None  # received time of a line still settling, where reading stopped
+        self.exhausted = False
+        self._buf = b""
+        self._buf_at = start  # file offset of _buf[0]
+        self._fd: int | None = None
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.sealed, self.size, self.exhausted = True, start, True
+            return
+        self.sealed = _sealed(self._fd)  # looked at before reading: a sealed file gets no more lines
+        self.size = os.fstat(self._fd).st_size
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _fill(self) -> bool:
+        """Read the next chunk (up to the size seen at open); False at the end."""
+        at = self._buf_at + len(self._buf)
+        if self._fd is None or at >= self.size:
+            return False
+        data = os.pread(self._fd, min(READ_CHUNK, self.size - at), at)
+        if not data:
+            return False
+        keep = self.scanned - self._buf_at  # what was handed out is not needed again
+        self._buf = self._buf[keep:] + data
+        self._buf_at = self.scanned
+        return True
+
+    def next(self) -> Line | None:
+        """The next line to move; None at the end of what is there, or at a line still settling."""
+        while not self.exhausted:
+            rel = self.scanned - self._buf_at
+            cut = self._buf.find(b"\n", rel)
+            if cut < 0:
+                if self._fill():
+                    continue
+                if self.sealed and rel < len(self._buf):  # torn by a crash mid-write; nothing follows
+                    log.warning("inbox.torn_line", extra={"file": self.name, "offset": self.scanned})
+                    self.scanned = self._buf_at + len(self._buf)
+                self.exhausted = True  # (unsealed: a line being written; it is read next time)
+                return None
+            end = self._buf_at + cut + 1
+            try:
+                line = _parse(self._buf[rel:cut], self.name, end)
+            except (ValueError, TypeError):
+                log.error("inbox.bad_line", extra={"file": self.name, "offset": self.scanned})
+                self.scanned = end
+                continue
+            if not self.sealed and line.received_at > self.cutoff:
+                self.waiting = line.received_at
+                self.exhausted = True
+                return None
+            self.scanned = end
+            return line
+        return None
+
+
+class _Chain:
+    """One writing process's files, oldest first: its lines go on from one file into the next, so only
+    the file it is in is open, and a chain stops at a file its process may still append to."""
+
+    def __init__(self, directory: Path, names: list[str], offsets: dict[str, int], cutoff: float) -> None:
+        self.directory = directory
+        self.offsets = offsets
+        self.cutoff = cutoff
+        self.unread = list(reversed(names))  # popped oldest first
+        self.read: list[_Reader] = []  # files read to their end (closed)
+        self.current: _Reader | None = None
+
+    def next(self) -> Line | None:
+        while True:
+            if self.current is None:
+                if not self.unread:
+                    return None
+                name = self.unread.pop()
+                self.current = _Reader(self.directory / name, self.offsets.get(name, 0), self.cutoff)
+            if (line := self.current.next()) is not None:
+                return line
+            if not self.current.sealed or self.current.waiting is not None:
+                return None  # its process may still append here: its later files wait for next time
+            self.current.close()
+            self.read.append(self.current)
+            self.current = None
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
 
 
 class Inbox:
@@ -92,6 +210,7 @@ class Inbox:
         self._pid = 0
         self._size = 0
         self._seq = 0
+        self._writer_id = ""
         self._move_lock = threading.Lock()
         self._next_sweep = 0.0
 
@@ -115,11 +234,23 @@ class Inbox:
             self._size += written
         return received_at
 
+    def _mkdir(self) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def writable(self) -> bool:
+        """Whether this process can add a file to the inbox (the webhook path's one requirement)."""
+        target = self.directory
+        while not target.exists() and target.parent != target:
+            target = target.parent  # not made yet: the first append creates it where its parent is
+        return target.is_dir() and os.access(target, os.W_OK | os.X_OK)
+
     def _open(self) -> int:
         self._seal()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
+        if self._pid != os.getpid():  # new, or forked: a writer of its own
+            self._writer_id = f"{os.getpid()}.{secrets.token_hex(3)}"
         self._seq += 1
-        name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq}"
+        name = f"{time.time_ns():020d}-{self._writer_id}-{self._seq}"
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         fd = os.open(self.directory / f"{name}.new", flags, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # held as long as this process may append here
@@ -142,7 +273,7 @@ class Inbox:
     def _files(self) -> list[str]:
         try:
             return sorted(e.name for e in os.scandir(self.directory) if e.name.endswith(SUFFIX))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def _sweep_unborn(self, now: float) -> None:
@@ -171,7 +302,7 @@ class Inbox:
             yield False
             return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self._mkdir()
             fd = os.open(self.directory / ".move.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 try:
@@ -199,24 +330,15 @@ class Inbox:
                 self._next_sweep = now + UNBORN_AFTER
                 self._sweep_unborn(time.time())
             offsets = store.inbox_offsets()
-            lines: list[Line] = []
-            ends: dict[str, int] = {}
-            finished: list[str] = []
+            by_writer: dict[str, list[str]] = {}
             for name in names:
-                taken, end, sealed, waiting = self._read(name, offsets.get(name, 0), now - settle)
-                lines.extend(taken)
-                ends[name] = end
-                if waiting is not None:
-                    due = waiting + settle
-                    result.next_due = due if result.next_due is None else min(result.next_due, due)
-                if sealed and waiting is None:
-                    finished.append(name)
-            lines.sort(key=lambda line: line.received_at)  # stable: a file's own order is kept
-            if len(lines) > MOVE_BATCH:
-                lines, result.more, finished = lines[:MOVE_BATCH], True, []
-                ends = {}
-                for line in lines:
-                    ends[line.file] = line.end
+                by_writer.setdefault(_writer(name), []).append(name)
+            chains = [_Chain(self.directory, own, offsets, now - settle) for own in by_writer.values()]
+            try:
+                lines, ends, finished = self._merge(chains, result, settle)
+            finally:
+                for chain in chains:
+                    chain.close()
             advanced = {name: end for name, end in ends.items() if end != offsets.get(name, 0)}
             if lines or advanced:
                 rows = [(x.source, x.delivery, x.ticket_key, x.payload, x.received_at) for x in lines]
@@ -232,62 +354,81 @@ class Inbox:
                 store.forget_inbox_files(finished)  # after the unlink: a crash between re-reads nothing
         return result
 
-    def _read(self, name: str, start: int, cutoff: float) -> tuple[list[Line], int, bool, float | None]:
-        """Lines of one file from `start` received before `cutoff`; (lines, end, sealed, first waiting)."""
+    @staticmethod
+    def _merge(
+        chains: list[_Chain], result: Drained, settle: float
+    ) -> tuple[list[Line], dict[str, int], list[str]]:
+        """Up to MOVE_BATCH lines, oldest first across the writers (each one's own order kept);
+        (lines, each file's new offset, sealed files read to their end)."""
+        heap: list[tuple[float, int, Line]] = []
+        for index, chain in enumerate(chains):
+            if (line := chain.next()) is not None:
+                heap.append((line.received_at, index, line))
+        heapq.heapify(heap)
+        lines: list[Line] = []
+        ends: dict[str, int] = {}
+        while heap and len(lines) < MOVE_BATCH:
+            _, index, line = heapq.heappop(heap)
+            lines.append(line)
+            ends[line.file] = line.end
+            if (following := chains[index].next()) is not None:
+                heapq.heappush(heap, (following.received_at, index, following))
+        result.more = bool(heap)
+        pending = {index for _, index, _ in heap}
+        finished: list[str] = []
+        for index, chain in enumerate(chains):
+            readers = list(chain.read)
+            if chain.current is not None:
+                if chain.current.waiting is not None:
+                    due = chain.current.waiting + settle
+                    result.next_due = due if result.next_due is None else min(result.next_due, due)
+                if index not in pending:  # else its next line is left for the next batch
+                    readers.append(chain.current)
+            for reader in readers:
+                ends[reader.name] = reader.scanned  # read to where it stops, unreadable lines included
+                if reader.sealed and reader.waiting is None:
+                    finished.append(reader.name)
+        return lines, ends, finished
+
+    def backlog(self, offsets: dict[str, int]) -> tuple[int, int, float | None]:
+        """(files, bytes not yet moved, received time of the oldest line not yet moved).
+
+        Sizes come from the directory listing; only each writing process's oldest file with lines left
+        is opened, for its first line: a process's lines are in received order across its files.
+        """
+        try:
+            entries = sorted(
+                (e.name, e.stat().st_size) for e in os.scandir(self.directory) if e.name.endswith(SUFFIX)
+            )
+        except (FileNotFoundError, NotADirectoryError):
+            return 0, 0, None
+        unmoved = 0
+        firsts: dict[str, tuple[str, int]] = {}
+        for name, size in entries:
+            start = offsets.get(name, 0)
+            if size > start:
+                unmoved += size - start
+                firsts.setdefault(_writer(name), (name, start))
+        oldest: float | None = None
+        for name, start in firsts.values():
+            received = self._first_time(name, start)
+            if received is not None:
+                oldest = received if oldest is None else min(oldest, received)
+        return len(entries), unmoved, oldest
+
+    def _first_time(self, name: str, start: int) -> float | None:
         try:
             fd = os.open(self.directory / name, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return [], start, True, None
+            return None
         try:
-            sealed = _sealed(fd)  # looked at before reading: a sealed file gets no more lines
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, max(0, size - start), start) if size > start else b""
+            data = os.pread(fd, READ_CHUNK, start)
         finally:
             os.close(fd)
-        lines: list[Line] = []
-        pos = start
-        waiting = None
-        while pos - start < len(data):
-            cut = data.find(b"\n", pos - start)
-            if cut < 0:  # no newline yet: a line being written, or torn by a crash mid-write
-                if sealed:
-                    log.warning("inbox.torn_line", extra={"file": name, "offset": pos})
-                    pos = start + len(data)
-                break
-            raw = data[pos - start : cut]
-            end = start + cut + 1
-            try:
-                received, source, delivery, ticket_key, payload = json.loads(raw)
-                line = Line(float(received), str(source), str(delivery), str(ticket_key), payload, name, end)
-            except (ValueError, TypeError):
-                log.error("inbox.bad_line", extra={"file": name, "offset": pos})
-                pos = end
-                continue
-            if not sealed and line.received_at > cutoff:
-                waiting = line.received_at
-                break
-            lines.append(line)
-            pos = end
-        return lines, pos, sealed, waiting
-
-    def backlog(self, offsets: dict[str, int]) -> tuple[int, int, float | None]:
-        """(files, bytes not yet moved, received time of the oldest line not yet moved)."""
-        files = self._files()
-        unmoved = 0
-        oldest: float | None = None
-        for name in files:
-            path = self.directory / name
-            try:
-                size = path.stat().st_size
-                start = offsets.get(name, 0)
-                if size <= start:
-                    continue
-                unmoved += size - start
-                with path.open("rb") as f:
-                    f.seek(start)
-                    first = f.readline()
-                received = float(json.loads(first)[0])
-            except (OSError, ValueError, TypeError, IndexError):
-                continue
-            oldest = received if oldest is None else min(oldest, received)
-        return len(files), unmoved, oldest
+        cut = data.find(b"\n")
+        if cut < 0:
+            return None
+        try:
+            return _parse(data[:cut], name, start + cut + 1).received_at
+        except (ValueError, TypeError):
+            return None

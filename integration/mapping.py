@@ -130,6 +130,7 @@ _KEYWORDS = frozenset({"and", "or", "not", "in", "between", "is", "missing", "pr
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 _DURATION_DAYS = {"d": 1, "w": 7, "y": 365}
 _MAX_DEPTH = 60
+_MAX_DIGITS = 300  # a float ends near 1.8e308: a longer number could not be compared with a feature anyway
 
 _TOKEN_RE = re.compile(
     r"""
@@ -288,6 +289,8 @@ def _number_token(raw: str, column: int) -> _Token:
         raise _ExprError(f"unexpected token {_quote(raw)} at column {column} (not a number)")
     whole = match.group("int").replace("_", "")
     frac = match.group("frac")
+    if len(whole) > _MAX_DIGITS:  # int() refuses past 4,300 digits; no feature is that large anyway
+        raise _ExprError(f"number at column {column} has more than {_MAX_DIGITS} digits")
     number: float | int = float(f"{whole}.{frac.replace('_', '')}") if frac else int(whole)
     unit = match.group("unit")
     if unit:
@@ -1082,6 +1085,7 @@ def _dimension_inputs(dim: DimensionSpec) -> tuple[str, ...]:
 # YAML with line numbers.
 
 _MAX_NODES = 100_000
+_MAX_YAML_DEPTH = 50  # the deepest real mapping is under ten levels; Python's recursion ends near 300
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
@@ -1115,15 +1119,65 @@ class _Doc:
         return MappingError(message, source=self.source, line=self.line(path), key=_dotted(path) or None)
 
 
+class _TooDeep(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark | None) -> None:
+        super().__init__(f"the mapping is nested too deeply (more than {_MAX_YAML_DEPTH} levels)")
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose composer stops at a depth no mapping needs: PyYAML composes nested nodes by
+    recursion, so ``[[[[...`` a few hundred deep would end in RecursionError (a 500 in the admin)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > _MAX_YAML_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self.depth -= 1
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) -> Any:
+    """One scalar as YAML reads it; a value YAML's own constructors choke on is a MappingError.
+
+    PyYAML raises plain ValueError for a 2024-02-30 (no such day) or an integer past Python's 4,300
+    digits, which would otherwise escape as a 500.
+    """
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError, TypeError) as exc:
+        shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+        kind = node.tag.rsplit(":", 1)[-1]
+        if kind == "int":
+            reason = f"the number {shown!r} has too many digits"
+        elif kind == "timestamp":
+            reason = f"{shown!r} reads as a date or time in YAML but is not a real one ({exc}); quote it"
+        else:
+            reason = f"YAML cannot read {shown!r} as {kind} ({exc})"
+        raise MappingError(
+            reason, source=doc.source, line=node.start_mark.line + 1, key=_dotted(path) or None
+        ) from None
+
+
 def _load_yaml(text: str, doc: _Doc) -> Any:
     """yaml.safe_load, but keeping each key's line and refusing duplicate keys."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         doc.lines[()] = node.start_mark.line + 1
         return _convert(loader, node, (), doc)
+    except _TooDeep as exc:
+        raise MappingError(
+            str(exc), source=doc.source, line=exc.mark.line + 1 if exc.mark else None
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -1150,7 +1204,7 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) ->
     if doc.nodes > _MAX_NODES:
         raise doc.error(path, f"the mapping is too large (more than {_MAX_NODES:,} YAML nodes)")
     if isinstance(node, yaml.ScalarNode):
-        return loader.construct_object(node, deep=True)
+        return _construct(loader, node, path, doc)
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _SEQ_TAG:
             raise doc.error(path, f"unsupported YAML tag {node.tag}")
@@ -1168,7 +1222,7 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path, doc: _Doc) ->
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise MappingError("keys must be plain text", source=doc.source, line=line, key=_dotted(path))
-            key = loader.construct_object(key_node, deep=True)
+            key = _construct(loader, key_node, path, doc)
             if not isinstance(key, str):
                 raise MappingError(
                     f"key {key_node.value!r} is read as {type(key).__name__} by YAML; put it in quotes",
@@ -1263,7 +1317,12 @@ def _list_of(doc: _Doc, value: Any, path: Path, what: str) -> list[Any]:
 def _number(doc: _Doc, value: Any, path: Path, what: str) -> float:
     if not is_number(value):
         raise doc.error(path, f"{what} must be a number, got {_describe(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int of hundreds of digits: no float holds it
+        raise doc.error(
+            path, f"{what} is too large a number (over {int(value.bit_length() * 0.30103)} digits)"
+        ) from None
 
 
 def _text(doc: _Doc, value: Any, path: Path, what: str) -> str:
@@ -1857,8 +1916,34 @@ def _check_expression_labels(doc: _Doc, node: Node, path: Path, labels: dict[str
             _check_expression_labels(doc, part, path, labels)
 
 
+def _check_routed_marker(doc: _Doc, mapping: Mapping) -> None:
+    """Every ticket carrying the routed marker is skipped as "already routed", so the marker must be a tag
+    only tierdesk writes: inside tierdesk's namespace (the tag prefix, or ``tierdesk_``) and none of the
+    tags the mapping itself reads. A marker like ``vip``, which agents and triggers put on tickets,
+    would switch routing off for every such ticket."""
+    routed, prefix = mapping.tags.routed, mapping.tags.prefix
+    path = ("tags", "routed")
+    namespaces = tuple(dict.fromkeys((f"{prefix}_", "tierdesk_")))
+    if not routed.startswith(namespaces) or routed in namespaces:
+        owned = " or ".join(f"'{n}...'" for n in namespaces)
+        raise doc.error(
+            path,
+            f"the routed marker {routed!r} must be a tag only tierdesk writes, spelled {owned} "
+            "(every ticket carrying it is skipped as already routed, so a tag agents or triggers use, "
+            "like 'vip', would switch routing off for those tickets)",
+        )
+    for dim in mapping.segments:
+        if isinstance(dim, ManualDimension) and routed in dim.tag_set | dim.deny.tag_set:
+            raise doc.error(
+                path,
+                f"the routed marker {routed!r} is a tag segment {dim.name} reads from customers; "
+                "pick a tag only tierdesk writes",
+            )
+
+
 def _check_tag_collisions(doc: _Doc, mapping: Mapping) -> None:
     """Two labels spelled into the same tag would be indistinguishable in the helpdesk."""
+    _check_routed_marker(doc, mapping)
     seen: dict[str, str] = {mapping.tags.routed: "the routed marker"}
     for dim in mapping.segments:
         for label in dim.labels:

@@ -66,21 +66,23 @@ class QueueCollector(Collector):
         self.queue = queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        health = self.queue.health(time.time())  # no write lock; bounded like /readyz
+        if not health["answering"]:
+            return  # the store did not answer in time: leave the gauges out rather than report zeros
         depth = GaugeMetricFamily("tierdesk_queue_events", "Events in the queue by status", labels=["status"])
-        counts = self.queue.store.queue_counts()
+        counts = health["queue"]
         for status in ("pending", "leased", "done", "dead"):
             depth.add_metric([status], counts.get(status, 0))
         yield depth
-        files, unmoved, age = self.queue.backlog(time.time())
         yield GaugeMetricFamily(
             "tierdesk_inbox_unmoved_bytes",
             "Acknowledged deliveries in web processes' inbox files not yet moved into the queue",
-            value=unmoved,
+            value=health["inbox"]["unmoved_bytes"],
         )
         yield GaugeMetricFamily(
             "tierdesk_queue_oldest_pending_seconds",
             "Age of the oldest delivery not yet applied, in the inbox or the queue (0 when none)",
-            value=age or 0.0,
+            value=health["oldest_pending_seconds"] or 0.0,
         )
 
 

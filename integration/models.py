@@ -90,6 +90,9 @@ class TicketEvent:
     organization_id: str | None = None
     tags: tuple[str, ...] = ()
     received_at: datetime | None = None
+    # What the sender signed (a digest of it), for senders whose delivery id is not signed: a replay of
+    # a captured delivery under a new delivery id is still dropped as a duplicate. None: nothing signed.
+    replay_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class TicketStats:
     tickets_90d: int = 0
     tickets_total: int = 0
     tickets_365d: int | None = None
+    # of tickets_365d, those solved or closed: only these add to cost_to_serve (docs/mapping.md)
+    tickets_solved_365d: int | None = None
     reopened_90d: int = 0
     csat_good: int = 0
     csat_bad: int = 0

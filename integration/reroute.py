@@ -3,6 +3,16 @@
 Modes (TIERDESK_REROUTE): `off`; `priority`, only the priority; `all`, priority, group and tags. A
 priority an agent raised by hand (the live priority is above the one we last set) is never lowered, and
 every re-route adds an internal note saying what changed.
+
+Which tickets: the open tickets tierdesk routed, of customers with segment changes since the last
+re-route (the scheduler keeps that bookmark), and of those only the ones whose customer's labels now
+differ from the labels the ticket was routed (or last re-routed) with. A ticket's own arrival never
+re-routes it: the worker counts the ticket from the moment it arrives and an open ticket adds no cost
+to serve (docs/mapping.md), so what the next sync computes for its requester is what the ticket was
+routed with; a label that moved at webhook time is already in the ticket's decision.
+
+The recorded decision says what the ticket carries from tierdesk after the re-route, and for every
+field the reason it has that value, so the admin never shows a rule that did not apply.
 """
 
 from __future__ import annotations
@@ -11,16 +21,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from connectors.http import ApiError
 from integration import routing, sync
-from integration.mapping import Mapping
-from integration.models import Decision
-from integration.store import Store
+from integration.mapping import ROUTED_FIELDS, Mapping
+from integration.models import Assignment, Decision
+from integration.store import DecisionRecord, Store
 
 log = logging.getLogger("tierdesk.reroute")
 MODES = ("off", "priority", "all")
 RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+BOOKMARK = "reroute_bookmark"  # the store's record of the last segment change re-routing has handled
 
 
 @dataclass(frozen=True)
@@ -65,16 +77,88 @@ def plan(
     return Plan(priority, new.group, add, remove, kept)
 
 
-def note(changes: list[tuple[str, str | None, str | None]], before: str | None, result: Plan) -> str:
-    lines = ["tierdesk re-routed this ticket: the customer's segments changed"]
+def moved_labels(
+    routed_with: dict[str, Any], now: dict[str, Assignment], order: tuple[str, ...] = ()
+) -> list[tuple[str, str | None, str | None]]:
+    """(dimension, label the ticket was routed with, label now) for every dimension that differs.
+
+    ``routed_with`` is a decision's recorded segments ({dimension: {"label": ...}})."""
+    dims = list(dict.fromkeys([*order, *routed_with, *now]))
+    out = []
+    for dim in dims:
+        before = (routed_with.get(dim) or {}).get("label")
+        after = now[dim].label if dim in now else None
+        if before != after:
+            out.append((dim, before, after))
+    return out
+
+
+def _why(reason: str) -> str:
+    """The rule part of a routing reason: "priority low: routing rule 6 (...)" -> "routing rule 6 (...)"."""
+    return reason.partition(": ")[2] or reason
+
+
+def outcome(
+    mode: str,
+    previous: DecisionRecord,
+    new: Decision,
+    live_priority: str | None,
+    result: Plan,
+    changes: list[tuple[str, str | None, str | None]],
+) -> Decision:
+    """The decision a re-route records, and the note it adds: what the ticket carries from tierdesk
+    after the update (changed fields from the current rules, the others as they were) and, per field,
+    why. Pure."""
+    rules = dict(zip(ROUTED_FIELDS, new.reasons, strict=False))
+    reasons: list[str] = []
+    lines = ["tierdesk re-routed this ticket: the customer's segments changed since it was routed"]
     lines += [f"- {d}: {a or 'none'} -> {b or 'none'}" for d, a, b in changes]
+
+    priority = result.priority or live_priority
     if result.priority:
-        lines.append(f"Priority: {before or 'none'} -> {result.priority}")
-    if result.kept_agent_priority:
-        lines.append(f"Priority kept at {before}: an agent set it higher by hand")
-    if result.group:
-        lines.append(f"Group: {result.group}")
-    return "\n".join(lines)
+        reasons.append(rules.get("priority", f"priority {result.priority}"))
+        lines.append(f"Priority: {live_priority or 'none'} -> {result.priority}, by {_why(reasons[-1])}")
+    elif result.kept_agent_priority:
+        reasons.append(
+            f"priority {live_priority}: kept, an agent set it above {previous.priority or 'none'} by hand "
+            f"(the rules now say {new.priority})"
+        )
+        lines.append(f"Priority kept at {live_priority}: an agent set it higher by hand")
+    elif new.priority is None or new.priority == live_priority:
+        reasons.append(rules.get("priority", f"priority {live_priority}"))
+    else:  # mode off: nothing is planned
+        reasons.append(f"priority {live_priority}: left as it is (re-routing is off)")
+
+    if mode == "all":
+        sla, tags = new.sla, new.tags
+        group = new.group or previous.group_name
+        reasons.append(rules.get("sla", f"sla {sla}"))
+        reasons.append(rules.get("group", f"group {group}"))
+        if new.group and new.group != previous.group_name:
+            lines.append(f"Group: {previous.group_name or 'none'} -> {new.group}, by {_why(reasons[-1])}")
+        if new.sla != previous.sla:
+            lines.append(f"SLA: {previous.sla or 'none'} -> {new.sla or 'none'}, by {_why(reasons[-2])}")
+        if result.add_tags or result.remove_tags:
+            lines.append("Tags now: " + " ".join(new.tags))
+    else:
+        sla, group, tags = previous.sla, previous.group_name, previous.tags
+        kept = "as first routed; TIERDESK_REROUTE=priority changes only the priority"
+        for name, value, wanted in (("sla", sla, new.sla), ("group", group, new.group)):
+            if value == wanted or wanted is None:
+                reasons.append(rules.get(name, f"{name} {value}"))
+            else:
+                reasons.append(f"{name} {value or 'none'}: {kept} (the rules now say {wanted})")
+        if set(tags) != set(new.tags):
+            reasons.append(f"tags: {kept} (now they would be {' '.join(new.tags)})")
+        lines.append("SLA, group and tags stay as first routed (re-routing changes only the priority)")
+    return Decision(
+        priority=priority,
+        sla=sla,
+        group=group,
+        tags=tuple(tags),
+        note="\n".join(lines),
+        reasons=tuple(reasons),
+    )
 
 
 @dataclass
@@ -89,8 +173,8 @@ class RerouteSummary:
 def reroute(
     store: Store, connector: object, mapping: Mapping, bookmark: int, mode: str, now: datetime | None = None
 ) -> RerouteSummary:
-    """Re-route the open tickets of every customer whose segments changed after `bookmark`
-    (Store.last_segment_change taken before the recompute)."""
+    """Re-route the open tickets of every customer with segment changes after `bookmark` whose labels
+    differ from those the ticket was routed with."""
     now = now or datetime.now(UTC)
     summary = RerouteSummary()
     if mode == "off" or not hasattr(connector, "update_routing"):
@@ -105,6 +189,10 @@ def reroute(
         if customer is None or previous is None:
             continue
         assignments = store.segments_for(customer_key)
+        changes = moved_labels(previous.segments, assignments, mapping.dimension_names)
+        if not changes:  # routed (or re-routed) with these very labels: nothing to take back
+            summary.unchanged += 1
+            continue
         organization = (
             store.get_organization(customer.organization_key) if customer.organization_key else None
         )
@@ -114,14 +202,14 @@ def reroute(
         try:
             live = connector.get_ticket(external_id)  # type: ignore[attr-defined]
             what = plan(mode, live.priority, previous.priority, new, live.tags, mapping)
-            changes = store.segment_changes_since(customer_key, bookmark)
+            recorded = outcome(mode, previous, new, live.priority, what, changes)
             result = connector.update_routing(  # type: ignore[attr-defined]
                 live,
                 priority=what.priority,
                 group=what.group,
                 add_tags=what.add_tags,
                 remove_tags=what.remove_tags,
-                note=note(changes, live.priority, what),
+                note=recorded.note,
             )
         except ApiError as e:
             summary.errors.append(f"{ticket_key}: {e}")
@@ -136,17 +224,10 @@ def reroute(
             event_id=previous.event_id,
             customer_key=customer_key,
             outcome="rerouted",
-            decision=Decision(
-                priority=what.priority or live.priority,
-                sla=new.sla if mode == "all" else previous.sla,
-                group=what.group or previous.group_name,
-                tags=new.tags if mode == "all" else previous.tags,
-                note=note(changes, live.priority, what),
-                reasons=new.reasons,
-            ),
+            decision=recorded,
             segments=assignments,
             response=dict(result.response),
-            received_at=previous.received_at,
+            received_at=previous.received_at,  # when its webhook arrived; no latency is counted for it
             decided_at=time.time(),
         )
     log.info("reroute.done", extra={"customers": summary.customers, "updated": summary.updated})

@@ -6,19 +6,31 @@ Jobs (intervals and cron from the environment):
 - `recompute` on TIERDESK_RECOMPUTE_CRON (nightly): the same after a full pull, so deletions and
   drifted cursors cannot leave stale data behind;
 - `sweep` every TIERDESK_SWEEP_INTERVAL seconds: hands expired leases back to the queue and raises a
-  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"}).
+  dead-letter alert (log line `queue.dead_letters`, metric tierdesk_queue_events{status="dead"});
+- `prune` on TIERDESK_PRUNE_CRON (daily): deletes what is older than the TIERDESK_RETAIN_* settings.
+- `refit` when a published mapping version has no segments computed for it yet: looked for every
+  TIERDESK_REFIT_INTERVAL seconds (one indexed read), run and recorded only when needed. Publishing in
+  the admin only stores the version, so the request stays fast; this job does the recompute.
 
 Several scheduler processes may run (a second machine, a restart that overlaps); a lock in the store
-with an expiry makes sure only one runs a given job at a time. Every run is recorded for `tierdesk jobs`.
+with an expiry makes sure only one runs a given job at a time. Jobs that must not overlap share a lock
+(`sync`, `recompute` and `refit` all recompute segments: SHARED_LOCKS); any other job locks by its own
+name. Each run takes the lock under an owner of its own (two jobs of one process exclude each other
+too) and renews it every third of LOCK_TTL while it runs, so a run longer than the TTL keeps it, and
+a killed scheduler's lock frees itself within LOCK_TTL. Every run is recorded for `tierdesk jobs`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,8 +41,19 @@ from apscheduler.triggers.cron import CronTrigger
 
 from integration import reroute, sync, tagsync
 from integration.runtime import Runtime
+from integration.store import Store
 
 log = logging.getLogger("tierdesk.scheduler")
+
+LOCK_TTL = 120.0  # seconds a job's lock outlives a holder that stopped renewing it (killed, frozen)
+
+# Jobs that must never run at the same time share a lock name; the others lock by their own name.
+# a refit rewrites every customer's segments, as a sync does: one at a time
+SHARED_LOCKS: dict[str, str] = {"sync": "refresh", "recompute": "refresh", "refit": "refresh"}
+
+
+def lock_name(job: str) -> str:
+    return f"job:{SHARED_LOCKS.get(job, job)}"
 
 
 def _api_calls(runtime: Runtime) -> int:
@@ -43,8 +66,12 @@ def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for connector in runtime.connectors.values():
         counts[f"pulled_{connector.name}"] = sync.pull(runtime.store, connector, full=full)
-    bookmark = runtime.store.last_segment_change()
+    # Re-route every change since the last re-route: the recompute's, and those the worker recorded when
+    # it classified a requester at webhook time. The first run starts from here.
+    saved = runtime.store.load_model(reroute.BOOKMARK)
+    bookmark = int(saved["after"]) if saved else runtime.store.last_segment_change()
     report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    handled = runtime.store.last_segment_change()
     counts["customers"] = report.customers
     counts["segment_changes"] = report.changes
     for connector in runtime.connectors.values():
@@ -61,6 +88,7 @@ def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
         counts[f"rerouted_{connector.name}"] = rerouted.updated
         if pushed.errors or rerouted.errors:
             counts[f"errors_{connector.name}"] = (pushed.errors + rerouted.errors)[:20]
+    runtime.store.save_model(reroute.BOOKMARK, {"after": handled}, datetime.now(UTC))
     return counts
 
 
@@ -76,25 +104,120 @@ def sweep(runtime: Runtime) -> dict[str, Any]:
     return {"released_leases": released, "dead": counts.get("dead", 0)}
 
 
+def prune(runtime: Runtime, now: float | None = None) -> dict[str, Any]:
+    """Delete history older than the retention settings, in bounded batches (docs/operations.md).
+
+    Never a pending or leased event; dead events only past their own, longer retention; decisions of
+    open tickets stay; label changes not yet re-routed stay."""
+    now = time.time() if now is None else now
+    store, keep = runtime.store, runtime.settings.retention()
+
+    def before(name: str) -> float | None:
+        days = keep[name]
+        return now - days * 86_400 if days > 0 else None  # 0: keep forever
+
+    counts: dict[str, Any] = {}
+    if (cutoff := before("retain_events_days")) is not None:
+        counts["events_done"] = store.prune_events("done", cutoff)
+        counts["job_runs"] = store.prune_job_runs(cutoff)
+    if (cutoff := before("retain_dead_days")) is not None:
+        counts["events_dead"] = store.prune_events("dead", cutoff)
+    if (cutoff := before("retain_decisions_days")) is not None:
+        counts["decisions"] = store.prune_decisions(cutoff)
+    if (cutoff := before("retain_segment_changes_days")) is not None:
+        saved = store.load_model(reroute.BOOKMARK)
+        handled = int(saved["after"]) if saved else store.last_segment_change()
+        counts["segment_changes"] = store.prune_segment_changes(datetime.fromtimestamp(cutoff, UTC), handled)
+    return counts
+
+
+def refit_pending(store: Store) -> bool:
+    """True while the stored segments were fitted for another mapping than the active version."""
+    fitted = store.model_digest(sync.MODEL)
+    return fitted is None or fitted[0] != store.active_mapping_digest()
+
+
+def _reads_active_version(runtime: Runtime) -> bool:
+    """Swap in the active version; False when this process cannot read it (refresh_mapping logs why):
+    fitting the old mapping instead would leave the refit pending and run it again and again."""
+    runtime.refresh_mapping()
+    return runtime.mapping_digest == runtime.store.active_mapping_digest()
+
+
+def refit(runtime: Runtime) -> dict[str, Any]:
+    """Recompute everyone's segments for the active mapping version (after a publish or a rollback)."""
+    if not _reads_active_version(runtime):
+        raise RuntimeError("this process cannot read the active mapping version (see mapping.refresh_failed)")
+    if not refit_pending(runtime.store):  # another process, or a sync, did it meanwhile
+        return {"refit": "already current", "digest": runtime.mapping_digest}
+    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    return {
+        "digest": runtime.mapping_digest,
+        "customers": report.customers,
+        "segment_changes": report.changes,
+    }
+
+
+def refit_if_pending(runtime: Runtime) -> dict[str, Any] | None:
+    """The scheduler's look every TIERDESK_REFIT_INTERVAL s: a read; the job runs only when needed."""
+    if not refit_pending(runtime.store) or not _reads_active_version(runtime):
+        return None
+    return run_job(runtime, "refit")
+
+
 JOBS: dict[str, Callable[[Runtime], dict[str, Any]]] = {
     "sync": refresh,
     "recompute": lambda runtime: refresh(runtime, full=True),
     "sweep": sweep,
+    "prune": prune,
+    "refit": refit,
 }
 
 
-def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, Any] | None:
-    """Run one job now if no other process holds its lock; records the run. None when skipped."""
+@contextmanager
+def _renewed(store: Store, name: str, holder: str, ttl: float) -> Iterator[threading.Event]:
+    """Renew a held lock every third of its TTL until the block ends; the event is set if it was lost
+    (this process stalled past the TTL and another took it)."""
+    stop, lost = threading.Event(), threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                kept = store.acquire_lock(name, holder, ttl)
+            except sqlite3.Error:
+                log.exception("scheduler.lock_renewal_failed", extra={"lock": name})
+                continue
+            if not kept:
+                lost.set()
+                log.warning("scheduler.lock_lost", extra={"lock": name, "holder": holder})
+                return
+
+    thread = threading.Thread(target=renew, name=f"renew-{name}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_job(
+    runtime: Runtime, job: str, owner: str | None = None, ttl: float = LOCK_TTL
+) -> dict[str, Any] | None:
+    """Run one job now unless its lock is held (by any process, this one included); records the run.
+    None when skipped."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-    ttl = max(600.0, runtime.settings.sync_interval * 2)
-    if not runtime.store.acquire_lock(f"job:{job}", owner, ttl):
-        log.info(f"scheduler.{job}.skipped", extra={"reason": "another process holds the lock"})
+    holder = f"{owner}#{secrets.token_hex(4)}"  # this run's own: a lock is never re-entered
+    lock = lock_name(job)
+    if not runtime.store.acquire_lock(lock, holder, ttl):
+        log.info(f"scheduler.{job}.skipped", extra={"reason": f"{lock} is held by another run"})
         return None
     calls_before = _api_calls(runtime)
     run_id = runtime.store.start_job_run(job, owner, time.time())
     status, error, counts = "done", None, {}
     try:
-        counts = JOBS[job](runtime)
+        with _renewed(runtime.store, lock, holder, ttl):
+            counts = JOBS[job](runtime)
     except Exception as e:
         status, error = "failed", f"{e.__class__.__name__}: {e}"
         log.exception(f"scheduler.{job}.failed")
@@ -102,7 +225,7 @@ def run_job(runtime: Runtime, job: str, owner: str | None = None) -> dict[str, A
         runtime.store.finish_job_run(
             run_id, status, counts, _api_calls(runtime) - calls_before, error, time.time()
         )
-        runtime.store.release_lock(f"job:{job}", owner)
+        runtime.store.release_lock(lock, holder)
     log.info(f"scheduler.{job}.{status}", extra={"counts": counts})
     return counts
 
@@ -129,5 +252,15 @@ def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:
     )
     scheduler.add_job(
         run_job, "interval", args=[runtime, "sweep"], seconds=settings.sweep_interval, id="sweep", **common
+    )
+    scheduler.add_job(
+        run_job,
+        CronTrigger.from_crontab(settings.prune_cron, timezone=UTC),
+        args=[runtime, "prune"],
+        id="prune",
+        **common,
+    )
+    scheduler.add_job(
+        refit_if_pending, "interval", args=[runtime], seconds=settings.refit_interval, id="refit", **common
     )
     return scheduler

@@ -36,11 +36,13 @@ tickets_30d          tickets   tickets requested in the last 30 days
 tickets_90d          tickets   tickets requested in the last 90 days
 tickets_total        tickets   all tickets on record
 tickets_365d         tickets   last 365 days, only if TicketStats has that field
+tickets_solved_365d  tickets   of those, the ones solved or closed (open tickets cost nothing yet)
 reopened_90d         tickets   tickets reopened in the last 90 days
 csat_avg             0..1      good / (good + bad) satisfaction ratings; missing if no ratings
-cost_to_serve        money     yearly tickets x cost_per_ticket + every cost attribute that is a
-                               number (default: service_cost_12m); yearly tickets =
-                               tickets_365d, or tickets_total without it
+cost_to_serve        money     yearly solved tickets x cost_per_ticket + every cost attribute that
+                               is a number (default: service_cost_12m); yearly solved tickets =
+                               tickets_solved_365d, or (stats without it) tickets_365d, else
+                               tickets_total
 profit_12m           money     revenue_12m - cost_to_serve; missing when revenue_12m is
 ===================  ========  ==========================================================
 
@@ -102,6 +104,7 @@ STAT_FIELDS = (
     "tickets_90d",
     "tickets_total",
     "tickets_365d",
+    "tickets_solved_365d",
     "reopened_90d",
     "csat_good",
     "csat_bad",
@@ -152,11 +155,19 @@ def features(
     tickets_365d = getattr(stats, "tickets_365d", None)
     if tickets_365d is not None:
         feats["tickets_365d"] = tickets_365d
+    solved = getattr(stats, "tickets_solved_365d", None)
+    if solved is not None:
+        feats["tickets_solved_365d"] = solved
     feats["reopened_90d"] = stats.reopened_90d
     ratings = stats.csat_good + stats.csat_bad
     feats["csat_avg"] = stats.csat_good / ratings if ratings else None
 
-    yearly_tickets = tickets_365d if tickets_365d is not None else stats.tickets_total
+    # A ticket costs once it is solved: an open one (the one being routed, above all) adds nothing yet,
+    # so opening a ticket never makes its requester less profitable (docs/mapping.md).
+    if solved is not None:
+        yearly_tickets = solved
+    else:
+        yearly_tickets = tickets_365d if tickets_365d is not None else stats.tickets_total
     cost: float = float(yearly_tickets) * spec.cost_per_ticket
     for name in spec.cost_attributes:
         extra = feats.get(name)
@@ -429,12 +440,15 @@ def customer_population(
     stats = {
         name: np.asarray(table.stats.get(name, np.zeros(size)), dtype=np.float64) for name in STAT_FIELDS
     }
-    for name in ("tickets_30d", "tickets_90d", "tickets_total", "tickets_365d", "reopened_90d"):
+    if "tickets_solved_365d" not in table.stats:  # a table without the count: every yearly ticket
+        stats["tickets_solved_365d"] = stats["tickets_365d"]
+    for name in ("tickets_30d", "tickets_90d", "tickets_total", "tickets_365d", "tickets_solved_365d"):
         columns[name] = stats[name]
+    columns["reopened_90d"] = stats["reopened_90d"]
     ratings = stats["csat_good"] + stats["csat_bad"]
     with np.errstate(invalid="ignore", divide="ignore"):
         columns["csat_avg"] = np.where(ratings > 0, stats["csat_good"] / ratings, np.nan)
-    cost = stats["tickets_365d"] * spec.cost_per_ticket
+    cost = stats["tickets_solved_365d"] * spec.cost_per_ticket  # solved tickets only, as features()
     for name in spec.cost_attributes:
         if name in columns:
             extra = numeric_view(columns[name])
@@ -462,6 +476,7 @@ DERIVED = frozenset(
         "tickets_90d",
         "tickets_total",
         "tickets_365d",
+        "tickets_solved_365d",
         "reopened_90d",
         "csat_avg",
         "cost_to_serve",

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 DEFAULT_MAPPING = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
+
+# The range each numeric setting must fall in, and its unit, so a value that parses but makes no sense
+# (TIERDESK_WEBHOOK_TOLERANCE=nan turns the freshness check off: every comparison with nan is false;
+# a negative lease, zero attempts) stops the start with the variable's name instead.
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "webhook_tolerance": (1, 3600, "seconds"),
+    "max_body_bytes": (1024, 64 << 20, "bytes"),
+    "http_timeout": (0.01, 600, "seconds"),
+    "http_attempts": (1, 20, "attempts"),
+    "http_backoff": (0, 60, "seconds"),
+    "zendesk_rate_limit": (0, 1_000_000, "requests a minute (0: no budget)"),
+    "freshdesk_rate_limit": (0, 1_000_000, "requests a minute (0: no budget)"),
+    "max_attempts": (1, 1000, "attempts"),
+    "retry_base": (0.001, 86400, "seconds"),
+    "retry_max": (0.001, 7 * 86400, "seconds"),
+    "lease_seconds": (0.1, 86400, "seconds"),
+    "worker_threads": (0, 256, "threads"),
+    "worker_poll": (0.001, 60, "seconds"),
+    "sync_interval": (1, 30 * 86400, "seconds"),
+    "sweep_interval": (1, 86400, "seconds"),
+    "refit_interval": (0.1, 3600, "seconds"),
+    "proxy_hops": (0, 10, "proxies"),
+}
 
 
 class SettingsError(ValueError):
@@ -54,12 +78,38 @@ class Settings:
     sync_interval: float = 300.0
     recompute_cron: str = "0 3 * * *"
     sweep_interval: float = 60.0
+    refit_interval: float = 5.0
     reroute: str = "priority"
+    # Retention in days (0 keeps forever); the daily `prune` job deletes what is older (docs/operations.md)
+    retain_events_days: float = 30.0  # done queue events and finished job runs
+    retain_dead_days: float = 90.0  # dead events not replayed by then
+    retain_decisions_days: float = 365.0  # decisions, except those of tickets still open
+    retain_segment_changes_days: float = 730.0  # label history (the drift chart reaches back 730 days)
+    prune_cron: str = "30 4 * * *"
     log_level: str | None = None  # unset: INFO for the long-running roles, WARNING for one-shot commands
     admin_user: str = "admin"
     admin_password: str | None = None
     admin_token: str | None = None
     secret_key: str | None = None
+    proxy_hops: int = 0
+
+    def __post_init__(self) -> None:
+        for name, (low, high, unit) in LIMITS.items():
+            value = getattr(self, name, None)
+            if value is None:
+                continue
+            variable = f"TIERDESK_{name.upper()}"
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"{variable}={value!r}: expected a number of {unit}")
+            if not math.isfinite(value) or not low <= value <= high:
+                raise SettingsError(
+                    f"{variable}={value!r}: expected a number of {unit} from {low:g} to {high:g}"
+                )
+        if self.retry_max < self.retry_base:
+            raise SettingsError(
+                f"TIERDESK_RETRY_MAX={self.retry_max!r} is below TIERDESK_RETRY_BASE={self.retry_base!r}: "
+                "the longest wait between retries cannot be shorter than the first"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +146,10 @@ class Settings:
     def names(value: str) -> tuple[str, ...]:
         """A comma-separated setting as a tuple of trimmed, non-empty names."""
         return tuple(n.strip() for n in value.split(",") if n.strip())
+
+    def retention(self) -> dict[str, float]:
+        """The retention settings by field name (days; 0 keeps forever)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name.startswith("retain_")}
 
     @property
     def freshdesk_configured(self) -> bool:
@@ -139,6 +193,11 @@ class Settings:
         """
         if self.reroute not in ("off", "priority", "all"):
             raise SettingsError(f"TIERDESK_REROUTE={self.reroute!r}: expected off, priority or all")
+        for name, days in self.retention().items():
+            if not days >= 0:  # also refuses nan
+                raise SettingsError(
+                    f"TIERDESK_{name.upper()}={days!r}: expected a number of days, 0 to keep forever"
+                )
         unsigned_ok = self.insecure_dev or not webhooks
         if self.zendesk_configured and not self.zendesk_webhook_secret and not unsigned_ok:
             raise SettingsError(

@@ -33,6 +33,8 @@ from integration.models import (
 )
 
 BUSY_TIMEOUT_MS = 10_000
+PROBE_TIMEOUT = 1.0  # seconds a health probe's read may wait on SQLite before it gives up
+RATE_WINDOW = 60  # seconds: the outbound rate budget is a sliding minute
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -45,12 +47,32 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern with ``ESCAPE '\\'``: its %, _ and \\ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 _WRITE_LOCKS: dict[tuple[int, str], tuple[threading.Lock, int]] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (0600) before SQLite does, whatever the umask.
+
+    SQLite gives the -wal and -shm files the database file's own mode, so those follow. An existing file
+    keeps its mode; a path we cannot create is left for SQLite to report in its own words.
+    """
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:  # it exists (the usual case), or SQLite will say why it cannot be opened
+        return
+    os.close(fd)
 
 
 @contextmanager
@@ -253,6 +275,33 @@ MIGRATIONS.append(
 )
 
 
+# Replays: a signed delivery carries a digest of what was signed (TicketEvent.replay_key); the queue keeps
+# one event per source and digest, so a captured delivery sent again under a new delivery id is dropped.
+MIGRATIONS.append(
+    (
+        9,
+        """
+        ALTER TABLE events ADD COLUMN replay_key TEXT;
+        CREATE UNIQUE INDEX events_replay ON events (source, replay_key) WHERE replay_key IS NOT NULL;
+        """,
+    )
+)
+
+
+# Failed admin sign-ins and bad API tokens, one row each, kept as long as the throttle's window: shared by
+# every process (a per-process counter let each gunicorn worker be guessed at separately).
+MIGRATIONS.append(
+    (
+        10,
+        """
+        CREATE TABLE sign_in_failures (key TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX sign_in_failures_key ON sign_in_failures (key, at);
+        CREATE INDEX sign_in_failures_at ON sign_in_failures (at);
+        """,
+    )
+)
+
+
 # Admin: every published mapping version (one active at a time), each admin's draft, and the service
 # measures of tickets (the helpdesk's ticket metrics) for the "service per segment" page.
 MIGRATIONS.append(
@@ -292,6 +341,7 @@ class Event:
     received_at: float
     last_error: str | None
     finished_at: float | None
+    lease: str | None = None  # the claim's token while leased: every transition must present it
 
 
 @dataclass(frozen=True)
@@ -299,7 +349,7 @@ class DecisionRecord:
     ticket_key: str
     event_id: int | None
     customer_key: str | None
-    outcome: str  # applied | skipped
+    outcome: str  # applied | skipped | rerouted
     priority: str | None
     sla: str | None
     group_name: str | None
@@ -313,7 +363,8 @@ class DecisionRecord:
 
     @property
     def latency_ms(self) -> float | None:
-        if self.received_at is None:
+        """Webhook received -> decided. None for a re-route: no webhook started it, the scheduler did."""
+        if self.received_at is None or self.outcome == "rerouted":
             return None
         return (self.decided_at - self.received_at) * 1000
 
@@ -338,6 +389,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
+        _create_private(self.path)
         self._migrate()
 
     # -- connections and transactions -------------------------------------------------------------
@@ -362,6 +414,10 @@ class Store:
         if db is not None:
             db.close()
             self._local.db = None
+        probe = getattr(self._local, "probe", None)
+        if probe is not None:
+            probe.close()
+            self._local.probe = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
@@ -410,14 +466,37 @@ class Store:
         row = self.db.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
-    def writable(self) -> bool:
-        """Readiness probe: can we take the write lock right now?"""
+    def probe(self, now: float, timeout: float = PROBE_TIMEOUT) -> dict[str, Any]:
+        """What a health check needs, read without the write lock and within `timeout` seconds.
+
+        Readers never queue behind writers in WAL mode, so a long write transaction (a recompute, a
+        backlog move) does not hold up the probe. It opens its own connection with a short busy timeout
+        for the rare moments SQLite makes even readers wait. `writable`: this process may write the
+        database file and create its -wal and -shm beside it (a full or read-only disk shows here).
+        """
+        directory = os.path.dirname(os.path.abspath(self.path))
+        writable = os.access(self.path, os.W_OK) and os.access(directory, os.W_OK)
         try:
-            with self.transaction() as db:
-                db.conn.execute("SELECT 1")
-        except sqlite3.Error:
-            return False
-        return True
+            conn = getattr(self._local, "probe", None)
+            if conn is None:  # kept per thread: closing the last connection would checkpoint the WAL
+                conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+                conn.execute("PRAGMA query_only = 1")
+                self._local.probe = conn
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            counts = dict(conn.execute("SELECT status, count(*) FROM events GROUP BY status").fetchall())
+            (oldest,) = conn.execute(
+                "SELECT min(received_at) FROM events WHERE status IN ('pending', 'leased')"
+            ).fetchone()
+            offsets = {str(r[0]): int(r[1]) for r in conn.execute("SELECT file, offset FROM inbox_offsets")}
+        except sqlite3.Error as e:
+            return {"answering": False, "writable": writable, "error": str(e)}
+        return {
+            "answering": True,
+            "writable": writable,
+            "queue": counts,
+            "oldest_pending_seconds": None if oldest is None else max(0.0, now - oldest),
+            "inbox_offsets": offsets,
+        }
 
     # -- customers, organizations, tickets ----------------------------------------------------------
 
@@ -490,6 +569,16 @@ class Store:
         with self.transaction() as db:
             db["tickets"].upsert_all(rows, pk="key")
         return len(rows)
+
+    def record_arrival(self, ticket: Ticket) -> bool:
+        """Store a ticket the worker is routing unless the store has it already, so the requester's
+        ticket counts include it from its arrival, as the next sync's will. A stored row (synced, with
+        its metrics) is left alone. True when it was new."""
+        with self.transaction() as db:
+            if db.conn.execute("SELECT 1 FROM tickets WHERE key = ?", (ticket.key,)).fetchone():
+                return False
+            self.upsert_tickets([ticket])  # nested: the same transaction
+        return True
 
     @staticmethod
     def _customer(row: dict[str, Any]) -> Customer:
@@ -573,7 +662,8 @@ class Store:
                count(*) AS tickets_total,
                sum(CASE WHEN created_at >= :d90 THEN reopens ELSE 0 END) AS reopened_90d,
                sum(satisfaction = 'good') AS csat_good,
-               sum(satisfaction = 'bad') AS csat_bad
+               sum(satisfaction = 'bad') AS csat_bad,
+               sum(created_at >= :d365 AND status IN ('solved', 'closed')) AS tickets_solved_365d
         FROM tickets
         WHERE requester_key IS NOT NULL {where}
         GROUP BY requester_key
@@ -682,6 +772,14 @@ class Store:
         rows = list(self.db.query("SELECT data FROM models WHERE name = ?", [name]))
         return json.loads(rows[0]["data"]) if rows else None
 
+    def model_digest(self, name: str) -> tuple[str | None, str] | None:
+        """(digest of the mapping a model was fitted for, when it was fitted), without reading the model:
+        the scheduler asks every few seconds whether a published mapping still needs its refit."""
+        row = self.db.conn.execute(
+            "SELECT json_extract(data, '$.digest'), computed_at FROM models WHERE name = ?", (name,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
     # -- sync cursors -------------------------------------------------------------------------------
 
     def get_cursor(self, connector: str, stream: str) -> str | None:
@@ -735,15 +833,26 @@ class Store:
         """Insert events (source, delivery, ticket key, payload, received at) and advance inbox files'
         offsets, in one transaction: a batch moved from the inbox goes in once, whatever crashes when.
 
-        Returns each row's new event id, or None for a delivery the queue already had.
+        Returns each row's new event id, or None for a delivery the queue already had: the same delivery
+        id, or the same ``replay_key`` in the payload (a digest of what the sender signed, see
+        TicketEvent.replay_key), so a signed delivery replayed under a new, unsigned id is dropped too.
         """
         ids: list[int | None] = []
         with self.transaction() as db:
             for source, event_id, ticket_key, payload, received_at in rows:
+                replay_key = payload.get("replay_key")
                 row = db.conn.execute(
-                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-                    (source, event_id, ticket_key, _json(payload), received_at, received_at),
+                    "INSERT INTO events (source, event_id, ticket_key, payload, available_at, received_at, "
+                    "replay_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                    (
+                        source,
+                        event_id,
+                        ticket_key,
+                        _json(payload),
+                        received_at,
+                        received_at,
+                        replay_key if isinstance(replay_key, str) else None,
+                    ),
                 ).fetchone()
                 ids.append(int(row[0]) if row else None)
             now = time.time()
@@ -759,7 +868,7 @@ class Store:
             db.conn.executemany("DELETE FROM inbox_offsets WHERE file = ?", [(n,) for n in names])
 
     _CLAIM_SQL = """
-        UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :worker,
+        UPDATE events SET status = 'leased', lease_until = :lease_until, leased_by = :token,
                           attempts = attempts + 1
         WHERE id = (
             SELECT e.id FROM events e
@@ -784,15 +893,17 @@ class Store:
         ).fetchone()
         return row is not None
 
-    def claim(self, worker: str, now: float, lease_seconds: float) -> Event | None:
-        """Lease the oldest ready event; one statement, so two workers never get the same one.
+    def claim(self, token: str, now: float, lease_seconds: float) -> Event | None:
+        """Lease the oldest ready event to the claim `token`; one statement, so two workers never get
+        the same one. The token must be new for every claim (Queue.claim makes one): it is what every
+        later transition of the event checks, so a claim that lost its lease can change nothing.
 
         Events of one ticket are handed out in arrival order: a later one waits while an earlier
         one is pending or leased.
         """
         with self.transaction() as db:
             cur = db.conn.execute(
-                self._CLAIM_SQL, {"now": now, "lease_until": now + lease_seconds, "worker": worker}
+                self._CLAIM_SQL, {"now": now, "lease_until": now + lease_seconds, "token": token}
             )
             cols = [d[0] for d in cur.description]
             rows = cur.fetchall()
@@ -812,33 +923,68 @@ class Store:
             received_at=row["received_at"],
             last_error=row["last_error"],
             finished_at=row["finished_at"],
+            lease=row["leased_by"] if row["status"] == "leased" else None,
         )
 
-    def finish_event(self, event_id: int, worker: str, now: float) -> bool:
-        """Mark done; False when our lease was lost to another worker meanwhile."""
+    # Every transition of a leased event names the claim's token and requires the lease to be that
+    # claim's still: a worker whose lease ran out and was taken over cannot finish, retry or bury the
+    # event under the new holder.
+    _HELD = "id = :id AND status = 'leased' AND leased_by = :token"
+
+    def renew_leases(self, claims: dict[int, str], lease_until: float) -> set[int]:
+        """Extend the leases of these claims (event id -> token); returns the ids still held."""
+        if not claims:
+            return set()
+        kept: set[int] = set()
+        with self.transaction() as db:
+            for event_id, token in claims.items():
+                cur = db.conn.execute(
+                    f"UPDATE events SET lease_until = :until WHERE {self._HELD}",  # noqa: S608 - fixed text
+                    {"until": lease_until, "id": event_id, "token": token},
+                )
+                if cur.rowcount == 1:
+                    kept.add(event_id)
+        return kept
+
+    def finish_event(self, event_id: int, token: str, now: float) -> bool:
+        """Mark done; False when the claim no longer holds the lease."""
         with self.transaction() as db:
             cur = db.conn.execute(
-                "UPDATE events SET status = 'done', finished_at = ?, lease_until = NULL, "
-                "last_error = NULL WHERE id = ? AND status = 'leased' AND leased_by = ?",
-                (now, event_id, worker),
+                "UPDATE events SET status = 'done', finished_at = :now, lease_until = NULL, "  # noqa: S608
+                f"last_error = NULL WHERE {self._HELD}",
+                {"now": now, "id": event_id, "token": token},
             )
             return cur.rowcount == 1
 
-    def retry_event(self, event_id: int, worker: str, available_at: float, error: str) -> None:
+    def retry_event(
+        self, event_id: int, token: str, available_at: float, error: str, *, count_attempt: bool = True
+    ) -> bool:
+        """Back to pending until `available_at`; `count_attempt=False` gives the claim's attempt back
+        (a rate-limit deferral is no failure). False when the claim no longer holds the lease."""
         with self.transaction() as db:
-            db.conn.execute(
-                "UPDATE events SET status = 'pending', available_at = ?, lease_until = NULL, "
-                "last_error = ? WHERE id = ? AND leased_by = ?",
-                (available_at, error, event_id, worker),
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'pending', available_at = :at, lease_until = NULL, "  # noqa: S608
+                "attempts = attempts - :refund, last_error = :error "
+                f"WHERE {self._HELD}",
+                {
+                    "at": available_at,
+                    "refund": 0 if count_attempt else 1,
+                    "error": error,
+                    "id": event_id,
+                    "token": token,
+                },
             )
+            return cur.rowcount == 1
 
-    def dead_event(self, event_id: int, worker: str, error: str, now: float) -> None:
+    def dead_event(self, event_id: int, token: str, error: str, now: float) -> bool:
+        """Dead-letter; False when the claim no longer holds the lease."""
         with self.transaction() as db:
-            db.conn.execute(
-                "UPDATE events SET status = 'dead', finished_at = ?, lease_until = NULL, "
-                "last_error = ? WHERE id = ? AND leased_by = ?",
-                (now, error, event_id, worker),
+            cur = db.conn.execute(
+                "UPDATE events SET status = 'dead', finished_at = :now, lease_until = NULL, "  # noqa: S608
+                f"last_error = :error WHERE {self._HELD}",
+                {"now": now, "error": error, "id": event_id, "token": token},
             )
+            return cur.rowcount == 1
 
     def replay_event(self, event_id: int, now: float) -> bool:
         """Put a dead (or stuck) event back in line with a fresh attempt budget."""
@@ -865,9 +1011,9 @@ class Store:
         if error_contains:
             where.append("instr(coalesce(last_error, ''), ?) > 0")
             params.append(error_contains)
-        if ticket_id:
-            where.append("ticket_key LIKE ?")
-            params.append(f"%:ticket:{ticket_id}")
+        if ticket_id:  # the id is text to match, not a pattern: "%" must not replay every dead event
+            where.append("ticket_key LIKE ? ESCAPE '\\'")
+            params.append("%:ticket:" + _like_literal(ticket_id))
         with self.transaction() as db:
             clauses = " AND ".join(where)  # fixed strings above; values are bound parameters
             sql = (
@@ -877,9 +1023,14 @@ class Store:
             rows = db.conn.execute(sql, [now, *params]).fetchall()
         return sorted(r[0] for r in rows)
 
-    def find_event(self, source: str, delivery: str) -> Event | None:
+    def find_event(self, source: str, delivery: str | None, *, replay_key: str | None = None) -> Event | None:
+        """The event of this delivery id, or (``replay_key``) the one a replayed delivery duplicates."""
+        column, value = ("replay_key", replay_key) if replay_key is not None else ("event_id", delivery)
         rows = list(
-            self.db.query("SELECT * FROM events WHERE source = ? AND event_id = ?", [source, delivery])
+            self.db.query(
+                f"SELECT * FROM events WHERE source = ? AND {column} = ?",  # noqa: S608 - fixed names
+                [source, value],
+            )
         )
         return self._event(rows[0]) if rows else None
 
@@ -943,8 +1094,19 @@ class Store:
             "received_at": received_at,
             "decided_at": decided_at,
         }
+        columns = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "ticket_key")
         with self.transaction() as db:
-            db["decisions"].upsert(row, pk="ticket_key")
+            # A "skipped" record never replaces one that says what was written: a second look at a
+            # ticket (a replay, a worker that took over an expired lease) finds our own marker and
+            # skips, and must not erase the record of the write that put it there.
+            db.conn.execute(
+                f"INSERT INTO decisions ({', '.join(columns)}) "  # noqa: S608 - fixed column names
+                f"VALUES ({', '.join(':' + c for c in columns)}) "
+                f"ON CONFLICT (ticket_key) DO UPDATE SET {updates} "
+                "WHERE excluded.outcome != 'skipped' OR decisions.outcome NOT IN ('applied', 'rerouted')",
+                row,
+            )
 
     def get_decision(self, ticket_key: str) -> DecisionRecord | None:
         rows = list(self.db.query("SELECT * FROM decisions WHERE ticket_key = ?", [ticket_key]))
@@ -978,21 +1140,73 @@ class Store:
     # -- outbound rate budget -----------------------------------------------------------------------
 
     def take_rate_token(self, name: str, per_minute: int, now: float) -> float:
-        """A one-minute sliding window shared by all processes; returns seconds to wait (0: go now)."""
+        """A one-minute sliding window shared by all processes; returns seconds to wait (0: go now).
+
+        Windows are wall-clock seconds, so that every process counts in one frame; a clock that steps
+        back would leave calls dated in the future, blocking the budget for as long as the step. They
+        are taken as made now (what they were: recent calls), so the wait never exceeds the window. The
+        transaction is three indexed statements; the wait is worked out after it, without the lock.
+        """
         second = int(now)
+        args = {"name": name, "second": second, "limit": per_minute, "window": RATE_WINDOW}
         with self.transaction() as db:
-            db.conn.execute("DELETE FROM rate_budget WHERE name = ? AND second <= ?", (name, second - 60))
-            used, oldest = db.conn.execute(
-                "SELECT coalesce(sum(count), 0), min(second) FROM rate_budget WHERE name = ?", (name,)
-            ).fetchone()
-            if used >= per_minute:
-                return max(0.01, oldest + 60 - now)
+            ahead = db.conn.execute(
+                "SELECT count(*) FROM rate_budget WHERE name = :name AND second > :second", args
+            ).fetchone()[0]
+            if ahead:  # the clock stepped back: fold those calls into this second
+                (calls,) = db.conn.execute(
+                    "SELECT sum(count) FROM rate_budget WHERE name = :name AND second >= :second", args
+                ).fetchone()
+                db.conn.execute("DELETE FROM rate_budget WHERE name = :name AND second >= :second", args)
+                db.conn.execute(
+                    "INSERT INTO rate_budget (name, second, count) VALUES (:name, :second, :calls)",
+                    {**args, "calls": calls},
+                )
             db.conn.execute(
-                "INSERT INTO rate_budget (name, second, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (name, second) DO UPDATE SET count = count + 1",
-                (name, second),
+                "DELETE FROM rate_budget WHERE name = :name AND second <= :second - :window", args
             )
-        return 0.0
+            taken = db.conn.execute(
+                "INSERT INTO rate_budget (name, second, count) SELECT :name, :second, 1 "
+                "WHERE (SELECT coalesce(sum(count), 0) FROM rate_budget WHERE name = :name) < :limit "
+                "ON CONFLICT (name, second) DO UPDATE SET count = count + 1",
+                args,
+            ).rowcount
+        if taken:
+            return 0.0
+        (oldest,) = self.db.conn.execute(
+            "SELECT min(second) FROM rate_budget WHERE name = ?", (name,)
+        ).fetchone()
+        if oldest is None:
+            return 0.01  # the window emptied meanwhile: ask again at once
+        return min(float(RATE_WINDOW), max(0.01, oldest + RATE_WINDOW - now))
+
+    # -- admin sign-in throttle ----------------------------------------------------------------------
+
+    def sign_in_wait(self, key: str, limit: int, window: float, now: float) -> float:
+        """Seconds until ``key`` may try again after ``limit`` failures within ``window`` (0: now).
+
+        A read, so a throttled caller costs no write lock. Wall-clock times (every process must agree);
+        a failure stamped in the future (the clock stepped back) counts as recent, and no wait is longer
+        than the window.
+        """
+        count, oldest = self.db.conn.execute(
+            "SELECT count(*), min(at) FROM sign_in_failures WHERE key = ? AND at > ?", (key, now - window)
+        ).fetchone()
+        if count < limit:
+            return 0.0
+        return min(window, max(1.0, oldest + window - now))
+
+    def add_sign_in_failure(self, key: str, window: float, now: float) -> None:
+        """Record one failure, forgetting every failure (of any key) outside the window around now."""
+        with self.transaction() as db:
+            db.conn.execute(
+                "DELETE FROM sign_in_failures WHERE at <= ? OR at > ?", (now - window, now + window)
+            )
+            db.conn.execute("INSERT INTO sign_in_failures (key, at) VALUES (?, ?)", (key, now))
+
+    def clear_sign_in_failures(self, key: str) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM sign_in_failures WHERE key = ?", (key,))
 
     # -- scheduled jobs, tag push and re-routing ------------------------------------------------------
 
@@ -1067,15 +1281,14 @@ class Store:
         return int(self.db.conn.execute("SELECT coalesce(max(id), 0) FROM segment_changes").fetchone()[0])
 
     def customers_changed_since(self, bookmark: int) -> list[str]:
-        """Customers with segment changes after `bookmark` who had segments before it (a first label is
-        no change of segment)."""
+        """Customers with segment changes after `bookmark`. A first label counts too: the re-route
+        compares each ticket's labels with the ones it was routed with, which needs no older history
+        (so pruning segment_changes cannot hide a change)."""
         return [
             row[0]
             for row in self.db.conn.execute(
-                "SELECT DISTINCT c.customer_key FROM segment_changes c WHERE c.id > ? "
-                "AND EXISTS (SELECT 1 FROM segment_changes o "
-                "WHERE o.customer_key = c.customer_key AND o.id <= ?) ORDER BY c.customer_key",
-                (bookmark, bookmark),
+                "SELECT DISTINCT customer_key FROM segment_changes WHERE id > ? ORDER BY customer_key",
+                (bookmark,),
             )
         ]
 
@@ -1219,7 +1432,8 @@ class Store:
 
     def ticket_stat_rows(self, now: datetime, organization_key: str | None = None) -> list[tuple[Any, ...]]:
         """(customer key, tickets_30d, tickets_90d, tickets_365d, tickets_total, reopened_90d, csat_good,
-        csat_bad) per requester, counted in SQL; customers without tickets have no row."""
+        csat_bad, tickets_solved_365d) per requester, counted in SQL; customers without tickets have no
+        row."""
         params: dict[str, Any] = {
             "d30": _iso(now - timedelta(days=30)),
             "d90": _iso(now - timedelta(days=90)),
@@ -1707,3 +1921,67 @@ class Store:
             ):
                 out[key] = sla
         return out
+
+    def decision_outcomes(self) -> dict[str, int]:
+        """Tickets per outcome of their decision (applied, skipped, rerouted): one count for the admin
+        and the demo alike."""
+        return {
+            row[0]: int(row[1])
+            for row in self.db.conn.execute("SELECT outcome, count(*) FROM decisions GROUP BY outcome")
+        }
+
+    # -- retention (the `prune` job, docs/operations.md) ----------------------------------------------
+
+    def _delete_batches(self, table: str, where: str, params: Sequence[Any], batch: int) -> int:
+        """DELETE in transactions of at most `batch` rows, so writers (webhook moves, workers) get the
+        write lock between batches however much there is to delete."""
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        total = 0
+        while True:
+            with self.transaction() as db:
+                deleted = db.conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN "  # noqa: S608 - fixed names from the callers
+                    f"(SELECT rowid FROM {table} WHERE {where} LIMIT ?)",
+                    [*params, batch],
+                ).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def prune_events(self, status: str, finished_before: float, batch: int = 5_000) -> int:
+        """Delete `done` or `dead` events that finished before the given time. Pending and leased
+        events are never deleted."""
+        if status not in ("done", "dead"):
+            raise ValueError(f"only done or dead events are pruned, not {status!r}")
+        return self._delete_batches(
+            "events", "status = ? AND finished_at < ?", (status, finished_before), batch
+        )
+
+    def prune_decisions(self, decided_before: float, batch: int = 5_000) -> int:
+        """Delete decisions made before the given time, except those of tickets still open (re-routing
+        and the worker's "already routed" check read them)."""
+        return self._delete_batches(
+            "decisions",
+            "decided_at < ? AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.key = decisions.ticket_key "
+            "AND coalesce(t.status, 'open') IN ('new', 'open', 'pending', 'hold'))",
+            (decided_before,),
+            batch,
+        )
+
+    def prune_segment_changes(self, changed_before: datetime, up_to: int, batch: int = 5_000) -> int:
+        """Delete label changes recorded before the given time with an id at most `up_to` (the re-route
+        bookmark: changes not yet re-routed stay)."""
+        return self._delete_batches(
+            "segment_changes", "changed_at < ? AND id <= ?", (_iso(changed_before), up_to), batch
+        )
+
+    def prune_job_runs(self, before: float, batch: int = 5_000) -> int:
+        """Delete job runs that finished before the given time, and runs still marked running that
+        started before it (their process died: a job's lock lasts minutes, not days)."""
+        return self._delete_batches(
+            "job_runs",
+            "(status != 'running' AND finished_at < ?) OR (status = 'running' AND started_at < ?)",
+            (before, before),
+            batch,
+        )

@@ -134,8 +134,8 @@ def load_population(
     customer_attrs, org_attrs = segments.stored_attributes(mapping)
     raw = store.customer_columns(customer_attrs, organization_key=organization_key)
     counts = {row[0]: row[1:] for row in store.ticket_stat_rows(now, organization_key)}
-    zero = (0,) * 7
-    stats = list(zip(*(counts.get(key, zero) for key in raw["keys"]), strict=True)) or [()] * 7
+    zero = (0,) * 8
+    stats = list(zip(*(counts.get(key, zero) for key in raw["keys"]), strict=True)) or [()] * 8
     order = (
         "tickets_30d",
         "tickets_90d",
@@ -144,6 +144,7 @@ def load_population(
         "reopened_90d",
         "csat_good",
         "csat_bad",
+        "tickets_solved_365d",
     )
     table = segments.CustomerTable(
         keys=raw["keys"],

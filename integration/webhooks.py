@@ -69,6 +69,8 @@ def receive(source: str) -> ResponseReturnValue:
         "organization_id": event.organization_id,
         "tags": list(event.tags),
     }
+    if event.replay_key:  # the queue keeps one event per signed delivery, whatever its delivery id says
+        payload["replay_key"] = event.replay_key
     try:
         runtime.queue.accept(event, payload)
     except OSError as e:  # disk full or the inbox unwritable: not acknowledged, so the helpdesk retries

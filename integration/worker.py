@@ -4,6 +4,11 @@ For each event: read the ticket, skip it if it is already routed, resolve the re
 the helpdesk when we have never seen them), classify them, decide with routing.py, apply the decision in
 one write, and record what was decided and why. Retriable failures go back to the queue with backoff;
 anything else is dead-lettered with its error.
+
+An event is worked on under its claim's lease, renewed while the work runs (Queue.keep), and every wait
+of its helpdesk calls (retries, Retry-After, the rate budget) is bounded by half the lease: a wait that
+does not fit sends the event back to the queue for that time instead of holding it. Right before the
+write the worker confirms it still holds the lease, so a worker that was frozen past it writes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import ApplyResult, Connector
-from connectors.http import ApiError, ApiNotFound
+from connectors.http import ApiError, ApiNotFound, ApiRateLimited, wait_limit
 from integration import metrics, routing
 from integration.inbox import SETTLE
 from integration.models import Assignment, Customer, Decision
@@ -31,14 +36,22 @@ log = logging.getLogger("tierdesk.worker")
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # applied | skipped | retry | dead
+    status: str  # applied | skipped | retry | dead | lost (lease lost before the write: nothing done)
     detail: str = ""
 
 
+class LeaseLost(Exception):
+    """The claim no longer holds the event's lease: stop before writing anything."""
+
+
 class Worker:
+    """One worker loop. `name` only labels its claims for people reading the queue; each claim gets a
+    token of its own (Queue.claim), so Workers sharing a name, or threads sharing a Worker, never share
+    a lease."""
+
     def __init__(self, runtime: Runtime, name: str | None = None) -> None:
         self.runtime = runtime
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -81,7 +94,10 @@ class Worker:
     # -- one event ----------------------------------------------------------------------------------
 
     def process(self, event: Event) -> Outcome:
-        outcome = self._process(event)
+        """Route one claimed event, its lease renewed meanwhile and its calls' waits bounded below it."""
+        queue = self.runtime.queue
+        with queue.keep(event), wait_limit(queue.lease_seconds / 2):
+            outcome = self._process(event)
         metrics.EVENTS_PROCESSED.labels(event.source, outcome.status).inc()
         if outcome.status == "dead":
             metrics.DEAD_LETTERS.labels(event.source).inc()
@@ -94,16 +110,20 @@ class Worker:
         extra = {"event_id": event.id, "ticket": event.ticket_key, "attempt": event.attempts}
         try:
             outcome = self._route(event)
+        except LeaseLost:
+            log.warning("worker.lease_lost", extra={**extra, "stage": "before the write"})
+            return Outcome("lost", "lease lost before the write; nothing written")
         except ApiError as e:
-            status = queue.failed(event, self.name, str(e), e.retriable)
-            log.warning(f"worker.{status}", extra={**extra, "error": str(e)})
+            wait = e.retry_after if isinstance(e, ApiRateLimited) else None
+            status = queue.failed(event, str(e), e.retriable, retry_after=wait)
+            log.warning(f"worker.{status}", extra={**extra, "error": str(e), "retry_after": wait})
             return Outcome(status, str(e))
         except Exception as e:  # a bug must not kill the worker; keep the event for a replay
-            status = queue.failed(event, self.name, f"{e.__class__.__name__}: {e}", False)
+            status = queue.failed(event, f"{e.__class__.__name__}: {e}", False)
             log.exception("worker.crashed", extra=extra)
             return Outcome(status, str(e))
-        if not queue.done(event, self.name):
-            log.warning("worker.lease_lost", extra=extra)
+        if not queue.done(event):  # what was written stands; the claim that took over finds our marker
+            log.warning("worker.lease_lost", extra={**extra, "stage": "after the write"})
         log.info(f"worker.{outcome.status}", extra={**extra, "detail": outcome.detail})
         return outcome
 
@@ -158,8 +178,11 @@ class Worker:
         if ticket.requester_id:
             customer = self._customer(connector, ticket.requester_id)
             customer_key = customer.key
+            store.record_arrival(ticket)  # counted from its arrival, as the next sync will (docs/mapping.md)
             assignments, feats = segments_for_customer(store, rt.mapping, rt.mapping_digest, customer, now)
         decision: Decision = routing.decide(assignments, rt.mapping, feats)
+        if not rt.queue.confirm(event):
+            raise LeaseLost
         result: ApplyResult = connector.apply(ticket, decision)
         store.record_decision(
             event.ticket_key,

@@ -7,7 +7,10 @@ Flask's test client against a tierdesk synced over real HTTP from the seeded Zen
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,10 +24,11 @@ from flask.testing import FlaskClient
 from connectors.sandbox.seed import SeedSummary
 from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
-from integration import sync
+from integration import scheduler, sync
+from integration.admin import mappings
 from integration.app import create_app
 from integration.models import TicketEvent
-from integration.runtime import Runtime
+from integration.runtime import Runtime, text_digest
 from integration.settings import Settings
 from integration.worker import Worker
 from tests.conftest import EMAIL, TOKEN
@@ -195,6 +199,104 @@ def test_repeated_failed_sign_ins_are_slowed_down(admin: AdminApp) -> None:
     assert _sign_in(admin.client).status_code == 429
 
 
+def _sign_in_as(client: FlaskClient, user: str, password: str, **headers: str) -> int:
+    token = _csrf(client.get("/admin/login", headers=headers).get_data(as_text=True))
+    data = {"user": user, "password": password, "csrf_token": token}
+    return client.post("/admin/login", data=data, headers=headers).status_code
+
+
+def _client_at(app: Flask, address: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_wrong_passwords_lock_out_only_that_user_at_that_address(admin: AdminApp) -> None:
+    attacker = _client_at(admin.app, "198.51.100.7")
+    tries = [_sign_in_as(attacker, "admin", f"guess-{n}") for n in range(12)]
+    assert tries == [401] * 10 + [429] * 2
+    assert _sign_in_as(attacker, "admin", PASSWORD) == 429  # the right password too, from there
+    assert _sign_in_as(attacker, "ops", "guess") == 401  # another user name: its own count
+    assert _sign_in_as(_client_at(admin.app, "198.51.100.8"), "admin", PASSWORD) == 302  # the real admin
+    # the API token works from the very address that guessed passwords
+    assert attacker.get("/api/mapping", headers=BEARER).status_code == 200
+    # bad tokens are throttled per address; the valid token never is
+    bad = [attacker.get("/api/mapping", headers={"Authorization": f"Bearer x{n}"}) for n in range(12)]
+    assert [r.status_code for r in bad] == [401] * 10 + [429] * 2
+    assert int(bad[-1].headers["Retry-After"]) > 0
+    assert attacker.get("/api/mapping", headers=BEARER).status_code == 200
+    assert (
+        _client_at(admin.app, "198.51.100.9")
+        .get("/api/mapping", headers={"Authorization": "Bearer y"})
+        .status_code
+        == 401
+    )
+
+
+def test_a_successful_sign_in_forgets_earlier_typos(admin: AdminApp) -> None:
+    client = _client_at(admin.app, "198.51.100.10")
+    assert [_sign_in_as(client, "admin", "typo") for _ in range(9)] == [401] * 9
+    assert _sign_in_as(client, "admin", PASSWORD) == 302
+    later = _client_at(admin.app, "198.51.100.10")  # signed out, say, the next morning
+    assert [_sign_in_as(later, "admin", "typo") for _ in range(9)] == [401] * 9
+
+
+def test_the_sign_in_throttle_is_shared_by_every_process(admin: AdminApp) -> None:
+    """gunicorn runs several processes: guesses spread over them must count together."""
+    settings = admin.runtime.settings
+    env = {
+        **os.environ,
+        "TIERDESK_DB": settings.db,
+        "TIERDESK_ZENDESK_URL": settings.zendesk_url or "",
+        "TIERDESK_ZENDESK_EMAIL": settings.zendesk_email or "",
+        "TIERDESK_ZENDESK_TOKEN": settings.zendesk_token or "",
+        "TIERDESK_ZENDESK_WEBHOOK_SECRET": settings.zendesk_webhook_secret or "",
+        "TIERDESK_ADMIN_PASSWORD": PASSWORD,
+        "TIERDESK_SECRET_KEY": SECRET_KEY,
+        "TIERDESK_LOG_LEVEL": "ERROR",
+    }
+    other_process = """
+import re
+from integration.app import create_app
+client = create_app().test_client()
+client.environ_base["REMOTE_ADDR"] = "198.51.100.20"
+for n in range(10):
+    page = client.get("/admin/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    data = {"user": "admin", "password": f"guess-{n}", "csrf_token": token}
+    print(client.post("/admin/login", data=data).status_code)
+"""
+    done = subprocess.run(  # noqa: S603 - a fixed program under this interpreter
+        [sys.executable, "-c", other_process], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["401"] * 10
+    here = _client_at(admin.app, "198.51.100.20")
+    assert _sign_in_as(here, "admin", PASSWORD) == 429
+    another = create_app(runtime=Runtime.from_settings(settings))  # a third process, as it were
+    assert _sign_in_as(_client_at(another, "198.51.100.20"), "admin", PASSWORD) == 429
+    assert _sign_in_as(_client_at(another, "198.51.100.21"), "admin", PASSWORD) == 302
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_behind_a_configured_proxy_the_client_address_comes_from_x_forwarded_for(
+    admin: AdminApp, hops: int
+) -> None:
+    app = create_app(
+        runtime=replace(admin.runtime, settings=replace(admin.runtime.settings, proxy_hops=hops))
+    )
+    proxy = _client_at(app, "10.0.0.2")  # every request arrives from the proxy
+    guesser = {"X-Forwarded-For": "203.0.113.7"}
+    assert [_sign_in_as(proxy, "admin", "guess", **guesser) for _ in range(10)] == [401] * 10
+    real_admin = _sign_in_as(
+        _client_at(app, "10.0.0.2"), "admin", PASSWORD, **{"X-Forwarded-For": "203.0.113.8"}
+    )
+    # with the proxy configured each client has its own count; without it, everyone shares the proxy's
+    assert real_admin == (302 if hops else 429)
+    spoofed = {"X-Forwarded-For": "192.0.2.1, 203.0.113.7"}  # a client cannot pick its own address
+    assert _sign_in_as(proxy, "admin", PASSWORD, **spoofed) == 429
+
+
 @pytest.mark.parametrize(
     ("changes", "status", "says"),
     [
@@ -263,14 +365,12 @@ def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminA
     other = Runtime.from_settings(rt.settings)  # another process: a worker, say
     original = rt.store.active_mapping_version()
     draft = _edit(original.text, 'set: {group: "Onboarding"}', 'set: {priority: urgent, group: "Onboarding"}')
-    published = admin.api(
-        "POST", "/api/mapping/versions", {"text": draft, "note": "rush new ones", "author": "ana"}
-    )
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "rush new ones"})
     assert published.status_code == 201
     assert published.json == {
         **published.json,
         "id": 2,
-        "author": "ana",
+        "author": "api",
         "note": "rush new ones",
         "active": True,
     }
@@ -293,6 +393,105 @@ def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminA
     assert rt.mapping_digest == original.digest
     assert admin.api("POST", "/api/mapping/versions/99/rollback").status_code == 404
     other.store.close()
+
+
+def _tier_a(runtime: Runtime) -> int:
+    return runtime.store.segment_distribution()["tier"].get("A", 0)
+
+
+def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(admin: AdminApp) -> None:
+    rt = admin.runtime
+    original = rt.store.active_mapping_version()
+    a_before = _tier_a(rt)
+    draft = _edit(original.text, "A: 7", "A: 6")  # a lower cut-off for tier A: more customers in it
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "wider A"})
+    assert published.status_code == 201
+    assert published.json["refit"]["status"] == "pending"
+    assert rt.mapping_digest == published.json["digest"]  # routes with the new version at once
+    # ... but nobody's segments were recomputed inside the request
+    assert rt.store.model_digest(sync.MODEL)[0] == original.digest
+    assert _tier_a(rt) == a_before
+    assert admin.api("GET", "/api/mapping").json["refit"] == {
+        "status": "pending",
+        "version": 2,
+        "fitted_at": rt.store.model_digest(sync.MODEL)[1],
+    }
+    _sign_in(admin.client)
+    assert 'data-refit="pending"' in admin.client.get("/admin/mapping").get_data(as_text=True)
+
+    counts = scheduler.refit_if_pending(rt)  # the scheduler's look: the job runs under the sync lock
+    assert counts is not None
+    assert counts["customers"] == rt.store.count("customers")
+    assert counts["digest"] == published.json["digest"]
+    assert rt.store.model_digest(sync.MODEL)[0] == published.json["digest"]
+    assert _tier_a(rt) > a_before
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
+    assert 'data-refit="done"' in admin.client.get("/admin/mapping").get_data(as_text=True)
+    (run,) = [r for r in rt.store.list_job_runs() if r["job"] == "refit"]
+    assert run["status"] == "done"
+    assert scheduler.refit_if_pending(rt) is None  # nothing to do: no run, one read
+    assert len([r for r in rt.store.list_job_runs() if r["job"] == "refit"]) == 1
+
+
+def test_the_refit_waits_while_a_sync_holds_the_lock(admin: AdminApp) -> None:
+    rt = admin.runtime
+    draft = _edit(rt.store.active_mapping_version().text, "A: 7", "A: 6")
+    assert admin.api("POST", "/api/mapping/versions", {"text": draft}).status_code == 201
+    assert rt.store.acquire_lock(scheduler.lock_name("sync"), "another-scheduler", 60)
+    assert scheduler.refit_if_pending(rt) is None
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "pending"
+    rt.store.release_lock(scheduler.lock_name("sync"), "another-scheduler")
+    assert scheduler.refit_if_pending(rt) is not None
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
+
+
+def test_a_version_this_process_cannot_read_is_not_refitted_over_and_over(admin: AdminApp) -> None:
+    """Published by a tierdesk whose validation differed (a deploy in progress): fitting the old mapping
+    would leave the refit pending and run a full recompute every few seconds."""
+    rt = admin.runtime
+    unreadable = rt.store.active_mapping_version().text + "\ntags: {routed: vip}\n"
+    rt.store.publish_mapping_version(unreadable, text_digest(unreadable), "file", "older code", "x.yaml")
+    for _ in range(3):
+        assert scheduler.refit_if_pending(rt) is None
+    assert [r for r in rt.store.list_job_runs() if r["job"] == "refit"] == []
+    assert mappings.refit_status(rt).status == "pending"
+
+
+def test_a_running_scheduler_refits_a_published_version_within_its_interval(admin: AdminApp) -> None:
+    process = Runtime.from_settings(replace(admin.runtime.settings, refit_interval=0.2))  # the scheduler's
+    jobs = scheduler.build(process, blocking=False)
+    for name in ("sync", "recompute", "sweep"):  # only the refit job, so it is the one that does it
+        jobs.remove_job(name)
+    jobs.start()
+    try:
+        draft = _edit(admin.runtime.store.active_mapping_version().text, "A: 7", "A: 6")
+        published = admin.api("POST", "/api/mapping/versions", {"text": draft})
+        assert published.json["refit"]["status"] == "pending"
+        deadline = time.monotonic() + 15
+        while admin.api("GET", "/api/mapping").json["refit"]["status"] != "done":
+            assert time.monotonic() < deadline, "the refit job did not run"
+            time.sleep(0.1)
+        assert process.mapping_digest == published.json["digest"]
+    finally:
+        jobs.shutdown(wait=True)
+        process.store.close()
+
+
+def test_the_author_of_a_version_is_who_the_credentials_prove(admin: AdminApp) -> None:
+    text = admin.runtime.store.active_mapping_version().text
+    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
+    claimed = admin.api("POST", "/api/mapping/versions", {"text": draft, "author": "ceo"})
+    assert claimed.status_code == 400
+    assert "author" in claimed.json["message"]
+    assert admin.runtime.store.active_mapping_version().id == 1  # refused whole: nothing published
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "asked by ana"})
+    assert published.status_code == 201
+    assert admin.runtime.store.get_mapping_version(published.json["id"]).author == "api"
+    back = admin.api("POST", "/api/mapping/versions/1/rollback", {"author": "ceo"})
+    assert back.status_code == 400
+    rolled = admin.api("POST", "/api/mapping/versions/1/rollback", {})
+    assert rolled.json["author"] == "api"
+    assert [v.author for v in admin.runtime.store.mapping_versions()] == ["api", "api", "file"]
 
 
 def test_a_restart_keeps_the_published_version_unless_the_file_changed(
@@ -403,6 +602,81 @@ def test_simulate_counts_before_and_after_and_lists_the_moves(admin: AdminApp) -
     assert admin.api("POST", "/api/simulate", {"text": "segments: [", "days": 30}).status_code == 422
 
 
+def _hostile_drafts(text: str) -> dict[str, str]:
+    return {
+        "deep": "segments: " + "[" * 5000 + "]" * 5000,
+        "digits": _edit(text, "revenue_12m: 0.4", "revenue_12m: " + "9" * 5000),
+        "date": _edit(text, "revenue_12m: 0.4", "revenue_12m: 2024-02-30"),
+    }
+
+
+@pytest.mark.parametrize("case", ["deep", "digits", "date"])
+def test_hostile_mappings_get_a_4xx_with_a_message_everywhere(admin: AdminApp, case: str) -> None:
+    draft = _hostile_drafts(admin.runtime.store.active_mapping_version().text)[case]
+    customer = f"zendesk:user:{admin.summary.customer_ids[0]}"
+    for path, body in (
+        ("/api/mapping/validate", {"text": draft}),
+        ("/api/mapping/versions", {"text": draft}),
+        ("/api/preview", {"customer": customer, "text": draft}),
+        ("/api/simulate", {"text": draft, "days": 30}),
+    ):
+        response = admin.api("POST", path, body)
+        assert response.status_code == 422, (path, response.get_data(as_text=True)[:300])
+        assert response.json["error"] == "invalid_mapping"
+        assert response.json["line"] == (1 if case == "deep" else 45)
+    assert admin.runtime.store.active_mapping_version().id == 1
+    # the same text saved as a draft in the editor is marked invalid; preview and simulate go on without it
+    client = admin.client
+    _sign_in(client)
+    page = client.get("/admin/mapping/edit").get_data(as_text=True)
+    saved = client.post(
+        "/admin/mapping/edit", data={"text": draft, "action": "check", "csrf_token": _csrf(page)}
+    )
+    assert saved.status_code == 422
+    assert admin.runtime.store.mapping_draft("admin")[0] == draft  # kept, never lost
+    preview = client.get(f"/admin/preview?customer={customer}&mapping=both")
+    assert preview.status_code == 200
+    html = preview.get_data(as_text=True)
+    assert "Your draft does not validate" in html
+    assert "active (version 1)" in html
+    assert "your draft</th>" not in html
+    assert "your draft</h" not in html
+    simulate = client.get("/admin/simulate?mapping=draft&run=1")
+    assert simulate.status_code == 200
+    assert 'class="problem"' in simulate.get_data(as_text=True)
+    assert "would move" not in simulate.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"ticket": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"ticket": {"id": ' + "9" * 5000 + "}}", "too many digits"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "JSON object"),
+    ],
+)
+def test_unreadable_api_bodies_are_a_400_with_a_message(admin: AdminApp, body: str, says: str) -> None:
+    for path in ("/api/preview", "/api/simulate", "/api/mapping/validate"):
+        response = admin.client.post(path, data=body, headers={**BEARER, "Content-Type": "application/json"})
+        assert response.status_code == 400, (path, response.get_data(as_text=True)[:300])
+        assert response.json["error"] == "bad_request"
+        assert says in response.json["message"]
+
+
+def test_a_deeply_nested_ticket_is_a_400_on_the_page_and_in_the_api(admin: AdminApp) -> None:
+    deep = '{"ticket": ' + "[" * 5000 + "]" * 5000 + "}"  # past json's recursion, under the body limit
+    in_api = admin.api("POST", "/api/preview", {"ticket": deep})
+    assert in_api.status_code == 400
+    assert "nested too deeply" in in_api.json["message"]
+    client = admin.client
+    _sign_in(client)
+    page = client.get("/admin/preview").get_data(as_text=True)
+    pasted = client.post("/admin/preview", data={"ticket": deep, "csrf_token": _csrf(page)})
+    assert pasted.status_code == 400
+    assert "nested too deeply" in pasted.get_data(as_text=True)
+
+
 # -- decisions, queue, segments, service -----------------------------------------------------------------
 
 
@@ -434,6 +708,43 @@ def test_dead_events_are_listed_and_replayed(admin: AdminApp) -> None:
     assert admin.runtime.store.get_event(dead["id"]).status == "pending"
     assert admin.api("POST", "/api/queue/9999/replay").status_code == 404
     assert admin.api("POST", "/api/queue/replay", {"error": "nothing like this"}).json == {"replayed": []}
+
+
+def test_the_dead_letter_ticket_filter_matches_the_id_as_text(admin: AdminApp) -> None:
+    for ticket in ("424241", "424242"):
+        _route(admin.runtime, ticket, f"api-test-dead-{ticket}")  # no such tickets: dead at once
+    dead = {e["ticket"]: e["id"] for e in admin.api("GET", "/api/queue").json["dead"]}
+    assert len(dead) == 2
+    for pattern in ("%", "42424_", "%2", "\\"):
+        replayed = admin.api("POST", "/api/queue/replay", {"ticket": pattern})
+        assert replayed.json == {"replayed": []}, pattern
+    assert admin.api("POST", "/api/queue/replay", {"ticket": "424242"}).json == {"replayed": [dead["424242"]]}
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/admin/\r\nSet-Cookie: x=1",
+        "/admin/queue\n",
+        "/admin/\t/evil.example",
+        "/admin\\..\\evil",
+        "//evil.example",
+    ],
+)
+def test_a_next_address_with_line_breaks_or_foreign_parts_goes_to_the_overview(
+    admin: AdminApp, target: str
+) -> None:
+    token = _csrf(admin.client.get("/admin/login").get_data(as_text=True))
+    response = admin.client.post(
+        "/admin/login", data={"user": "admin", "password": PASSWORD, "csrf_token": token, "next": target}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+    assert "x=1" not in str(response.headers)
+    again = admin.client.get("/admin/login", query_string={"next": target})  # signed in: straight on
+    assert (again.status_code, again.headers["Location"]) == (302, "/admin/")
+    fine = admin.client.get("/admin/login", query_string={"next": "/admin/queue?status=dead"})
+    assert fine.headers["Location"] == "/admin/queue?status=dead"
 
 
 def test_the_overview_warns_when_acknowledged_webhooks_are_not_being_moved(admin: AdminApp) -> None:
@@ -571,3 +882,52 @@ def test_a_worker_in_another_process_routes_with_the_published_version(admin: Ad
     assert decision.priority == "low"
     assert "priority low: default" in decision.reasons
     worker_runtime.store.close()
+
+
+# -- the decisions lookup: ids as people write them, tickets with only queue events -------------------------
+
+
+def test_a_ticket_with_only_a_dead_event_is_found_and_the_queue_page_links_to_it(admin: AdminApp) -> None:
+    _route(admin.runtime, "424242", "lookup-dead")  # Zendesk has no such ticket: dead at once, no decision
+    for ticket_id in ("424242", "%23424242", "%20%23%20424242", "zendesk:ticket:424242"):
+        answer = admin.api("GET", f"/api/decisions/{ticket_id}")
+        assert answer.status_code == 200, ticket_id
+        (item,) = answer.json["tickets"]
+        assert item["ticket_key"] == "zendesk:ticket:424242"
+        assert item["decision"] is None
+        assert [e["status"] for e in item["events"]] == ["dead"]
+
+    _sign_in(admin.client)
+    queue_page = admin.client.get("/admin/queue").get_data(as_text=True)
+    link = re.search(r'href="(/admin/decisions/[^"]+)">zendesk:ticket:424242<', queue_page)
+    assert link, "the queue page links the dead event's ticket"
+    page = admin.client.get(link.group(1))
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "No decision yet" in text
+    assert "Its event is dead" in text
+    looked_up = admin.client.get("/admin/decisions?ticket=%23424242")
+    assert looked_up.status_code == 302
+    assert looked_up.headers["Location"].endswith("/admin/decisions/424242")
+
+
+def test_the_lookup_explains_text_that_is_no_ticket_id_and_counts_outcomes(admin: AdminApp) -> None:
+    bad = admin.api("GET", "/api/decisions/hello")
+    assert bad.status_code == 400
+    assert bad.json["error"] == "bad_request"
+    assert "like 1612 or #1612" in bad.json["message"]
+    assert admin.api("GET", "/api/decisions/999999").status_code == 404  # a real id tierdesk never saw
+
+    zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
+    ticket = zendesk.create_ticket(str(admin.summary.customer_ids[2]), "Login", "Cannot sign in")
+    _route(admin.runtime, ticket.external_id, "lookup-routed")
+    routed = admin.api("GET", f"/api/decisions/%23{ticket.external_id}").json["tickets"][0]
+    assert routed["decision"]["outcome"] == "applied"
+    assert admin.api("GET", "/api/decisions").json["outcomes"] == {"applied": 1}
+
+    _sign_in(admin.client)
+    page = admin.client.get("/admin/decisions?ticket=hello")
+    assert page.status_code == 400
+    text = page.get_data(as_text=True)
+    assert "is not a ticket id" in text
+    assert "1 ticket routed, 0 of them re-routed later · 0 skipped" in text

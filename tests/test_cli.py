@@ -44,7 +44,7 @@ def test_queue_lists_dead_events_and_retry_replays_one(live: Live) -> None:
     event_id, _ = queue.put(TicketEvent("zendesk", "d1", "424242"), {})
     event = queue.claim("w")
     assert event is not None
-    queue.failed(event, "w", "zendesk: ticket 424242 no longer exists", retriable=False)
+    queue.failed(event, "zendesk: ticket 424242 no longer exists", retriable=False)
     runner = CliRunner()
     env = _env(live.runtime.settings)
     listed = runner.invoke(main, ["queue"], env=env)

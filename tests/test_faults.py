@@ -23,10 +23,11 @@ import requests
 
 from connectors.sandbox.seed import SeedSummary
 from connectors.sandbox.zendesk import ZendeskSandbox
+from integration.cli import start_workers
 from integration.runtime import Runtime
-from integration.store import Store
+from integration.store import Event, Store
 from integration.worker import Worker
-from tests.conftest import EMAIL, SECRET, TOKEN, Live, inbox_lines, signed_headers
+from tests.conftest import EMAIL, SECRET, TOKEN, Live, inbox_lines, moved, signed_headers
 from tests.test_processes import _port, _wait_http
 
 BIN = Path(sys.executable).parent
@@ -238,3 +239,96 @@ def test_slow_helpdesk_times_out_and_is_retried_without_double_notes(live: Live,
     assert patient.store.queue_counts() == {"done": 3}
     for ticket_id in ids:
         assert _private_notes(live.sandbox, int(ticket_id)) == 1
+
+
+# -- leases, bounded waits and cut-off answers ----------------------------------------------------------
+
+
+def _event_of(runtime: Runtime, ticket_id: str) -> Event:
+    moved(runtime)
+    events = runtime.store.events_for_ticket(f"zendesk:ticket:{ticket_id}")
+    assert len(events) == 1
+    return events[0]
+
+
+def _writes(sandbox: ZendeskSandbox, ticket_id: str) -> int:
+    return sum(1 for m, p, _, _ in sandbox.request_log if m == "PUT" and p == f"/api/v2/tickets/{ticket_id}")
+
+
+def test_a_call_slower_than_the_lease_keeps_its_event_one_write_and_one_decision(live: Live) -> None:
+    runtime = Runtime.from_settings(replace(live.runtime.settings, lease_seconds=1.0))
+    (ticket_id,) = _queue_tickets(live, 1)
+    live.sandbox.clear_request_log()
+    live.sandbox.set_delay(1.5)  # every answer takes longer than the whole lease
+    stop = threading.Event()
+    threads = start_workers(runtime, stop, 2)  # two worker threads of one process, as `tierdesk worker`
+    try:
+        _wait(lambda: runtime.store.queue_counts() == {"done": 1}, 30, "the event done")
+        time.sleep(1.5)  # long enough for a second claim to have written too, had it been let in
+    finally:
+        stop.set()
+        live.sandbox.set_delay(0)
+        for thread in threads:
+            thread.join(timeout=10)
+    assert _writes(live.sandbox, ticket_id) == 1
+    assert _private_notes(live.sandbox, int(ticket_id)) == 1
+    decision = runtime.store.get_decision(f"zendesk:ticket:{ticket_id}")
+    assert decision is not None
+    assert decision.outcome == "applied"
+    event = _event_of(runtime, ticket_id)
+    assert (event.status, event.attempts) == ("done", 1)
+
+
+def test_a_retry_after_longer_than_the_lease_allows_goes_back_to_the_queue(
+    live: Live, patient: Runtime
+) -> None:
+    (ticket_id,) = _queue_tickets(live, 1)
+    moved(patient)
+    live.sandbox.clear_request_log()
+    live.sandbox.inject_faults(429, count=1, retry_after=4)  # lease 5 s: waits may take 2.5 s in all
+    worker = Worker(patient)
+    outcome = worker.run_once()
+    assert outcome is not None
+    assert outcome.status == "retry"
+    assert len(live.sandbox.request_log) == 1  # not slept on and tried again while holding the lease
+    event = _event_of(patient, ticket_id)
+    assert event.status == "pending"
+    assert event.attempts == 0  # a rate limit waited out is no failed attempt
+    assert event.available_at >= time.time() + 3
+    _wait(lambda: (worker.run_once() or True) and patient.store.queue_counts() == {"done": 1}, 15, "done")
+    assert _private_notes(live.sandbox, int(ticket_id)) == 1
+
+
+def test_a_spent_rate_budget_sends_the_event_back_instead_of_sleeping_on_it(live: Live) -> None:
+    runtime = Runtime.from_settings(replace(live.runtime.settings, zendesk_rate_limit=3))
+    (ticket_id,) = _queue_tickets(live, 1)
+    moved(runtime)
+    with runtime.store.transaction() as db:  # another process spent the minute's budget just now
+        db.conn.execute("DELETE FROM rate_budget")
+    for _ in range(3):
+        assert runtime.store.take_rate_token("api:zendesk", 3, time.time()) == 0.0
+    live.sandbox.clear_request_log()
+    outcome = Worker(runtime).run_once()
+    assert outcome is not None
+    assert outcome.status == "retry"
+    assert live.sandbox.request_log == []  # nothing was sent over the budget
+    event = _event_of(runtime, ticket_id)
+    assert (event.status, event.attempts) == ("pending", 0)
+    assert event.available_at >= time.time() + 30  # when the budget has room again
+    assert "rate budget" in (event.last_error or "")
+
+
+def test_an_answer_cut_off_mid_body_is_retried(live: Live, patient: Runtime) -> None:
+    (ticket_id,) = _queue_tickets(live, 1)
+    moved(patient)
+    live.sandbox.clear_request_log()
+    live.sandbox.cut_responses(1)  # the ticket read: headers, half the body, then the connection drops
+    outcome = Worker(patient).run_once()
+    assert outcome is not None
+    assert outcome.status == "applied"
+    reads = [
+        s for m, p, _, s in live.sandbox.request_log if m == "GET" and p == f"/api/v2/tickets/{ticket_id}"
+    ]
+    assert len(reads) == 2
+    assert _event_of(patient, ticket_id).status == "done"
+    assert _private_notes(live.sandbox, int(ticket_id)) == 1

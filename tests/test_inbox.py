@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -204,3 +205,87 @@ def test_a_file_its_writer_never_published_is_swept(store: Store, monkeypatch: p
     inbox.drain(store, settle=0)
     assert not unborn.exists()
     assert store.queue_counts() == {"pending": 2}
+
+
+def test_writers_rotating_files_move_in_received_order_batch_after_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox_module, "MOVE_BATCH", 7)
+    writers = [_inbox(store, rotate_bytes=300) for _ in range(3)]  # three web processes, each rotating
+    for n in range(60):
+        writers[(n * 7) % 3].append("zendesk", f"d{n}", f"zendesk:ticket:{n}", {"pad": "x" * 40})
+    assert len(list(writers[0].directory.glob("*.jsonl"))) > 10
+    batches = 1
+    while writers[0].drain(store, settle=0).more:
+        batches += 1
+    assert batches == 9  # 60 lines, 7 at a time
+    assert _tickets(store) == [str(n) for n in range(60)]
+    assert len(list(writers[0].directory.glob("*.jsonl"))) == 3  # each writer's open file stays
+    for writer in writers:
+        writer.close()
+    writers[0].drain(store, settle=0)
+    assert list(writers[0].directory.glob("*.jsonl")) == []
+    assert store.inbox_offsets() == {}
+
+
+def test_a_batch_reads_about_what_it_moves_not_the_whole_backlog(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = _inbox(store)
+    for n in range(5000):
+        inbox.append("zendesk", f"d{n}", f"zendesk:ticket:{n}", {"n": n})
+    backlog = sum(p.stat().st_size for p in inbox.directory.glob("*.jsonl"))
+    monkeypatch.setattr(inbox_module, "MOVE_BATCH", 100)
+    monkeypatch.setattr(inbox_module, "READ_CHUNK", 4096)
+    read: list[int] = []
+    pread = os.pread
+
+    def counting(fd: int, n: int, offset: int) -> bytes:
+        data = pread(fd, n, offset)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "pread", counting)
+    assert inbox.drain(store, settle=0).more
+    first = sum(read)
+    assert first < backlog / 20  # a batch of 100 lines reads about 100 lines (and a chunk), not 5,000
+    while inbox.drain(store, settle=0).more:
+        pass
+    assert sum(read) < backlog * 1.5  # the whole backlog is read about once
+    assert store.queue_counts() == {"pending": 5000}
+
+
+def test_the_backlog_probe_opens_one_file_per_writer(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _inbox(store, rotate_bytes=200), _inbox(store, rotate_bytes=200)
+    received = [
+        (first if n % 2 else second).append("zendesk", f"d{n}", f"zendesk:ticket:{n}", {"pad": "x" * 50})
+        for n in range(40)
+    ]
+    files = list(first.directory.glob("*.jsonl"))
+    assert len(files) >= 20
+    opened: list[str] = []
+
+    def counting(real: Any) -> Any:
+        def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path).startswith(str(first.directory)):
+                opened.append(str(path))
+            return real(path, *args, **kwargs)
+
+        return wrapper
+
+    def watch() -> None:
+        opened.clear()
+        monkeypatch.setattr(os, "open", counting(os.open))
+        monkeypatch.setattr(io, "open", counting(io.open))  # what Path.open and open() call
+
+    watch()
+    count, unmoved, oldest = first.backlog(store.inbox_offsets())
+    monkeypatch.undo()
+    assert (count, unmoved, oldest) == (len(files), sum(p.stat().st_size for p in files), received[0])
+    assert len(opened) == 2  # the oldest file of each of the two writers, nothing else
+    while first.drain(store, settle=0).more:
+        pass
+    watch()
+    assert first.backlog(store.inbox_offsets())[1:] == (0, None)
+    monkeypatch.undo()
+    assert opened == []

@@ -428,6 +428,99 @@ def test_document_errors(text, line, key, words):
     assert words in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("segments: {}\ntags: {routed: vip}\n", "only tierdesk writes"),
+        ("segments: {}\ntags: {routed: urgent}\n", "only tierdesk writes"),
+        ("segments: {}\ntags: {prefix: td, routed: tierdesk_}\n", "only tierdesk writes"),
+        ("segments: {}\ntags: {prefix: td, routed: routed_by_td}\n", "only tierdesk writes"),
+        (
+            "segments:\n  vip: {method: manual, tags: [tierdesk_vip]}\ntags: {routed: tierdesk_vip}\n",
+            "segment vip reads",
+        ),
+        (
+            "segments:\n  tier: {method: score, weights: {a: 1}, bands: {routed: 5}}\n"
+            "tags: {routed: tierdesk_tier_routed}\n",
+            "same as the routed marker",
+        ),
+    ],
+)
+def test_the_routed_marker_must_be_a_tag_only_tierdesk_writes(text, words):
+    """Tickets carrying the marker are skipped as already routed: 'vip' would switch routing off."""
+    with pytest.raises(MappingError) as info:
+        parse_mapping(text, "m.yaml")
+    assert words in str(info.value)
+    assert info.value.key in ("tags.routed", "segments.tier")
+
+
+@pytest.mark.parametrize(
+    "tags",
+    ["{prefix: td, routed: td_done}", "{prefix: td, routed: tierdesk_routed}", "{routed: tierdesk_done}"],
+)
+def test_a_routed_marker_in_tierdesks_namespace_is_fine(tags):
+    assert parse_mapping(f"segments: {{}}\ntags: {tags}\n").tags.routed.split("_")[-1] in ("done", "routed")
+
+
+_DEFAULT = DEFAULT_YAML.read_text()
+_WEIGHT = "revenue_12m: 0.4"
+_WEIGHT_LINE = next(n for n, row in enumerate(_DEFAULT.splitlines(), start=1) if _WEIGHT in row)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "words"),
+    [
+        ("segments: " + "[" * 5000 + "]" * 5000, 1, None, "nested too deeply"),
+        (
+            "segments:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 400)),
+            50,
+            None,
+            "nested too deeply",
+        ),
+        ("segments: {}\ndescription: " + "{a: " * 3000 + "1" + "}" * 3000, 2, None, "nested too deeply"),
+        (
+            _DEFAULT.replace(_WEIGHT, "revenue_12m: " + "9" * 5000),
+            _WEIGHT_LINE,
+            "segments.tier.weights.revenue_12m",
+            "too many digits",
+        ),
+        (
+            _DEFAULT.replace(_WEIGHT, "revenue_12m: " + "9" * 400),
+            _WEIGHT_LINE,
+            "segments.tier.weights.revenue_12m",
+            "too large",
+        ),
+        (
+            _DEFAULT.replace(_WEIGHT, "revenue_12m: 0x" + "f" * 4000),
+            _WEIGHT_LINE,
+            "segments.tier.weights.revenue_12m",
+            "too large",
+        ),
+        (
+            _DEFAULT.replace(_WEIGHT, "revenue_12m: 2024-02-30"),
+            _WEIGHT_LINE,
+            "segments.tier.weights.revenue_12m",
+            "not a real one",
+        ),
+        ("segments: {}\n2024-13-01: x\n", 2, None, "not a real one"),
+        (
+            'segments:\n  s:\n    method: rules\n    rules:\n      - when: "a > '
+            + "9" * 5000
+            + '"\n        then: x\n',
+            5,
+            "segments.s.rules[0].when",
+            "more than 300 digits",
+        ),
+    ],
+)
+def test_hostile_yaml_is_a_mapping_error_at_its_line(text, line, key, words):
+    """Deep nesting, a 5,000-digit number and an impossible date used to escape as RecursionError or
+    ValueError: a 500 in the admin, and a saved draft that broke preview and simulate."""
+    err = error_for(text)
+    assert_where(err, line, key)
+    assert words in str(err)
+
+
 def test_labels_that_spell_the_same_tag_are_an_error():
     err = error_for(
         """

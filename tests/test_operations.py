@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +35,68 @@ def test_health_and_readiness_probes(live: Live) -> None:
     moved(live.runtime)
     body = requests.get(f"{live.url}/readyz", timeout=5).json()
     assert (body["queue"], body["inbox"]["unmoved_bytes"]) == ({"pending": 1}, 0)
+
+
+HOLDER = """
+import fcntl, os, sqlite3, sys, time
+fd = os.open(sys.argv[1] + ".lock", os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)  # what another process's store transaction holds
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO models (name, data, computed_at) VALUES ('held', '{}', 'now')")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_probes_and_webhooks_answer_while_the_write_lock_is_held(live: Live) -> None:
+    secret = live.runtime.settings.zendesk_webhook_secret or ""
+    store = live.runtime.store
+    held, release = threading.Event(), threading.Event()
+
+    def long_writer() -> None:  # a recompute's long transaction, in this process
+        with store.transaction() as db:
+            db.conn.execute("INSERT INTO models (name, data, computed_at) VALUES ('long', '{}', 'now')")
+            held.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=long_writer)
+    writer.start()
+    try:
+        assert held.wait(5)
+        for path in ("/readyz", "/healthz", "/metrics", "/readyz"):  # each within 3 s, or it fails
+            assert requests.get(f"{live.url}{path}", timeout=3).status_code == 200, path
+        assert post_webhook(live.url, {"ticket": {"id": "7"}}, secret=secret).status_code == 202
+    finally:
+        release.set()
+        writer.join()
+
+    other = subprocess.Popen(  # noqa: S603 - and a writer in another process
+        [sys.executable, "-c", HOLDER, store.path], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None
+        assert other.stdout.readline().strip() == "held"
+        ready = requests.get(f"{live.url}/readyz", timeout=3)
+        assert ready.status_code == 200
+        assert ready.json()["store_writable"] is True
+        assert requests.get(f"{live.url}/healthz", timeout=3).status_code == 200
+    finally:
+        other.kill()
+        other.wait()
+        if other.stdout is not None:
+            other.stdout.close()
+
+
+def test_readiness_fails_when_the_inbox_cannot_be_written(live: Live, tmp_path: Path) -> None:
+    from integration.inbox import Inbox
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    live.runtime.queue.inbox = Inbox(blocker / "inbox")  # where webhooks would have to go
+    ready = requests.get(f"{live.url}/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert ready.json()["inbox"]["writable"] is False
 
 
 def test_metrics_count_webhooks_routing_and_api_calls(live: Live) -> None:
@@ -80,6 +145,18 @@ def test_rate_budget_is_a_sliding_minute_shared_through_the_store(tmp_path: Path
     assert first.take_rate_token("api:zendesk", 3, 160.5) == 0.0  # the window slid on
 
 
+def test_rate_budget_survives_the_clock_stepping_back(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    assert [store.take_rate_token("api:zendesk", 3, 10_000.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    back = 10_000.0 - 3600  # NTP steps the clock back an hour
+    wait = store.take_rate_token("api:zendesk", 3, back)
+    assert 0 < wait <= 60  # the three calls count as made just now: one window, not an hour
+    assert store.take_rate_token("api:zendesk", 3, back + 30) > 0
+    assert store.take_rate_token("api:zendesk", 3, back + 61) == 0.0
+    assert [store.take_rate_token("api:zendesk", 3, back + 61.5) for _ in range(2)] == [0.0, 0.0]
+    assert store.take_rate_token("api:zendesk", 3, back + 62) > 0  # and the limit still holds
+
+
 def test_connector_slows_down_instead_of_exceeding_the_budget(live: Live) -> None:
     runtime = Runtime.from_settings(replace(live.runtime.settings, zendesk_rate_limit=4))
     zendesk = runtime.connectors["zendesk"]
@@ -117,7 +194,7 @@ def test_replay_all_dead_events_matching_a_filter(live: Live) -> None:
         queue.put(TicketEvent("zendesk", f"d{ticket}", ticket), {})
         event = queue.claim("w")
         assert event is not None
-        queue.failed(event, "w", error, retriable=False)
+        queue.failed(event, error, retriable=False)
     runner = CliRunner()
     env = _env(live.runtime.settings)
     refused = runner.invoke(main, ["queue", "retry"], env=env)

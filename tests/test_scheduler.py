@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import requests
 from click.testing import CliRunner
 
-from integration import reroute, sync, tagsync
+from integration import reroute, scheduler, sync, tagsync
 from integration.cli import main
 from integration.models import Decision
 from integration.runtime import Runtime
-from integration.scheduler import refresh, run_job
+from integration.scheduler import lock_name, refresh, run_job
 from tests.conftest import EMAIL, TOKEN, Live
 from tests.test_cli import _env
 
@@ -35,9 +37,9 @@ def _put_user(live: Live, user_id: str, body: dict) -> None:
 
 def test_only_one_process_runs_a_job_at_a_time(live: Live) -> None:
     other = Runtime.from_settings(live.runtime.settings)  # a second scheduler process
-    assert other.store.acquire_lock("job:sync", "other-host:1", ttl=60)
+    assert other.store.acquire_lock(lock_name("sync"), "other-host:1", ttl=60)
     assert run_job(live.runtime, "sync", owner="this-host:2") is None
-    other.store.release_lock("job:sync", "other-host:1")
+    other.store.release_lock(lock_name("sync"), "other-host:1")
 
     results: list[object] = []
     barrier = threading.Barrier(2)
@@ -59,6 +61,37 @@ def test_only_one_process_runs_a_job_at_a_time(live: Live) -> None:
     runs = [r for r in live.runtime.store.list_job_runs() if r["job"] == "sweep"]
     assert len(runs) == len(ran) >= 1  # every run that happened is recorded, none overlapped
     assert all(r["status"] == "done" for r in runs)
+
+
+def test_a_job_longer_than_its_lock_keeps_it_and_sync_and_recompute_never_overlap(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def long_sync(runtime: Runtime) -> dict[str, Any]:  # a sync that takes longer than the lock lives
+        started.set()
+        release.wait(20)
+        return {"long": True}
+
+    monkeypatch.setitem(scheduler.JOBS, "sync", long_sync)
+    other = Runtime.from_settings(live.runtime.settings)  # a second scheduler process
+    results: list[object] = []
+    running = threading.Thread(target=lambda: results.append(run_job(live.runtime, "sync", "a:1", ttl=0.6)))
+    running.start()
+    try:
+        assert started.wait(10)
+        time.sleep(1.5)  # well past the lock's 0.6 s time to live
+        assert run_job(other, "sync", owner="b:2", ttl=0.6) is None
+        assert run_job(other, "recompute", owner="b:2", ttl=0.6) is None
+        assert run_job(live.runtime, "recompute", owner="a:1", ttl=0.6) is None  # same process, same owner
+        assert run_job(other, "sweep", owner="b:2", ttl=0.6) is not None  # other jobs are not held up
+    finally:
+        release.set()
+        running.join(timeout=10)
+    assert results == [{"long": True}]
+    runs = [(r["job"], r["status"]) for r in live.runtime.store.list_job_runs() if r["job"] != "sweep"]
+    assert runs == [("sync", "done")]
+    assert run_job(other, "recompute", owner="b:2", ttl=0.6) is not None  # free again once it finished
 
 
 def test_push_writes_only_changes_and_never_touches_other_tags(live: Live) -> None:

@@ -44,6 +44,67 @@ def test_duplicate_invocation_is_acknowledged_once(live: Live) -> None:
     assert _queued(live) == 1
 
 
+def test_a_signed_delivery_replayed_under_a_new_invocation_id_is_queued_once(live: Live) -> None:
+    """The invocation id is not signed: a captured delivery sent again inside the freshness window with a
+    new id must not route the ticket twice."""
+    body = json.dumps({"ticket": {"id": "105"}}).encode()
+    headers = signed_headers(body, secret=_secret(live))
+    first = requests.post(f"{live.url}/webhooks/zendesk", data=body, headers=headers, timeout=5)
+    replays = [
+        requests.post(
+            f"{live.url}/webhooks/zendesk",
+            data=body,
+            headers={**headers, "x-zendesk-webhook-invocation-id": f"forged-{n}"},
+            timeout=5,
+        )
+        for n in range(3)
+    ]
+    assert [r.status_code for r in [first, *replays]] == [202] * 4  # the gate cannot tell; the queue can
+    assert _queued(live) == 1
+    assert live.runtime.store.find_event("zendesk", "forged-0") is None
+    kept = live.runtime.store.find_event("zendesk", first.json()["delivery"])
+    assert kept is not None
+    assert kept.ticket_key == "zendesk:ticket:105"
+    # Zendesk's own retry re-signs with a new timestamp and keeps the invocation id: dropped by the id
+    later = (datetime.now(UTC) + timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    retry = {
+        **signed_headers(body, secret=_secret(live), timestamp=later),
+        "x-zendesk-webhook-invocation-id": headers["x-zendesk-webhook-invocation-id"],
+    }
+    again = requests.post(f"{live.url}/webhooks/zendesk", data=body, headers=retry, timeout=5)
+    assert again.status_code == 202
+    assert _queued(live) == 1
+    # a new delivery of the same ticket (another second, another id) is a delivery of its own
+    assert post_webhook(live.url, {"ticket": {"id": "105"}, "n": 2}, secret=_secret(live)).status_code == 202
+    assert _queued(live) == 2
+
+
+def _other_spelling(signature: str) -> str:
+    """The same 32 bytes in base64 with the last character's two spare bits set: decodes identically."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    assert signature.endswith("=")
+    assert not signature.endswith("==")
+    spare = alphabet[alphabet.index(signature[-2]) ^ 0b01]
+    return signature[:-2] + spare + "="
+
+
+def test_only_the_exact_signature_text_is_accepted() -> None:
+    import base64
+
+    secret, body, stamp = "s3cret", b'{"ticket": {"id": "7"}}', "2024-05-31T14:02:11Z"
+    good = sign(secret, body, stamp)
+    alias = _other_spelling(good)
+    assert alias != good
+    assert base64.b64decode(alias) == base64.b64decode(good)
+    then = datetime(2024, 5, 31, 14, 2, 30, tzinfo=UTC).timestamp()
+    header = {"x-zendesk-webhook-signature-timestamp": stamp}
+    verify_signature(secret, {**header, "x-zendesk-webhook-signature": good}, body, then)
+    for spelling in (alias, good.rstrip("="), f" {good}", good.replace("=", "=\n"), good.lower()):
+        with pytest.raises(WebhookRejected) as refused:
+            verify_signature(secret, {**header, "x-zendesk-webhook-signature": spelling}, body, then)
+        assert refused.value.reason == "bad_signature"
+
+
 @pytest.mark.parametrize(
     ("case", "status", "error"),
     [
@@ -178,3 +239,36 @@ def test_settings_from_environment() -> None:
     )
     with pytest.raises(SettingsError, match="TIERDESK_MAX_ATTEMPTS"):
         Settings.from_env({"TIERDESK_MAX_ATTEMPTS": "many"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIERDESK_WEBHOOK_TOLERANCE", "nan"),  # every comparison with nan is false: no freshness check
+        ("TIERDESK_WEBHOOK_TOLERANCE", "inf"),
+        ("TIERDESK_WEBHOOK_TOLERANCE", "-300"),
+        ("TIERDESK_LEASE_SECONDS", "0"),
+        ("TIERDESK_HTTP_ATTEMPTS", "0"),
+        ("TIERDESK_MAX_BODY_BYTES", "-1"),
+        ("TIERDESK_WORKER_POLL", "nan"),
+        ("TIERDESK_SYNC_INTERVAL", "-inf"),
+        ("TIERDESK_RETRY_MAX", "0.5"),  # below the default TIERDESK_RETRY_BASE of 2 s
+        ("TIERDESK_PROXY_HOPS", "-1"),
+    ],
+)
+def test_numeric_settings_outside_their_range_stop_the_start(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_a_nan_tolerance_cannot_switch_the_freshness_check_off() -> None:
+    body, secret = b'{"ticket": {"id": "7"}}', "s3cret"
+    stamp = "2021-07-25T10:00:00Z"
+    headers = {
+        "x-zendesk-webhook-signature": sign(secret, body, stamp),
+        "x-zendesk-webhook-signature-timestamp": stamp,
+    }
+    with pytest.raises(WebhookRejected, match="outside the allowed window"):
+        verify_signature(secret, headers, body, datetime.now(UTC).timestamp(), Settings().webhook_tolerance)
+    with pytest.raises(SettingsError):
+        Settings(webhook_tolerance=float("nan"))

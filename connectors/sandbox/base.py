@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import math
 import signal
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from copy import deepcopy
 from typing import Any, ClassVar
 
@@ -151,8 +152,13 @@ class SandboxServer(ABC):
         app = Flask(name)
         app.url_map.strict_slashes = False
         app.before_request(self._before_request)
+        app.after_request(self._last_touch)  # registered first, so it runs after every other hook
         app.after_request(self._after_request)
         return app
+
+    def _last_touch(self, response: Response) -> Response:
+        """Hook: the final say over a response on its way out (a helpdesk sandbox may cut it off)."""
+        return response
 
     @abstractmethod
     def _before_request(self) -> Response | None:
@@ -187,6 +193,7 @@ class HelpdeskSandbox(SandboxServer):
         """Set up the shared state; call from __init__ once whatever `_open_pools` needs exists."""
         self._faults: dict[str, Any] = {"status": 0, "remaining": 0, "retry_after": None}
         self._delay = 0.0
+        self._cuts = 0
         self._request_log: list[tuple[str, str, str, int]] = []
         self._deliveries: list[dict[str, Any]] = []
         self._deliveries_changed = threading.Condition()
@@ -235,6 +242,12 @@ class HelpdeskSandbox(SandboxServer):
     def inject_faults(self, status: int, count: int, retry_after: int | None = None) -> None:
         """Answer the next `count` API requests with `status` (a flaky or rate-limiting helpdesk)."""
         self._set_faults(status, count, retry_after)
+
+    def cut_responses(self, count: int) -> None:
+        """Cut off the next `count` API responses mid-body: half the body is sent, then the connection
+        drops (a proxy or a network failing under load). The request itself has been carried out."""
+        with self._lock:
+            self._cuts = max(0, int(count))
 
     def set_delay(self, seconds: float) -> None:
         """Delay every API response (a slow helpdesk)."""
@@ -292,6 +305,25 @@ class HelpdeskSandbox(SandboxServer):
                 fault["remaining"] -= 1
                 return self._fault_response(fault["status"], fault["retry_after"])
         return None
+
+    def _last_touch(self, response: Response) -> Response:
+        if not self._is_api():
+            return response
+        with self._lock:
+            if self._cuts <= 0:
+                return response
+            self._cuts -= 1
+        body = response.get_data()  # the Content-Length header keeps announcing all of it
+        conn: socket.socket | None = request.environ.get("werkzeug.socket")
+
+        def half_then_drop() -> Iterator[bytes]:
+            yield body[: len(body) // 2]
+            if conn is not None:
+                conn.shutdown(socket.SHUT_RDWR)
+            raise ConnectionAbortedError("sandbox: response cut off")  # werkzeug drops it quietly
+
+        response.response = half_then_drop()
+        return response
 
     def _log_request(self, path: str, response: Response) -> None:
         query = request.query_string.decode("utf-8", "replace")

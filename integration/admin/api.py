@@ -11,7 +11,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from integration.admin import auth, mappings, reports, whatif
@@ -47,7 +47,17 @@ def _problem(problem: mappings.Problem) -> Response:
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True) if request.data else {}
+    """The request's JSON object; anything else (not JSON, nested past what json can read) is a 400."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise _BadRequest("the body is nested too deeply to read") from None
+    except ValueError as e:  # not JSON, not UTF-8, or an integer past Python's 4,300 digits
+        why = "a number in it has too many digits" if "digits" in str(e) else str(e)[:120]
+        raise _BadRequest(f"the body is not JSON ({why})") from None
     if not isinstance(data, dict):
         raise _BadRequest("the body must be a JSON object")
     return data
@@ -67,17 +77,22 @@ def gate() -> ResponseReturnValue | None:
     runtime = _rt()
     if not runtime.settings.admin_token:
         return error(503, "admin_api_off", "the admin API is off: set TIERDESK_ADMIN_TOKEN to turn it on")
-    failures: auth.Failures = current_app.extensions["tierdesk.admin.failures"]
-    address = request.remote_addr or "-"
-    wait = failures.blocked(address)
-    if wait:
-        response = error(429, "too_many_failures", "too many bad tokens from this address; wait and retry")
-        response.headers["Retry-After"] = str(int(wait))
-        return response
     header = request.headers.get("Authorization", "")
-    if not auth.check_bearer(runtime.settings, header):
+    g.api_identity = auth.bearer_identity(runtime.settings, header)
+    if g.api_identity is None:
+        # Only bad tokens count, per address, and the valid token was checked first: password failures
+        # on the pages, or someone else's guesses from a shared address, never lock the API out.
+        failures: auth.Failures = current_app.extensions["tierdesk.admin.failures"]
+        key = failures.token_key(request.remote_addr or "-")
+        wait = failures.blocked(key) if header else 0.0
+        if wait:
+            response = error(
+                429, "too_many_failures", "too many bad tokens from this address; wait and retry"
+            )
+            response.headers["Retry-After"] = str(int(wait))
+            return response
         if header:  # a guess, not a forgotten header: count it
-            failures.add(address)
+            failures.add(key)
         response = error(401, "unauthorized", "send the admin token as 'Authorization: Bearer <token>'")
         response.headers["WWW-Authenticate"] = 'Bearer realm="tierdesk admin"'
         return response
@@ -92,8 +107,13 @@ def no_store(response: Response) -> Response:
 
 
 def _author(body: dict[str, Any]) -> str:
-    author = body.get("author")
-    return str(author)[:80] if isinstance(author, str) and author.strip() else "api"
+    """Who publishes: the identity the credentials prove, never a name the caller writes in the body."""
+    if "author" in body:
+        raise _BadRequest(
+            "'author' is not accepted: a version's author is who the credentials say "
+            f"({g.api_identity!r} for the API token); say who asked for the change in 'note'"
+        )
+    return str(g.api_identity)
 
 
 def _text(body: dict[str, Any], required: bool = True) -> str | None:
@@ -113,7 +133,9 @@ def active_mapping() -> ResponseReturnValue:
     version = _rt().store.active_mapping_version()
     if version is None:
         return error(404, "not_found", "no mapping version is recorded")
-    return jsonify(mappings.version_dict(version, text=True))
+    return jsonify(
+        {**mappings.version_dict(version, text=True), "refit": mappings.refit_status(_rt()).to_dict()}
+    )
 
 
 @bp.get("/mapping/versions")
@@ -171,7 +193,7 @@ def publish() -> ResponseReturnValue:
     if problem is not None:
         return _problem(problem)
     assert published is not None  # noqa: S101
-    return jsonify(mappings.version_dict(published)), 201
+    return jsonify({**mappings.version_dict(published), "refit": mappings.refit_status(_rt()).to_dict()}), 201
 
 
 @bp.post("/mapping/versions/<int:version_id>/rollback")
@@ -182,7 +204,7 @@ def rollback(version_id: int) -> ResponseReturnValue:
     if problem is not None:
         return _problem(problem)
     assert published is not None  # noqa: S101
-    return jsonify(mappings.version_dict(published)), 201
+    return jsonify({**mappings.version_dict(published), "refit": mappings.refit_status(_rt()).to_dict()}), 201
 
 
 # -- preview and simulate ----------------------------------------------------------------------------
@@ -268,7 +290,10 @@ def preview() -> ResponseReturnValue:
 
 
 def _json_text(value: Any) -> str:
-    return json.dumps(value)
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        raise _BadRequest("the ticket is nested too deeply to read") from None
 
 
 @bp.post("/simulate")
@@ -292,12 +317,22 @@ def simulate() -> ResponseReturnValue:
 @bp.get("/decisions")
 def decisions() -> ResponseReturnValue:
     limit = max(1, min(500, request.args.get("limit", default=50, type=int) or 50))
-    return jsonify(decisions=reports.recent_decisions(_rt().store, limit, _rt().mapping.dimension_names))
+    runtime = _rt()
+    return jsonify(
+        decisions=reports.recent_decisions(runtime.store, limit, runtime.mapping.dimension_names),
+        outcomes=runtime.store.decision_outcomes(),
+    )
 
 
 @bp.get("/decisions/<path:ticket_id>")
 def decision(ticket_id: str) -> ResponseReturnValue:
-    found = reports.lookup_decision(_rt().store, ticket_id, _rt().mapping.dimension_names)
+    runtime = _rt()
+    try:
+        found = reports.lookup_decision(
+            runtime.store, ticket_id, runtime.mapping.dimension_names, tuple(runtime.connectors)
+        )
+    except ValueError as e:
+        raise _BadRequest(str(e)) from e
     if not found:
         return error(404, "not_found", f"tierdesk knows no ticket {ticket_id!r}")
     return jsonify(tickets=found)

@@ -11,7 +11,11 @@ check, each a few lines here, and every comparison of a secret goes through ``hm
   or header ``X-CSRF-Token``), the login form included.
 * API: ``Authorization: Bearer <TIERDESK_ADMIN_TOKEN>``. Browsers never add that header by themselves,
   so the API needs no CSRF token, and it never looks at the cookie.
-* Repeated failures from one address are slowed down: 10 within 5 minutes give 429 until they age out.
+* Throttling, kept in the store so every process counts together: 10 wrong passwords for one user name
+  from one address within 5 minutes give that user name at that address 429 until they age out; other
+  user names and addresses are not affected. Bad API tokens count per address, and only against bad
+  tokens: the valid token is checked first and never refused. The address is the TCP peer, or with
+  ``TIERDESK_PROXY_HOPS`` set, the client the trusted proxies name in X-Forwarded-For (app.py).
 """
 
 from __future__ import annotations
@@ -19,15 +23,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
-from collections import deque
 from datetime import timedelta
 
 from flask import Flask, Request, request, session
 from flask.sessions import SecureCookieSessionInterface
 
 from integration.settings import Settings
+from integration.store import Store
 
 SESSION_COOKIE = "tierdesk_admin"
 SESSION_LIFETIME = timedelta(hours=12)
@@ -35,6 +38,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_FAILURES = 10
 FAILURE_WINDOW = 300.0
+API_IDENTITY = "api"  # the author of what the API token publishes
 
 
 class _Sessions(SecureCookieSessionInterface):
@@ -60,7 +64,7 @@ def init_app(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
     app.session_interface = _Sessions()
-    app.extensions["tierdesk.admin.failures"] = Failures()
+    app.extensions["tierdesk.admin.failures"] = Failures(app.extensions["tierdesk"].store)
 
 
 def pages_problem(settings: Settings, has_key: bool) -> str | None:
@@ -90,6 +94,14 @@ def check_password(settings: Settings, user: str, password: str) -> bool:
 def check_bearer(settings: Settings, header: str) -> bool:
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and _equal(given.strip(), settings.admin_token)
+
+
+def bearer_identity(settings: Settings, header: str) -> str | None:
+    """Who an Authorization header proves to be (what the API records as a version's author), or None.
+
+    There is one API token, so one identity; a name in a request body proves nothing.
+    """
+    return API_IDENTITY if check_bearer(settings, header) else None
 
 
 def fingerprint(settings: Settings, secret_key: str) -> str:
@@ -127,33 +139,33 @@ def csrf_ok(req: Request) -> bool:
 
 
 class Failures:
-    """Failed sign-ins and bad tokens per remote address, in a sliding window (per process)."""
+    """Failed sign-ins and bad tokens in a sliding window, counted in the store (shared by processes).
 
-    def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW) -> None:
+    Keys are digests, so the table holds neither addresses nor what someone typed as a user name (a
+    password typed into the wrong field, say).
+    """
+
+    def __init__(self, store: Store, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW) -> None:
+        self.store = store
         self.limit = limit
         self.window = window
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, address: str, now: float) -> deque[float]:
-        times = self._seen.setdefault(address, deque())
-        while times and times[0] < now - self.window:
-            times.popleft()
-        return times
+    @staticmethod
+    def password_key(user: str, address: str) -> str:
+        """Passwords are throttled per user name and address: guessing at one never locks out another."""
+        return "password:" + hashlib.sha256(f"{user}\0{address}".encode("utf-8", "replace")).hexdigest()[:32]
 
-    def blocked(self, address: str) -> float:
-        """Seconds until this address may try again (0: now)."""
-        now = time.monotonic()
-        with self._lock:
-            times = self._recent(address, now)
-            if len(times) < self.limit:
-                return 0.0
-            return max(1.0, times[0] + self.window - now)
+    @staticmethod
+    def token_key(address: str) -> str:
+        return "token:" + hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:32]
 
-    def add(self, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._recent(address, now).append(now)
-            if len(self._seen) > 10_000:  # forget quiet addresses so the table stays small
-                for key in [k for k, v in self._seen.items() if not v]:
-                    del self._seen[key]
+    def blocked(self, key: str) -> float:
+        """Seconds until this key may try again (0: now)."""
+        return self.store.sign_in_wait(key, self.limit, self.window, time.time())
+
+    def add(self, key: str) -> None:
+        self.store.add_sign_in_failure(key, self.window, time.time())
+
+    def clear(self, key: str) -> None:
+        """A successful sign-in forgets that user's earlier typos from that address."""
+        self.store.clear_sign_in_failures(key)

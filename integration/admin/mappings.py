@@ -11,6 +11,10 @@ How the file and the published versions relate (docs/api.md says the same for ad
   connected helpdesk; only then is it stored as the new active version. Every process picks it up
   before its next routed ticket (``Runtime.refresh_mapping``). A text that does not validate never
   becomes active.
+* Publishing does not recompute anyone's segments inside the request (on a large population that took
+  longer than a browser or proxy waits): the scheduler's ``refit`` job notices the new version within
+  ``TIERDESK_REFIT_INTERVAL`` seconds and recomputes, under the same lock as the sync. Until it has,
+  the version's refit is "pending" (``refit_status``), and the pages and API say so.
 * Rolling back publishes an earlier version's text again as a new version, so history only grows.
 * The file is never written: to make a published version the default of a fresh install, download it
   and commit it to ``mappings/``.
@@ -24,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from connectors.http import ApiError
-from integration import sync
+from integration import scheduler, sync
 from integration.mapping import Mapping, MappingError, parse_mapping
 from integration.runtime import Runtime, text_digest
 from integration.store import MappingVersion
@@ -54,6 +58,12 @@ def validate(text: str, source: str = "draft") -> tuple[Mapping | None, Problem 
         return parse_mapping(text, source), None
     except MappingError as e:
         return None, Problem(str(e), line=e.line, key=e.key, reason=e.reason)
+    except (RecursionError, ValueError, OverflowError, TypeError) as e:
+        # parse_mapping turns every problem it knows into a MappingError; anything else is a gap in it,
+        # logged as one, but still an invalid draft (422), never a 500 and never an active mapping
+        log.exception("admin.validate_crashed")
+        reason = f"the mapping could not be read ({e.__class__.__name__})"
+        return None, Problem(f"{source}: {reason}", reason=reason)
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -84,12 +94,24 @@ def check_groups(runtime: Runtime, mapping: Mapping, text: str) -> Problem | Non
     return None
 
 
-def _recompute(runtime: Runtime) -> None:
-    """Refresh stored segments for the new mapping now, so the segment pages match it at once."""
-    try:
-        sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
-    except Exception:  # the worker refits on its own; a failed refresh must not fail the publish
-        log.exception("admin.recompute_failed")
+@dataclass(frozen=True)
+class Refit:
+    """Whether everyone's stored segments were computed for the active version yet (the refit job)."""
+
+    status: str  # "pending" or "done"
+    version: int | None
+    fitted_at: str | None  # when the stored segments were computed (for whichever mapping)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def refit_status(runtime: Runtime) -> Refit:
+    store = runtime.store
+    active = store.active_mapping_version()
+    fitted = store.model_digest(sync.MODEL)
+    done = not scheduler.refit_pending(store)
+    return Refit("done" if done else "pending", active.id if active else None, fitted[1] if fitted else None)
 
 
 def publish(
@@ -107,8 +129,7 @@ def publish(
         return None, problem
     version = runtime.store.publish_mapping_version(text, digest, author, note.strip(), source)
     log.info("admin.mapping_published", extra={"version": version.id, "author": author})
-    runtime.refresh_mapping()
-    _recompute(runtime)
+    runtime.refresh_mapping()  # this process routes with it at once; the refit job recomputes segments
     return version, None
 
 

@@ -130,8 +130,18 @@ def when_filter(value: str | float | None) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only our own admin paths: never an open redirect."""
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    """Only our own admin paths: never an open redirect, never a header broken by CR/LF (a 500).
+
+    Control characters (tabs and line breaks among them) and backslashes are refused outright: browsers
+    read ``/admin\\..`` or a path with a tab in ways of their own, and no path of ours needs them.
+    """
+    if (
+        target
+        and target.startswith("/admin")
+        and not target.startswith("//")
+        and target.isprintable()
+        and "\\" not in target
+    ):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
@@ -150,16 +160,19 @@ def login() -> ResponseReturnValue:
         if g.admin_user:
             return redirect(_safe_next(target))
         return render_template("login.html", next=target, user=runtime.settings.admin_user)
-    address = request.remote_addr or "-"
-    wait = failures.blocked(address)
-    if wait:
-        message = f"Too many failed sign-ins from your address; try again in {int(wait)} s."
-        return render_template("login.html", next=target, error=message, user=""), 429
+    address = request.remote_addr or "-"  # the client the trusted proxies name (TIERDESK_PROXY_HOPS)
     user = request.form.get("user", "")
+    key = failures.password_key(user, address)
+    wait = failures.blocked(key)
+    if wait:
+        log.warning("admin.login_throttled", extra={"remote": address})
+        message = f"Too many failed sign-ins as this user from your address; try again in {int(wait)} s."
+        return render_template("login.html", next=target, error=message, user=user), 429
     if not auth.check_password(runtime.settings, user, request.form.get("password", "")):
-        failures.add(address)
+        failures.add(key)
         log.warning("admin.login_failed", extra={"remote": address})
         return render_template("login.html", next=target, error="Wrong user or password.", user=user), 401
+    failures.clear(key)
     auth.sign_in(runtime.settings, str(current_app.secret_key), user)
     log.info("admin.signed_in", extra={"user": user, "remote": address})
     return redirect(_safe_next(target))
@@ -218,6 +231,7 @@ def mapping() -> ResponseReturnValue:
         versions=store.mapping_versions(),
         draft=draft,
         mapping_obj=_rt().mapping,
+        refit=mappings.refit_status(_rt()),
     )
 
 
@@ -243,7 +257,10 @@ def mapping_edit() -> ResponseReturnValue:
         version, problem = mappings.publish(runtime, text, _author(), request.form.get("note", ""))
         if version is not None:
             store.delete_mapping_draft(_author())
-            flash(f"Published version {version.id}: it is active now.")
+            flash(
+                f"Published version {version.id}: it routes new tickets now. Everyone's segments are "
+                "recomputed for it in the background; the Mapping page says when that is done."
+            )
             return redirect(url_for("admin.mapping_version", version_id=version.id))
     else:
         parsed, problem = mappings.validate(text)
@@ -306,7 +323,10 @@ def mapping_rollback(version_id: int) -> ResponseReturnValue:
         flash(f"Roll back refused: {problem.message}", "error")
         return redirect(url_for("admin.mapping_version", version_id=version_id))
     assert version is not None  # noqa: S101
-    flash(f"Rolled back: version {version.id} (the text of version {version_id}) is active now.")
+    flash(
+        f"Rolled back: version {version.id} (the text of version {version_id}) routes new tickets now; "
+        "segments are recomputed for it in the background."
+    )
     return redirect(url_for("admin.mapping_version", version_id=version.id))
 
 
@@ -448,18 +468,34 @@ def simulate() -> ResponseReturnValue:
 @bp.get("/decisions")
 def decisions() -> ResponseReturnValue:
     ticket = request.args.get("ticket", "").strip()
+    problem = None
     if ticket:
-        return redirect(url_for("admin.decision", ticket_id=ticket))
-    return render_template(
-        "decisions.html", recent=reports.recent_decisions(_rt().store, 50, _rt().mapping.dimension_names)
+        try:
+            return redirect(url_for("admin.decision", ticket_id=reports.ticket_query(ticket)))
+        except ValueError as e:
+            problem = str(e)
+    runtime = _rt()
+    page = render_template(
+        "decisions.html",
+        recent=reports.recent_decisions(runtime.store, 50, runtime.mapping.dimension_names),
+        outcomes=runtime.store.decision_outcomes(),
+        problem=problem,
+        ticket=ticket,
     )
+    return page, (400 if problem else 200)
 
 
 @bp.get("/decisions/<path:ticket_id>")
 def decision(ticket_id: str) -> ResponseReturnValue:
-    found = reports.lookup_decision(_rt().store, ticket_id, _rt().mapping.dimension_names)
+    runtime = _rt()
+    try:
+        found = reports.lookup_decision(
+            runtime.store, ticket_id, runtime.mapping.dimension_names, tuple(runtime.connectors)
+        )
+    except ValueError as e:
+        return render_template("decision.html", ticket_id=ticket_id, found=[], problem=str(e)), 400
     status = 200 if found else 404
-    return render_template("decision.html", ticket_id=ticket_id, found=found), status
+    return render_template("decision.html", ticket_id=ticket_id, found=found, problem=None), status
 
 
 # -- segments and service ----------------------------------------------------------------------------

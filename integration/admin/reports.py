@@ -5,6 +5,7 @@ Plain dicts out, so the pages and the JSON API show the same numbers.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -76,19 +77,40 @@ def decision_dict(record: DecisionRecord, order: tuple[str, ...] = ()) -> dict[s
     }
 
 
-def lookup_decision(store: Store, ticket_id: str, order: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """What tierdesk decided for a ticket id (in every source that has it), with its events and ticket."""
-    ticket_id = ticket_id.strip()
-    if not ticket_id:
-        return []
+_TICKET_KEY = re.compile(r"[a-z][a-z0-9_]*:ticket:\d+")
+
+
+def ticket_query(text: str) -> str:
+    """A ticket id as people write it (``1612``, ``#1612``, `` # 1612 ``) or a ticket key
+    (``zendesk:ticket:1612``), cleaned; ValueError with the reason for anything else."""
+    query = text.strip().removeprefix("#").strip()
+    if query.isdecimal() or _TICKET_KEY.fullmatch(query):
+        return query
+    raise ValueError(f"{text.strip()!r} is not a ticket id: give its number, like 1612 or #1612")
+
+
+def lookup_decision(
+    store: Store, ticket_id: str, order: tuple[str, ...] = (), sources: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """What tierdesk decided for a ticket id (in every source that has it), with its events and ticket.
+
+    A ticket tierdesk only has queue events for (waiting, retrying, dead) is found too, with no decision;
+    ``sources``: the helpdesks whose event keys to look under. ValueError for text that is no ticket id.
+    """
+    ticket_id = ticket_query(ticket_id)
     found: dict[str, dict[str, Any]] = {}
     for record in store.decisions_for_ticket_id(ticket_id):
         found[record.ticket_key] = {"ticket_key": record.ticket_key, "decision": decision_dict(record, order)}
     for row in store.ticket_rows(ticket_id):
         found.setdefault(row["key"], {"ticket_key": row["key"], "decision": None})["ticket"] = row
+    keys = [ticket_id] if ":" in ticket_id else [f"{source}:ticket:{ticket_id}" for source in sources]
+    for key in keys:
+        if key not in found and (events := store.events_for_ticket(key)):
+            found[key] = {"ticket_key": key, "decision": None, "events": [event_dict(e) for e in events]}
     for key, item in found.items():
         item.setdefault("ticket", None)
-        item["events"] = [event_dict(e) for e in store.events_for_ticket(key)]
+        if "events" not in item:
+            item["events"] = [event_dict(e) for e in store.events_for_ticket(key)]
         customer_key = (item["decision"] or {}).get("customer_key") or (item["ticket"] or {}).get(
             "requester_key"
         )

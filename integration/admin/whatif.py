@@ -164,8 +164,10 @@ def read_ticket(text: str) -> dict[str, Any]:
     itself), whose requester we look for by id or email. Returns id, subject, requester id, email, tags."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise TicketInputError("the ticket is nested too deeply to read") from None
     except ValueError as e:
-        raise TicketInputError(f"the ticket is not JSON ({e})") from e
+        raise TicketInputError(f"the ticket is not JSON ({str(e)[:120]})") from e
     if not isinstance(data, dict):
         raise TicketInputError("the ticket must be a JSON object")
     ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else data
