@@ -615,11 +615,16 @@ def test_ticket_bulk_jobs_report_per_item_failures(api: Api) -> None:
         {"tickets": [{"id": ticket_ids[0], "priority": "low"}, {"id": ticket_ids[1], "priority": "bogus"}]},
     )
     done = wait_for_job(api, answer.json()["job_status"])
-    assert [r["success"] for r in done["results"]] == [True, False]
-    assert done["results"][1]["error"] == "RecordInvalid"
+    ok, bad = done["results"]
+    assert (ok["success"], ok["id"], ok["index"]) == (True, ticket_ids[0], 0)
+    # a failed record is told as Zendesk tells it: error, id, details, and no "success" key at all
+    assert set(bad) == {"index", "error", "id", "details"}
+    assert (bad["index"], bad["error"], bad["id"]) == (1, "RecordInvalid", ticket_ids[1])
     assert api.get(f"tickets/{ticket_ids[0]}").json()["ticket"]["priority"] == "low"
     org_job = api.put("organizations/update_many", {"organization": {"notes": "x"}}, params={"ids": "1"})
-    assert wait_for_job(api, org_job.json()["job_status"])["results"][0]["success"] is False
+    missing = wait_for_job(api, org_job.json()["job_status"])["results"][0]
+    assert "success" not in missing
+    assert (missing["error"], missing["id"]) == ("RecordNotFound", 1)
 
 
 # -- rate limits and faults ------------------------------------------------------------------------------
