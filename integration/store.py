@@ -1283,6 +1283,10 @@ class Store:
                 (stamp,),
             )
             conn.execute("DELETE FROM new_segments")
+            # someone deleted or suspended since the last recompute is no customer: no labels left behind
+            conn.execute(
+                "DELETE FROM segments WHERE customer_key IN (SELECT key FROM customers WHERE active = 0)"
+            )
         return changes
 
     def save_organization_segments(

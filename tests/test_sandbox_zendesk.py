@@ -406,6 +406,35 @@ def test_cursor_export_returns_everything_then_only_new_changes(
     assert again["after_cursor"] != watermark
 
 
+def test_deletes_are_soft_and_show_in_the_exports(fresh: ZendeskSandbox, fresh_api: Api) -> None:
+    """As Zendesk's: a deleted user answers active false (760 of 1,000 recorded users are so), a deleted
+    ticket disappears from reads but comes through the export with status "deleted" (515 of 1,000)."""
+    user = fresh.add_user("Leaving Soon", "leaving@example.com")
+    ticket = fresh.add_ticket(user["id"], "Spam", "buy now")
+    start = {"start_time": 0}
+    watermark = {
+        s: fresh_api.get(f"incremental/{s}/cursor", params=start).json() for s in ("users", "tickets")
+    }
+
+    deleted = fresh_api.delete(f"users/{user['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["user"]["active"] is False
+    assert fresh_api.get(f"users/{user['id']}").json()["user"]["active"] is False
+    assert fresh_api.delete(f"tickets/{ticket['id']}").status_code == 204
+    assert fresh_api.get(f"tickets/{ticket['id']}").status_code == 404
+    assert fresh_api.put(f"tickets/{ticket['id']}", {"ticket": {"priority": "low"}}).status_code == 404
+    assert fresh_api.delete(f"tickets/{ticket['id']}").status_code == 404
+    assert ticket["id"] not in [t["id"] for t in fresh_api.get("tickets").json()["tickets"]]
+
+    for stream, record, field, value in (
+        ("users", user, "active", False),
+        ("tickets", ticket, "status", "deleted"),
+    ):
+        cursor = watermark[stream]["after_cursor"]
+        changed = fresh_api.get(f"incremental/{stream}/cursor", params={"cursor": cursor}).json()[stream]
+        assert [(r["id"], r[field]) for r in changed] == [(record["id"], value)]
+
+
 def test_cursor_export_needs_start_time_or_cursor(api: Api) -> None:
     missing = api.get("incremental/users/cursor")
     assert missing.status_code == 400
