@@ -361,10 +361,11 @@ class FreshdeskConnector:
         self.per_page = per_page
         self.ticket_page_limit = ticket_page_limit
         self._groups: dict[str, int] | None = None
-        # Contacts our tag push wrote since the last contact pull: id -> (updated_at, tags) as the PUT
-        # answered. The next pull lists them again (the PUT moved updated_at) and takes their tags from here
-        # instead of reading each one again; any later change by someone else moves updated_at and is read.
-        self._written: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # Contact versions we hold that a contact pull can list again: id -> (updated_at, tags) of each
+        # contact read or written (by the tag push) since the contacts cursor. A listed row with the same
+        # updated_at is one we have; a change by anyone else moves updated_at and is read. Entries go once
+        # the cursor passes them, so this holds about a minute of changes plus the last push.
+        self._held: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.contact_reads = 0  # GET /contacts/{id} made by pulls, for sync reports and benchmarks
 
     def _call(
@@ -421,7 +422,7 @@ class FreshdeskConnector:
                     report.write_calls += 1
                     answer = self._call("PUT", path, json={"tags": tags})
                     if isinstance(answer, dict) and answer.get("updated_at"):
-                        self._written[change.external_id] = (
+                        self._held[change.external_id] = (
                             str(answer["updated_at"]),
                             tuple(answer.get("tags") or tags),
                         )
@@ -495,10 +496,15 @@ class FreshdeskConnector:
         if stream == "organizations":
             yield from self._pull_unordered(stream, "/api/v2/companies", None, to_organization, cursor)
         elif stream == "users":
-            yield from self._pull_unordered(
+            last = cursor
+            for batch in self._pull_unordered(
                 stream, "/api/v2/contacts", "_updated_since", to_customer, cursor, self._with_tags
-            )
-            self._written.clear()  # every contact we wrote was listed again (or will be read when it is)
+            ):
+                last = batch.cursor
+                yield batch
+            passed = parse_time(last) if last else None
+            if passed is not None:  # rows no newer than the cursor are never listed again: forget them
+                self._held = {k: v for k, v in self._held.items() if (parse_time(v[0]) or passed) > passed}
         elif stream == "tickets":
             yield from self._pull_tickets(cursor)
         else:
@@ -562,8 +568,9 @@ class FreshdeskConnector:
         * a row no newer than the cursor: ``_updated_since`` is inclusive, so the cursor's own second comes
           back; we hold that version already (the cursor never passes "pull started" minus a minute) and
           the row is dropped, not stored again without its tags;
-        * a contact our own tag push wrote, unchanged since (same updated_at as our PUT's answer): its tags
-          are the ones we wrote.
+        * a row whose updated_at is that of a version this connector read or wrote since (our tag push's
+          PUT moves updated_at, and the last minute before a pull is listed by two pulls): its tags are
+          the ones we hold.
 
         A sync therefore reads one contact per contact changed by someone else since the last sync; a
         full pull reads every contact once. A contact gone between list and read (404) is skipped.
@@ -574,15 +581,19 @@ class FreshdeskConnector:
             if since is not None and changed is not None and changed <= since:
                 continue
             contact_id = str(row["id"])
-            written = self._written.pop(contact_id, None)
-            if written is not None and written[0] == row.get("updated_at"):
-                out.append({**row, "tags": list(written[1])})
+            held = self._held.get(contact_id)
+            if held is not None and held[0] == row.get("updated_at"):
+                out.append({**row, "tags": list(held[1])})
                 continue
             self.contact_reads += 1
             try:
-                out.append(self._call("GET", f"/api/v2/contacts/{contact_id}"))
+                contact = self._call("GET", f"/api/v2/contacts/{contact_id}")
             except ApiNotFound:
+                self._held.pop(contact_id, None)
                 continue
+            if contact.get("updated_at"):
+                self._held[contact_id] = (str(contact["updated_at"]), tuple(contact.get("tags") or ()))
+            out.append(contact)
         return out
 
     def _pull_tickets(self, cursor: str | None) -> Iterator[Batch]:

@@ -303,6 +303,11 @@ def test_the_tag_push_leaves_contacts_whose_tags_are_right_alone(
     assert second["pulled_freshdesk"]["users"] == 120  # every written contact is listed again...
     assert second["tags_freshdesk"]["planned"] == {"users": 0}
     assert _contact_calls(fbox) == {"list": 2, "read": 0, "write": 0}  # ...and costs no read, no write
+    _api(fbox, "PUT", f"contacts/{fseeded.customer_ids[1]}", {"job_title": "CTO"})  # someone changes one
+    fbox.clear_request_log()
+    refresh(runtime)  # the pushed contacts may be listed once more (the last minute is): none is read
+    calls = _contact_calls(fbox)
+    assert (calls["read"], calls["write"]) == (1, 0)
 
     # a contact that already carries what a push would write: read once, not rewritten
     contact = fbox.get_contact(fseeded.customer_ids[0])
