@@ -2,8 +2,9 @@
 
 What it does with the API (see docs/connectors.md):
 - pulls users and tickets with the cursor-based incremental exports and organizations with the time-based
-  one, resuming from a stored cursor;
-- reads one ticket, user or organization when a webhook names one we do not know yet;
+  one, resuming from a stored cursor; only end users are customers, deleted and suspended ones inactive;
+- reads one ticket, user or organization when a webhook names one we do not know yet (staff: no customer);
+- pushes segment tags with update_many jobs, counting a record written only when its result says so;
 - routes a ticket with ONE write: PUT /api/v2/tickets/{id} carrying priority, group_id, the merged tag list
   and an internal note, guarded by safe_update so an agent's concurrent change is never overwritten (on a
   409 we read the ticket again and merge anew). The routed marker tag lands in the same write as the note,
