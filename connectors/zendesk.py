@@ -103,8 +103,8 @@ def written_records(job: Mapping[str, Any], ids: list[str]) -> set[str]:
 
 
 def job_failures(job: Mapping[str, Any], limit: int = 3) -> str:
-    """A short account of a job's failed records, for the push report: "99 failed: OrganizationUpdateFailed
-    (Name: ... has already been taken), ..."."""
+    """A short account of a job's failed records for the push report, e.g. "99 record(s) failed:
+    6164110666394: OrganizationUpdateFailed (Name: ... has already been taken); ..."."""
     results = job.get("results")
     failures = [
         r for r in (results if isinstance(results, list) else []) if isinstance(r, Mapping) and r.get("error")
