@@ -29,6 +29,7 @@ from connectors.freshdesk import (
     UnknownGroup,
     due_dates,
     parse_event,
+    to_customer,
     to_ticket,
     verify_secret,
 )
@@ -341,6 +342,14 @@ def test_records_are_translated_to_our_names() -> None:
     )
     assert ticket.updated_stamp == "2026-01-02T03:04:05Z"
     assert to_ticket({**raw, "status": 7}).status == "open"  # a custom status is still unresolved
+    # trashed or spam: stored as deleted, which counts in no statistic (docs/mapping.md, "Who counts")
+    assert to_ticket({**raw, "deleted": True}).status == to_ticket({**raw, "spam": True}).status == "deleted"
+    # a deleted or blocked contact is inactive; Freshdesk's `active` (email verified) says nothing of that
+    assert [to_customer({"id": 1, **flags}).active for flags in ({"deleted": True}, {"blocked": True})] == [
+        False,
+        False,
+    ]
+    assert to_customer({"id": 1, "active": False}).active is True
     assert PRIORITY_TO_FRESHDESK == {"low": 1, "normal": 2, "high": 3, "urgent": 4}
 
 
