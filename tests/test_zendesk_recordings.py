@@ -42,12 +42,22 @@ def replay() -> Iterator[Callable[..., tuple[Replay, ZendeskConnector]]]:
     """Start a replay of the given interactions and a connector pointed at it."""
     running: list[Replay] = []
 
-    def start(interactions: list[Interaction], **options: object) -> tuple[Replay, ZendeskConnector]:
-        any_query = frozenset(options.pop("any_query", frozenset()))  # type: ignore[arg-type]
+    def start(
+        interactions: list[Interaction],
+        *,
+        any_query: frozenset[str] = frozenset(),
+        export_page_size: int = 1000,
+    ) -> tuple[Replay, ZendeskConnector]:
         server = Replay(interactions, any_query=any_query).__enter__()
         running.append(server)
-        options = {"max_attempts": 1, **options}
-        return server, ZendeskConnector(server.url, "agent@example.com", "not-a-real-token", **options)  # type: ignore[arg-type]
+        connector = ZendeskConnector(
+            server.url,
+            "agent@example.com",
+            "not-a-real-token",
+            max_attempts=1,
+            export_page_size=export_page_size,
+        )
+        return server, connector
 
     yield start
     for server in running:
@@ -133,7 +143,7 @@ def test_the_documented_organizations_export_example_is_read(replay) -> None:
     example = documented_example(
         "incremental_organizations_example.json", "/api/v2/incremental/organizations"
     )
-    server, zendesk = replay([example], any_query={example.path})
+    server, zendesk = replay([example], any_query=frozenset({example.path}))
     batches = list(zendesk.pull("organizations", None))
     assert server.unmatched == []
     assert len(batches) == 1  # end_of_stream: the next_page (pointing at ticket_events) is not followed

@@ -36,9 +36,9 @@ Behaviour worth knowing (spec = the OpenAPI subset; choice = ours where Zendesk'
   read them with ``ticket_reopens``.
 - Deletes are soft, as Zendesk's: a deleted user stays readable with ``active: false``; a deleted ticket
   (204) answers 404 to reads and writes but stays in the incremental export with status "deleted".
-- Bulk job results: a written record is ``{"id", "action", "status", "success": true, "index"}``; a
-  failed one is ``{"index", "error", "id", "details"}`` with no ``success`` key, as Zendesk answers
-  (recorded in shared/recordings/zendesk: organizations update_many, 99 of 100 records so).
+- Bulk job results, as recorded from Zendesk (shared/recordings/zendesk): a written record is
+  ``{"id", "action", "status", "success": true}``; a failed one is ``{"index", "error", "id", "details"}``
+  with no ``success`` key (an organizations update_many answered 99 of its 100 records so).
 """
 
 from __future__ import annotations
@@ -2185,8 +2185,7 @@ class ZendeskSandbox(HelpdeskSandbox):
                 failed: dict[str, Any] = {"index": index}
                 ref = record_ids[index] if record_ids else None
                 try:
-                    result = task(deliveries)
-                    result["index"] = index
+                    result = task(deliveries)  # a written record: {"id", "action", "status", "success"}
                 except ZendeskError as e:
                     body = e.body if isinstance(e.body, dict) else {"error": str(e.body)}
                     failed["error"] = body.get("error", "Error")
