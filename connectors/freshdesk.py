@@ -1,14 +1,16 @@
 """Freshdesk: the only module that knows Freshdesk's paths and field names.
 
 What it does with the API (see docs/connectors.md, "Freshdesk"):
-- pulls contacts (``_updated_since``), tickets (``updated_since``, oldest change first) and companies
-  (Freshdesk has no change filter for them: every page is read and the unchanged ones are dropped), with
-  page/per_page and the ``Link: <...>; rel="next"`` header, resuming from a stored timestamp cursor;
+- pulls contacts (``_updated_since``, then each changed contact's own record, as the list has no tags),
+  tickets (``updated_since``, oldest change first) and companies (Freshdesk has no change filter for them:
+  every page is read and the unchanged ones are dropped), with page/per_page and the
+  ``Link: <...>; rel="next"`` header, resuming from a stored timestamp cursor;
 - reads one ticket, contact or company when a webhook names one we do not know yet;
 - routes a ticket: a private note, then ONE ``PUT /api/v2/tickets/{id}`` with priority (1-4), group_id,
   the merged tag list (Freshdesk's PUT replaces tags) and, when the mapping gives SLA targets, due_by and
   fr_due_by. Freshdesk has no safe_update, so the tags are read right before the write; the marker tag
-  makes a repeated delivery a no-op and an existing note is never added twice (see ``apply``);
+  makes a repeated delivery a no-op and an existing note is never added twice, not even after a POST
+  that timed out but succeeded (see ``apply``);
 - verifies webhooks, which Freshdesk does not sign: a shared secret in a header the automation rule sets,
   or HTTP basic auth, compared in constant time.
 """
@@ -39,7 +41,7 @@ from connectors.base import (
     optional_str,
     parse_time,
 )
-from connectors.http import ApiError, ApiInvalid, HttpClient
+from connectors.http import ApiError, ApiInvalid, ApiNotFound, HttpClient
 from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
 
 log = logging.getLogger("tierdesk.freshdesk")
@@ -165,6 +167,10 @@ def _iso(value: datetime) -> str:
 
 
 def to_customer(contact: Mapping[str, Any]) -> Customer:
+    """A contact as our customer record. ``tags`` only come with a contact's own record (GET
+    /contacts/{id}), never in the list or search rows (see FreshdeskConnector.pull). A deleted or blocked
+    contact is inactive; Freshdesk's ``active`` only says whether the contact verified their email, and an
+    unverified contact still raises tickets, so it is not read."""
     return Customer(
         source=NAME,
         external_id=str(contact["id"]),
@@ -175,6 +181,7 @@ def to_customer(contact: Mapping[str, Any]) -> Customer:
         created_at=parse_time(contact.get("created_at")),
         updated_at=parse_time(contact.get("updated_at")),
         attributes={k: custom_value(v) for k, v in (contact.get("custom_fields") or {}).items()},
+        active=not contact.get("deleted") and not contact.get("blocked"),
     )
 
 
@@ -195,16 +202,23 @@ def to_organization(company: Mapping[str, Any]) -> Organization:
     )
 
 
-def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
+def _status(ticket: Mapping[str, Any]) -> str | None:
+    """Our status name. A ticket in the trash or marked spam is "deleted" (it counts for nothing,
+    docs/mapping.md); custom statuses (numbers above 5) are unresolved states, counted as open."""
+    if ticket.get("deleted") or ticket.get("spam"):
+        return "deleted"
     status = ticket.get("status")
+    return STATUS_FROM_FRESHDESK.get(status, "open") if isinstance(status, int) else None
+
+
+def to_ticket(ticket: Mapping[str, Any]) -> Ticket:
     return Ticket(
         source=NAME,
         external_id=str(ticket["id"]),
         requester_id=optional_str(ticket.get("requester_id")),
         organization_id=optional_str(ticket.get("company_id")),
         subject=ticket.get("subject"),
-        # custom statuses (numbers above 5) are unresolved states: count them as open
-        status=STATUS_FROM_FRESHDESK.get(status, "open") if isinstance(status, int) else None,
+        status=_status(ticket),
         priority=PRIORITY_FROM_FRESHDESK.get(ticket.get("priority") or 0),
         group_id=optional_str(ticket.get("group_id")),
         tags=tuple(ticket.get("tags") or ()),
@@ -347,13 +361,25 @@ class FreshdeskConnector:
         self.per_page = per_page
         self.ticket_page_limit = ticket_page_limit
         self._groups: dict[str, int] | None = None
+        # Contact versions we hold that a contact pull can list again: id -> (updated_at, tags) of each
+        # contact read or written (by the tag push) since the contacts cursor. A listed row with the same
+        # updated_at is one we have; a change by anyone else moves updated_at and is read. Entries go once
+        # the cursor passes them, so this holds about a minute of changes plus the last push.
+        self._held: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.contact_reads = 0  # GET /contacts/{id} made by pulls, for sync reports and benchmarks
 
     def _call(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        attempts: int | None = None,
     ) -> Any:
         """One API call; a refused request names the fields Freshdesk complained about."""
         try:
-            return self.http.request(method, path, params=params, json=json)
+            return self.http.request(method, path, params=params, json=json, attempts=attempts)
         except ApiInvalid as e:
             details = self.tap.error_details()
             if not details:
@@ -381,17 +407,25 @@ class FreshdeskConnector:
 
     def push_tags(self, kind: str, changes: list[TagChange]) -> PushReport:
         """Add and remove our segment tags on contacts. A contact's PUT replaces its tag list, so each
-        contact is read right before the write and only our changes are applied to what it holds."""
+        contact is read right before the write and only our changes are applied to what it holds; a
+        contact that already carries exactly that list is not written at all."""
         if kind != "users":
             raise ValueError(f"Freshdesk keeps no tags on {kind}")
         report = PushReport()
         for change in changes:
+            path = f"/api/v2/contacts/{change.external_id}"
             try:
-                current = self._call("GET", f"/api/v2/contacts/{change.external_id}").get("tags") or []
+                current = list(self._call("GET", path).get("tags") or [])
                 tags = [t for t in current if t not in change.remove]
                 tags += [t for t in change.add if t not in tags]
-                report.write_calls += 1
-                self._call("PUT", f"/api/v2/contacts/{change.external_id}", json={"tags": tags})
+                if tags != current:
+                    report.write_calls += 1
+                    answer = self._call("PUT", path, json={"tags": tags})
+                    if isinstance(answer, dict) and answer.get("updated_at"):
+                        self._held[change.external_id] = (
+                            str(answer["updated_at"]),
+                            tuple(answer.get("tags") or tags),
+                        )
             except ApiError as e:
                 report.failed.append(change.external_id)
                 report.errors.append(str(e))
@@ -462,7 +496,15 @@ class FreshdeskConnector:
         if stream == "organizations":
             yield from self._pull_unordered(stream, "/api/v2/companies", None, to_organization, cursor)
         elif stream == "users":
-            yield from self._pull_unordered(stream, "/api/v2/contacts", "_updated_since", to_customer, cursor)
+            last = cursor
+            for batch in self._pull_unordered(
+                stream, "/api/v2/contacts", "_updated_since", to_customer, cursor, self._with_tags
+            ):
+                last = batch.cursor
+                yield batch
+            passed = parse_time(last) if last else None
+            if passed is not None:  # rows no newer than the cursor are never listed again: forget them
+                self._held = {k: v for k, v in self._held.items() if (parse_time(v[0]) or passed) > passed}
         elif stream == "tickets":
             yield from self._pull_tickets(cursor)
         else:
@@ -490,8 +532,12 @@ class FreshdeskConnector:
         since_param: str | None,
         convert: Callable[[Mapping[str, Any]], Any],
         cursor: str | None,
+        complete: Callable[[list[dict[str, Any]], datetime | None], list[dict[str, Any]]] | None = None,
     ) -> Iterator[Batch]:
-        """Contacts and companies come in no documented order: the cursor moves only after the last page."""
+        """Contacts and companies come in no documented order: the cursor moves only after the last page.
+
+        ``complete`` turns a page's list rows into full records (contacts: the tags the list leaves out).
+        """
         since = parse_time(cursor) if cursor else None
         params = {since_param: cursor} if since_param and cursor else {}
         newest: datetime | None = None
@@ -507,7 +553,48 @@ class FreshdeskConnector:
                 if changed and (newest is None or changed > newest):
                     newest = changed
             next_cursor = cursor if more else self._advance(cursor, newest, ceiling)
+            if complete is not None:
+                items = complete(items, since)
             yield Batch(stream, [convert(i) for i in items], next_cursor)
+
+    def _with_tags(self, rows: list[dict[str, Any]], since: datetime | None) -> list[dict[str, Any]]:
+        """The contacts of a list page as full records, reading GET /contacts/{id} only where needed.
+
+        Freshdesk's contact list (and search) leaves out ``tags`` (and avatar, other_emails, deleted,
+        other_companies, view_all_tickets): only a contact's own record has them. Stored from the list, a
+        contact's VIP tag would be lost on every sync. So each changed contact is read once, through the
+        shared rate budget like every call, except:
+
+        * a row no newer than the cursor: ``_updated_since`` is inclusive, so the cursor's own second comes
+          back; we hold that version already (the cursor never passes "pull started" minus a minute) and
+          the row is dropped, not stored again without its tags;
+        * a row whose updated_at is that of a version this connector read or wrote since (our tag push's
+          PUT moves updated_at, and the last minute before a pull is listed by two pulls): its tags are
+          the ones we hold.
+
+        A sync therefore reads one contact per contact changed by someone else since the last sync; a
+        full pull reads every contact once. A contact gone between list and read (404) is skipped.
+        """
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            changed = parse_time(row.get("updated_at"))
+            if since is not None and changed is not None and changed <= since:
+                continue
+            contact_id = str(row["id"])
+            held = self._held.get(contact_id)
+            if held is not None and held[0] == row.get("updated_at"):
+                out.append({**row, "tags": list(held[1])})
+                continue
+            self.contact_reads += 1
+            try:
+                contact = self._call("GET", f"/api/v2/contacts/{contact_id}")
+            except ApiNotFound:
+                self._held.pop(contact_id, None)
+                continue
+            if contact.get("updated_at"):
+                self._held[contact_id] = (str(contact["updated_at"]), tuple(contact.get("tags") or ()))
+            out.append(contact)
+        return out
 
     def _pull_tickets(self, cursor: str | None) -> Iterator[Batch]:
         """Tickets oldest change first, anchored on time rather than on page numbers.
@@ -575,7 +662,9 @@ class FreshdeskConnector:
         before the writes and our tags are merged into what it carries now; an agent's tag added in the few
         milliseconds between that read and our PUT could still be lost (docs/connectors.md). The note goes
         first and the marker tag last: a retry after a failed PUT finds the note (by its first line) and
-        does not add it again, and once the marker is on the ticket nothing is written at all.
+        does not add it again, and once the marker is on the ticket nothing is written at all. The note's
+        POST is never retried by the HTTP client (a timeout may hide a note that was added): the event's
+        retry reads the conversations first.
         """
         calls = 0
         if self.marker_tag.lower() in (t.lower() for t in ticket.tags):
@@ -592,7 +681,11 @@ class FreshdeskConnector:
         first_line = decision.note.strip().splitlines()[0] if decision.note.strip() else ""
         if first_line and not self._has_note(ticket.external_id, fresh, first_line):
             calls += 1
-            self._call("POST", f"{path}/notes", json={"body": note_body(decision.note), "private": True})
+            # One attempt only: a POST that timed out may have added the note. The failure goes back to the
+            # queue, and the retry's fresh read above finds the note before anything is posted again.
+            self._call(
+                "POST", f"{path}/notes", json={"body": note_body(decision.note), "private": True}, attempts=1
+            )
             note_added = True
 
         update: dict[str, Any] = {"tags": merge_tags(current, decision.tags)}

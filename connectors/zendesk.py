@@ -2,8 +2,9 @@
 
 What it does with the API (see docs/connectors.md):
 - pulls users and tickets with the cursor-based incremental exports and organizations with the time-based
-  one, resuming from a stored cursor;
-- reads one ticket, user or organization when a webhook names one we do not know yet;
+  one, resuming from a stored cursor; only end users are customers, deleted and suspended ones inactive;
+- reads one ticket, user or organization when a webhook names one we do not know yet (staff: no customer);
+- pushes segment tags with update_many jobs, counting a record written only when its result says so;
 - routes a ticket with ONE write: PUT /api/v2/tickets/{id} carrying priority, group_id, the merged tag list
   and an internal note, guarded by safe_update so an agent's concurrent change is never overwritten (on a
   409 we read the ticket again and merge anew). The routed marker tag lands in the same write as the note,
@@ -41,7 +42,7 @@ NAME = "zendesk"
 SIGNATURE_HEADER = "x-zendesk-webhook-signature"
 TIMESTAMP_HEADER = "x-zendesk-webhook-signature-timestamp"
 INVOCATION_HEADER = "x-zendesk-webhook-invocation-id"
-EXPORT_PAGE_SIZE = 1000
+EXPORT_PAGE_SIZE = 1000  # the exports' maximum and default page size
 START_TIME_LAG = 61  # Zendesk refuses an incremental start_time less than a minute old
 
 
@@ -73,6 +74,44 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 class UnknownGroup(ApiError):
     """The mapping names a group this Zendesk account does not have."""
+
+
+def written_records(job: Mapping[str, Any], ids: list[str]) -> set[str]:
+    """The ids (of `ids`, in the order they were sent) that a finished bulk job says it wrote.
+
+    Only a result that says so counts: ``"success": true`` and no ``error``. Zendesk marks a failed record
+    with ``error`` / ``details`` and sends no ``success`` key at all (recorded: 99 of 100 records of an
+    organizations update_many as ``{"index": 1, "error": "OrganizationUpdateFailed", "id": ...}``), and a
+    record with no result, or a job that failed as a whole, was not written either. A result names its
+    record by ``id``, or only by ``index`` (its position in the request).
+    """
+    if job.get("status") != "completed":
+        return set()
+    results = job.get("results")
+    if isinstance(results, Mapping):  # the documented whole-job form: {"success": bool}
+        return set(ids) if results.get("success") is True and not results.get("error") else set()
+    written: set[str] = set()
+    for result in results if isinstance(results, list) else []:
+        if not isinstance(result, Mapping) or result.get("success") is not True or result.get("error"):
+            continue
+        if result.get("id") is not None:
+            written.add(str(result["id"]))
+        elif isinstance(result.get("index"), int) and 0 <= result["index"] < len(ids):
+            written.add(ids[result["index"]])
+    return written & set(ids)
+
+
+def job_failures(job: Mapping[str, Any], limit: int = 3) -> str:
+    """A short account of a job's failed records for the push report, e.g. "99 record(s) failed:
+    6164110666394: OrganizationUpdateFailed (Name: ... has already been taken); ..."."""
+    results = job.get("results")
+    failures = [
+        r for r in (results if isinstance(results, list) else []) if isinstance(r, Mapping) and r.get("error")
+    ]
+    shown = "; ".join(
+        f"{r.get('id', r.get('index'))}: {r.get('error')} ({r.get('details')})" for r in failures[:limit]
+    )
+    return f"{len(failures)} record(s) failed: {shown[:300]}" if failures else "records without a result"
 
 
 # -- webhooks: pure functions over the raw body --------------------------------------------------
@@ -182,7 +221,18 @@ def replay_key(timestamp: str, body: bytes) -> str:
 # -- translation from Zendesk JSON to our records ---------------------------------------------------
 
 
+CUSTOMER_ROLE = "end-user"  # agents and admins are users too, but only end users are customers
+
+
+def is_customer(user: Mapping[str, Any]) -> bool:
+    """Whether a user is one of the account's customers (an end user) rather than staff."""
+    return user.get("role") == CUSTOMER_ROLE
+
+
 def to_customer(user: Mapping[str, Any]) -> Customer:
+    """A user as our customer record. Zendesk keeps deleted users with ``active: false`` (760 of 1,000
+    in a recorded export) and suspended ones with ``suspended: true``: neither can raise tickets, so both
+    are inactive (kept for their tickets, never segmented or tagged)."""
     return Customer(
         source=NAME,
         external_id=str(user["id"]),
@@ -193,6 +243,7 @@ def to_customer(user: Mapping[str, Any]) -> Customer:
         created_at=parse_time(user.get("created_at")),
         updated_at=parse_time(user.get("updated_at")),
         attributes={k: custom_value(v) for k, v in (user.get("user_fields") or {}).items()},
+        active=user.get("active") is not False and not user.get("suspended"),
     )
 
 
@@ -259,7 +310,11 @@ class ZendeskConnector:
         max_attempts: int = 4,
         backoff_initial: float = 0.5,
         backoff_max: float = 20.0,
+        export_page_size: int = EXPORT_PAGE_SIZE,
     ) -> None:
+        if not 1 <= export_page_size <= EXPORT_PAGE_SIZE:
+            raise ValueError(f"export_page_size must be 1..{EXPORT_PAGE_SIZE}, got {export_page_size}")
+        self.export_page_size = export_page_size
         self.http = HttpClient(
             NAME,
             base_url,
@@ -287,8 +342,10 @@ class ZendeskConnector:
     def get_ticket(self, ticket_id: str) -> Ticket:
         return to_ticket(self.http.get(f"/api/v2/tickets/{ticket_id}")["ticket"])
 
-    def get_customer(self, external_id: str) -> Customer:
-        return to_customer(self.http.get(f"/api/v2/users/{external_id}")["user"])
+    def get_customer(self, external_id: str) -> Customer | None:
+        """The user as a customer; None when they are staff (an agent or admin requested the ticket)."""
+        user = self.http.get(f"/api/v2/users/{external_id}")["user"]
+        return to_customer(user) if is_customer(user) else None
 
     def get_organization(self, external_id: str) -> Organization:
         return to_organization(self.http.get(f"/api/v2/organizations/{external_id}")["organization"])
@@ -354,7 +411,7 @@ class ZendeskConnector:
         path = f"/api/v2/incremental/{stream}/cursor"
         # tickets: sideload each ticket's metric set (first reply and resolution times, reopens)
         extra: dict[str, Any] = {"include": "metric_sets"} if stream == "tickets" else {}
-        params: dict[str, Any] = {"per_page": EXPORT_PAGE_SIZE, **extra}
+        params: dict[str, Any] = {"per_page": self.export_page_size, **extra}
         if cursor and cursor.startswith("cursor:"):
             params["cursor"] = cursor.removeprefix("cursor:")
         else:
@@ -363,8 +420,8 @@ class ZendeskConnector:
         while True:
             page = self.http.get(path, **params)
             after = page.get("after_cursor")
-            # agents and admins are users too, but only end users are customers
-            items = [i for i in page.get(stream, []) if stream != "users" or i.get("role") == "end-user"]
+            # staff are no customers; inactive end users are kept, marked inactive (to_customer)
+            items = [i for i in page.get(stream, []) if stream != "users" or is_customer(i)]
             if stream == "users":
                 records: list[Any] = [to_customer(item) for item in items]
             else:
@@ -378,13 +435,15 @@ class ZendeskConnector:
             if after in seen:
                 raise ApiError(NAME, f"incremental {stream} export repeated cursor {after}")
             seen.add(after)
-            params = {"per_page": EXPORT_PAGE_SIZE, "cursor": after, **extra}
+            params = {"per_page": self.export_page_size, "cursor": after, **extra}
 
     def _pull_time_based(self, stream: str, cursor: str | None) -> Iterator[Batch]:
         start = self._start_time(cursor)
         seen: set[int] = set()
         while True:
-            page = self.http.get(f"/api/v2/incremental/{stream}", start_time=start, per_page=EXPORT_PAGE_SIZE)
+            page = self.http.get(
+                f"/api/v2/incremental/{stream}", start_time=start, per_page=self.export_page_size
+            )
             records = [to_organization(item) for item in page.get(stream, [])]
             end_time = page.get("end_time")
             yield Batch(stream, records, str(end_time) if end_time is not None else cursor)
@@ -527,12 +586,13 @@ class ZendeskConnector:
                     if job_id not in pending or job.get("status") not in ("completed", "failed"):
                         continue
                     batch = pending.pop(job_id)
-                    failed = {str(r.get("id")) for r in job.get("results") or [] if r.get("success") is False}
+                    written = written_records(job, [c.external_id for c in batch])
                     if job.get("status") == "failed":
-                        failed = {c.external_id for c in batch}
                         report.errors.append(f"job {job_id} failed: {job.get('message')}")
+                    elif len(written) < len(batch):
+                        report.errors.append(f"job {job_id}: {job_failures(job)}")
                     for change in batch:
-                        (report.failed if change.external_id in failed else report.succeeded).append(
+                        (report.succeeded if change.external_id in written else report.failed).append(
                             change.external_id
                         )
 

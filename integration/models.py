@@ -41,6 +41,9 @@ class Customer:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     attributes: Mapping[str, Value] = field(default_factory=dict)
+    # False: deleted, suspended or blocked at the source. Such a person cannot raise tickets; the record is
+    # kept (their old tickets point at it) but is no customer: never segmented, counted or tagged.
+    active: bool = True
 
     @property
     def key(self) -> str:

@@ -325,6 +325,37 @@ MIGRATIONS.append(
     )
 )
 
+# Inactive people (deleted, suspended or blocked at their helpdesk) stay stored for their tickets' sake but
+# are no customers: the population, and so every recompute, cut-off and tag push, leaves them out
+# (docs/mapping.md, "Who counts"). The views are those of migration 3 plus the `active` column.
+MIGRATIONS.append(
+    (
+        11,
+        """
+        ALTER TABLE customers ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+        DROP VIEW customer_population;
+        DROP VIEW customers_merged;
+        CREATE VIEW customers_merged AS
+        SELECT c.key, c.source, c.external_id, c.email, c.name, c.organization_key,
+               coalesce(i.tags, c.tags) AS tags,
+               CASE WHEN i.record_key IS NULL THEN c.attributes
+                    ELSE json_patch(json_patch(coalesce(i.low, '{}'), c.attributes), coalesce(i.high, '{}'))
+               END AS attributes,
+               CASE WHEN i.created_at IS NOT NULL AND (c.created_at IS NULL OR i.created_at < c.created_at)
+                    THEN i.created_at ELSE c.created_at END AS created_at,
+               c.updated_at, c.synced_at, i.role AS role, i.entity_key AS entity_key, c.active
+        FROM customers c LEFT JOIN identities i ON i.record_key = c.key;
+        CREATE VIEW customer_population AS
+        SELECT m.key, m.source, m.external_id, m.email, m.name,
+               coalesce(oi.entity_key, m.organization_key) AS organization_key,
+               m.tags, m.attributes, m.created_at, m.updated_at, m.synced_at, m.role, m.entity_key, m.active
+        FROM customers_merged m
+        LEFT JOIN identities oi ON oi.record_key = m.organization_key AND oi.role != 'held'
+        WHERE (m.role IS NULL OR m.role = 'primary') AND m.active = 1;
+        """,
+    )
+)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -515,6 +546,7 @@ class Store:
                 "created_at": _iso(c.created_at),
                 "updated_at": _iso(c.updated_at),
                 "synced_at": now,
+                "active": int(c.active),
             }
             for c in customers
         ]
@@ -593,6 +625,7 @@ class Store:
             created_at=_dt(row["created_at"]),
             updated_at=_dt(row["updated_at"]),
             attributes=json.loads(row["attributes"]),
+            active=bool(row["active"]),
         )
 
     @staticmethod
@@ -618,7 +651,8 @@ class Store:
 
     def iter_customers(self) -> Iterator[Customer]:
         for row in self.db.query(
-            "SELECT * FROM customers_merged WHERE role IS NULL OR role = 'primary' ORDER BY key"
+            "SELECT * FROM customers_merged WHERE (role IS NULL OR role = 'primary') AND active = 1 "
+            "ORDER BY key"
         ):
             yield self._customer(row)
 
@@ -665,9 +699,9 @@ class Store:
                sum(satisfaction = 'bad') AS csat_bad,
                sum(created_at >= :d365 AND status IN ('solved', 'closed')) AS tickets_solved_365d
         FROM tickets
-        WHERE requester_key IS NOT NULL {where}
+        WHERE requester_key IS NOT NULL AND coalesce(status, '') != 'deleted' {where}
         GROUP BY requester_key
-    """
+    """  # a deleted ticket (spam, a mistake) counts for nothing: not volume, not CSAT, not cost to serve
 
     def ticket_stats(self, now: datetime, customer_key: str | None = None) -> dict[str, TicketStats]:
         """Ticket history per requester, counted in SQL so a recompute never loads every ticket."""
@@ -1248,6 +1282,7 @@ class Store:
         """(key, source, external id, tags the source holds, {dimension: label}) for users or organizations.
 
         A CRM record linked to a helpdesk customer carries that person's (or organization's) labels.
+        Inactive people are left out: they are no customers, and a write to them is wasted.
         """
         table, segments, key_column = {
             "users": ("customers", "segments", "customer_key"),
@@ -1263,7 +1298,8 @@ class Store:
             for row in self.db.conn.execute(
                 "SELECT r.key, r.source, r.external_id, r.tags, "  # noqa: S608 - fixed names above
                 "CASE WHEN i.role IN ('primary', 'linked') THEN i.entity_key ELSE r.key END "
-                f"FROM {table} r LEFT JOIN identities i ON i.record_key = r.key ORDER BY r.key"
+                f"FROM {table} r LEFT JOIN identities i ON i.record_key = r.key "
+                f"{'WHERE r.active = 1 ' if table == 'customers' else ''}ORDER BY r.key"
             )
         ]
 
@@ -1479,6 +1515,10 @@ class Store:
                 (stamp,),
             )
             conn.execute("DELETE FROM new_segments")
+            # someone deleted or suspended since the last recompute is no customer: no labels left behind
+            conn.execute(
+                "DELETE FROM segments WHERE customer_key IN (SELECT key FROM customers WHERE active = 0)"
+            )
         return changes
 
     def save_organization_segments(
@@ -1831,7 +1871,8 @@ class Store:
         """Stored tickets created in [since, until), oldest first, as plain rows (tags decoded)."""
         sql = (
             f"SELECT {self._TICKET_COLUMNS} FROM tickets "  # noqa: S608 - a fixed column list
-            "WHERE created_at >= ? AND created_at < ? ORDER BY created_at, key LIMIT ?"
+            "WHERE created_at >= ? AND created_at < ? AND coalesce(status, '') != 'deleted' "
+            "ORDER BY created_at, key LIMIT ?"
         )
         return [self._ticket_row(row) for row in self.db.query(sql, [_iso(since), _iso(until), limit])]
 

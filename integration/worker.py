@@ -133,17 +133,27 @@ class Worker:
             raise ApiError(source, f"no connector configured for {source!r}")
         return connector
 
-    def _customer(self, connector: Connector, requester_id: str) -> Customer:
+    def _customer(self, connector: Connector, requester_id: str) -> Customer | None:
+        """The requester as a customer to classify; None when they are none (docs/mapping.md, "Who counts").
+
+        Staff (an agent or admin who opened the ticket) are never stored, as the sync keeps only end users;
+        an inactive (deleted, suspended) person is stored as inactive but not classified. Either way the
+        ticket is routed without segments.
+        """
         store = self.runtime.store
         key = f"{connector.name}:user:{requester_id}"
         customer = store.get_customer(key)
         if customer is None:  # never synced: pull them (and their organization) on the spot
             customer = connector.get_customer(requester_id)
+            if customer is None:
+                return None
             store.upsert_customers([customer])
+            if not customer.active:
+                return None
             org_key = customer.organization_key
             if org_key and store.get_organization(org_key) is None and customer.organization_id:
                 store.upsert_organizations([connector.get_organization(customer.organization_id)])
-        return customer
+        return customer if customer.active else None
 
     def _route(self, event: Event) -> Outcome:
         self.runtime.refresh_mapping()  # a version published in the admin applies from the next event on
@@ -175,8 +185,8 @@ class Worker:
         assignments: dict[str, Assignment] = {}
         customer_key = None
         feats: dict = {}
-        if ticket.requester_id:
-            customer = self._customer(connector, ticket.requester_id)
+        customer = self._customer(connector, ticket.requester_id) if ticket.requester_id else None
+        if customer is not None:
             customer_key = customer.key
             store.record_arrival(ticket)  # counted from its arrival, as the next sync will (docs/mapping.md)
             assignments, feats = segments_for_customer(store, rt.mapping, rt.mapping_digest, customer, now)

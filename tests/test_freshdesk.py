@@ -21,7 +21,7 @@ import requests
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from connectors.base import WebhookRejected
+from connectors.base import TagChange, WebhookRejected
 from connectors.freshdesk import (
     AUTOMATION_BODY,
     PRIORITY_TO_FRESHDESK,
@@ -29,10 +29,11 @@ from connectors.freshdesk import (
     UnknownGroup,
     due_dates,
     parse_event,
+    to_customer,
     to_ticket,
     verify_secret,
 )
-from connectors.http import ApiInvalid, ApiNotFound, ApiServerError, ApiUnauthorized
+from connectors.http import ApiInvalid, ApiNotFound, ApiServerError, ApiUnauthorized, ApiUnavailable
 from connectors.sandbox.freshdesk import FreshdeskSandbox
 from connectors.sandbox.freshdesk_seed import seed
 from connectors.sandbox.seed import SeedSummary
@@ -195,11 +196,17 @@ def test_pull_is_incremental(
         assert _at(store.get_cursor("freshdesk", stream) or "")  # an ISO timestamp
 
     # nothing changed: only the records changed in the cursor's own second come back (it is inclusive)
-    for stream in ("organizations", "users", "tickets"):
+    for stream in ("organizations", "tickets"):
         cursor = store.get_cursor("freshdesk", stream) or ""
         again = [r for batch in freshdesk.pull(stream, cursor) for r in batch.records]
         assert again
         assert {r.updated_at for r in again} == {_at(cursor)}
+    # contacts of that second are versions we hold: not read again (their list rows have no tags)
+    reads = freshdesk.contact_reads
+    assert [
+        r for batch in freshdesk.pull("users", store.get_cursor("freshdesk", "users")) for r in batch.records
+    ] == []
+    assert freshdesk.contact_reads == reads
 
     _api(fbox, "PUT", f"contacts/{contact['id']}", {"custom_fields": {"revenue_12m": 99999}, "tags": ["vip"]})
     ticket = _new_ticket(fbox, contact["id"])
@@ -242,6 +249,77 @@ def test_contacts_cursor_moves_only_after_the_last_page(fbox: FreshdeskSandbox, 
     assert sum(len(b.records) for b in batches) == 120
 
 
+def _contact_calls(box: FreshdeskSandbox) -> dict[str, int]:
+    """API calls on contacts since the request log was cleared: list pages, single reads, writes."""
+    log = box.request_log
+    return {
+        "list": sum(1 for m, p, _q, _s in log if m == "GET" and p == "/api/v2/contacts"),
+        "read": sum(1 for m, p, _q, _s in log if m == "GET" and p.startswith("/api/v2/contacts/")),
+        "write": sum(1 for m, p, _q, _s in log if m == "PUT" and p.startswith("/api/v2/contacts/")),
+    }
+
+
+def test_a_vip_tag_on_a_synced_contact_makes_a_vip(
+    fsettings: Settings, fbox: FreshdeskSandbox, fseeded
+) -> None:
+    """Freshdesk's contact list has no tags; the sync reads each changed contact's own record for them."""
+    runtime = Runtime.from_settings(fsettings)
+    freshdesk = runtime.connectors["freshdesk"]
+    assert "tags" not in _api(fbox, "GET", "contacts?per_page=1")[0]  # what a real list row looks like
+    fbox.clear_request_log()
+    sync.pull(runtime.store, freshdesk, streams=("users",))
+    # the first pull reads every contact once: 120 reads on top of 2 list pages
+    assert _contact_calls(fbox) == {"list": 2, "read": 120, "write": 0}
+    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    vips = set(runtime.store.customers_by_segment()[("vip", "vip")])
+    tagged = {f"freshdesk:user:{fbox.find_contact(e)['id']}" for e in fseeded.vip_tagged_emails}
+    assert tagged
+    assert tagged <= vips
+
+    # an incremental sync reads only the contacts someone changed since
+    changed = fseeded.customer_ids[3]
+    _api(fbox, "PUT", f"contacts/{changed}", {"tags": ["vip"]})
+    fbox.clear_request_log()
+    assert sync.pull(runtime.store, freshdesk, streams=("users",)) == {"users": 1}
+    assert _contact_calls(fbox) == {"list": 1, "read": 1, "write": 0}
+    customer = runtime.store.get_customer(f"freshdesk:user:{changed}")
+    assert customer is not None
+    assert customer.tags == ("vip",)
+    runtime.store.close()
+
+
+def test_the_tag_push_leaves_contacts_whose_tags_are_right_alone(
+    fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    """After a push, the next sync lists the written contacts again (their updated_at moved): it reads
+    none of them and writes none again; a contact that already carries the change gets no PUT."""
+    from integration.scheduler import refresh
+
+    runtime = Runtime.from_settings(fsettings)
+    freshdesk = runtime.connectors["freshdesk"]
+    first = refresh(runtime)["tags_freshdesk"]
+    assert first["write_calls"] == 120
+    fbox.clear_request_log()
+    second = refresh(runtime)
+    assert second["pulled_freshdesk"]["users"] == 120  # every written contact is listed again...
+    assert second["tags_freshdesk"]["planned"] == {"users": 0}
+    assert _contact_calls(fbox) == {"list": 2, "read": 0, "write": 0}  # ...and costs no read, no write
+    _api(fbox, "PUT", f"contacts/{fseeded.customer_ids[1]}", {"job_title": "CTO"})  # someone changes one
+    fbox.clear_request_log()
+    refresh(runtime)  # the pushed contacts may be listed once more (the last minute is): none is read
+    calls = _contact_calls(fbox)
+    assert (calls["read"], calls["write"]) == (1, 0)
+
+    # a contact that already carries what a push would write: read once, not rewritten
+    contact = fbox.get_contact(fseeded.customer_ids[0])
+    own = next(t for t in contact["tags"] if t.startswith("tierdesk_"))
+    fbox.clear_request_log()
+    report = freshdesk.push_tags("users", [TagChange(str(contact["id"]), (own,), ())])
+    assert (report.succeeded, report.write_calls) == ([str(contact["id"])], 0)
+    assert _contact_calls(fbox) == {"list": 0, "read": 1, "write": 0}
+    runtime.store.close()
+
+
 def test_deep_ticket_lists_are_read_past_the_page_cap() -> None:
     box = FreshdeskSandbox(KEY, ticket_page_max=2)
     box.start()
@@ -264,6 +342,14 @@ def test_records_are_translated_to_our_names() -> None:
     )
     assert ticket.updated_stamp == "2026-01-02T03:04:05Z"
     assert to_ticket({**raw, "status": 7}).status == "open"  # a custom status is still unresolved
+    # trashed or spam: stored as deleted, which counts in no statistic (docs/mapping.md, "Who counts")
+    assert to_ticket({**raw, "deleted": True}).status == to_ticket({**raw, "spam": True}).status == "deleted"
+    # a deleted or blocked contact is inactive; Freshdesk's `active` (email verified) says nothing of that
+    assert [to_customer({"id": 1, **flags}).active for flags in ({"deleted": True}, {"blocked": True})] == [
+        False,
+        False,
+    ]
+    assert to_customer({"id": 1, "active": False}).active is True
     assert PRIORITY_TO_FRESHDESK == {"low": 1, "normal": 2, "high": 3, "urgent": 4}
 
 
@@ -334,6 +420,27 @@ def test_a_retry_after_a_failed_put_adds_no_second_note(fbox: FreshdeskSandbox, 
     assert (again.outcome, again.calls) == ("skipped", 1)
     assert connector.apply(connector.get_ticket(str(created["id"])), DECISION).calls == 0
     assert len(_notes(fbox, created["id"])) == 1
+
+
+def test_a_note_whose_answer_was_lost_is_not_posted_twice(
+    fbox: FreshdeskSandbox, fseeded: SeedSummary
+) -> None:
+    """The note's POST worked but its answer never came: the HTTP client must not post it again; the queue's
+    retry of the event finds it and goes on with the PUT."""
+    connector = _connector(fbox, timeout=(2.0, 0.5))
+    created = _new_ticket(fbox, fseeded.customer_ids[4])
+    ticket = connector.get_ticket(str(created["id"]))
+    connector.groups()
+    fbox.lose_responses(1, method="POST", path=f"/api/v2/tickets/{created['id']}/notes", hold=1.5)
+    with pytest.raises(ApiUnavailable):
+        connector.apply(ticket, DECISION)
+    assert len(_notes(fbox, created["id"])) == 1  # the note was added, the client could not know
+    assert MARKER not in fbox.get_ticket(created["id"])["tags"]
+
+    retried = connector.apply(ticket, DECISION)  # the event comes back from the queue
+    assert (retried.outcome, retried.detail) == ("applied", "note was already there")
+    assert len(_notes(fbox, created["id"])) == 1
+    assert MARKER in fbox.get_ticket(created["id"])["tags"]
 
 
 def test_due_dates_from_targets() -> None:

@@ -213,14 +213,40 @@ def test_contacts_filter_by_updated_since_and_companies_page(
     assert "tags" not in companies[0]  # Freshdesk companies have no tags
 
 
+def test_contact_list_rows_leave_out_what_only_the_contact_shows(
+    api: Api, box: FreshdeskSandbox, summary: SeedSummary
+) -> None:
+    """Freshdesk's list row is the contact without avatar, tags, other_emails, deleted, other_companies and
+    view_all_tickets (its API views and tests); GET /contacts/{id} has them all."""
+    tagged = box.find_contact(summary.vip_tagged_emails[0])
+    assert tagged is not None
+    row = next(c for c in api.all_pages("contacts", per_page=100)[0] if c["id"] == tagged["id"])
+    omitted = {"avatar", "tags", "other_emails", "deleted", "other_companies", "view_all_tickets"}
+    assert not omitted & set(row)
+    assert {"id", "name", "email", "company_id", "custom_fields", "active", "updated_at"} <= set(row)
+    shown = api.get(f"contacts/{tagged['id']}").json()
+    assert omitted <= set(shown)
+    assert shown["tags"] == ["vip"]
+    assert {k: v for k, v in shown.items() if k not in omitted} == row
+
+
+def test_a_lost_response_still_did_the_write(api: Api, box: FreshdeskSandbox, summary: SeedSummary) -> None:
+    ticket = _ticket(api, box, summary)
+    box.lose_responses(1, method="POST", path=f"/api/v2/tickets/{ticket['id']}/notes", hold=1.0)
+    with pytest.raises(requests.Timeout):
+        api.request("POST", f"tickets/{ticket['id']}/notes", json={"body": "<p>x</p>"}, timeout=0.3)
+    assert [c["body_text"] for c in box.ticket_conversations(ticket["id"])] == ["x"]
+    answered = api.post(f"tickets/{ticket['id']}/notes", {"body": "<p>y</p>"})  # only the next one is lost
+    assert answered.status_code == 201
+
+
 def test_seed_has_the_six_groups_vip_tags_and_history(
     api: Api, box: FreshdeskSandbox, summary: SeedSummary
 ) -> None:
     groups, _ = api.all_pages("groups")
     assert [g["name"] for g in groups] == list(GROUPS)
     assert set(summary.groups) == set(GROUPS)
-    contacts, _ = api.all_pages("contacts", per_page=100)
-    tagged = [c for c in contacts if "vip" in c["tags"]]
+    tagged = [i for i in summary.customer_ids if "vip" in api.get(f"contacts/{i}").json()["tags"]]
     assert len(tagged) == len(summary.vip_tagged_emails) == round(120 * 0.02)
     assert summary.tickets > 120
     assert box.counts()["conversations"] == summary.comments

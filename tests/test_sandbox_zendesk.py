@@ -406,6 +406,35 @@ def test_cursor_export_returns_everything_then_only_new_changes(
     assert again["after_cursor"] != watermark
 
 
+def test_deletes_are_soft_and_show_in_the_exports(fresh: ZendeskSandbox, fresh_api: Api) -> None:
+    """As Zendesk's: a deleted user answers active false (760 of 1,000 recorded users are so), a deleted
+    ticket disappears from reads but comes through the export with status "deleted" (515 of 1,000)."""
+    user = fresh.add_user("Leaving Soon", "leaving@example.com")
+    ticket = fresh.add_ticket(user["id"], "Spam", "buy now")
+    start = {"start_time": 0}
+    watermark = {
+        s: fresh_api.get(f"incremental/{s}/cursor", params=start).json() for s in ("users", "tickets")
+    }
+
+    deleted = fresh_api.delete(f"users/{user['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["user"]["active"] is False
+    assert fresh_api.get(f"users/{user['id']}").json()["user"]["active"] is False
+    assert fresh_api.delete(f"tickets/{ticket['id']}").status_code == 204
+    assert fresh_api.get(f"tickets/{ticket['id']}").status_code == 404
+    assert fresh_api.put(f"tickets/{ticket['id']}", {"ticket": {"priority": "low"}}).status_code == 404
+    assert fresh_api.delete(f"tickets/{ticket['id']}").status_code == 404
+    assert ticket["id"] not in [t["id"] for t in fresh_api.get("tickets").json()["tickets"]]
+
+    for stream, record, field, value in (
+        ("users", user, "active", False),
+        ("tickets", ticket, "status", "deleted"),
+    ):
+        cursor = watermark[stream]["after_cursor"]
+        changed = fresh_api.get(f"incremental/{stream}/cursor", params={"cursor": cursor}).json()[stream]
+        assert [(r["id"], r[field]) for r in changed] == [(record["id"], value)]
+
+
 def test_cursor_export_needs_start_time_or_cursor(api: Api) -> None:
     missing = api.get("incremental/users/cursor")
     assert missing.status_code == 400
@@ -615,11 +644,16 @@ def test_ticket_bulk_jobs_report_per_item_failures(api: Api) -> None:
         {"tickets": [{"id": ticket_ids[0], "priority": "low"}, {"id": ticket_ids[1], "priority": "bogus"}]},
     )
     done = wait_for_job(api, answer.json()["job_status"])
-    assert [r["success"] for r in done["results"]] == [True, False]
-    assert done["results"][1]["error"] == "RecordInvalid"
+    ok, bad = done["results"]
+    assert ok == {"id": ticket_ids[0], "action": "update", "status": "Updated", "success": True}
+    # a failed record is told as Zendesk tells it: error, id, details, and no "success" key at all
+    assert set(bad) == {"index", "error", "id", "details"}
+    assert (bad["index"], bad["error"], bad["id"]) == (1, "RecordInvalid", ticket_ids[1])
     assert api.get(f"tickets/{ticket_ids[0]}").json()["ticket"]["priority"] == "low"
     org_job = api.put("organizations/update_many", {"organization": {"notes": "x"}}, params={"ids": "1"})
-    assert wait_for_job(api, org_job.json()["job_status"])["results"][0]["success"] is False
+    missing = wait_for_job(api, org_job.json()["job_status"])["results"][0]
+    assert "success" not in missing
+    assert (missing["error"], missing["id"]) == ("RecordNotFound", 1)
 
 
 # -- rate limits and faults ------------------------------------------------------------------------------

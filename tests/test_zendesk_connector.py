@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import requests
 
+from connectors.base import TagChange
 from connectors.http import ApiNotFound, ApiServerError, ApiUnauthorized
 from connectors.sandbox.seed import SeedSummary
 from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import UnknownGroup, ZendeskConnector
-from integration import sync
-from integration.models import Decision
+from integration import sync, tagsync
+from integration.models import Customer, Decision, TicketEvent
 from integration.store import Store
-from tests.conftest import EMAIL, TOKEN
+from integration.worker import Worker
+from tests.conftest import EMAIL, TOKEN, Live
 
 
 @pytest.fixture
@@ -133,3 +138,113 @@ def test_unknown_group_names_the_group(zendesk: ZendeskConnector) -> None:
         zendesk.group_id("Platinum Desk")
     with pytest.raises(UnknownGroup, match="Nope, Platinum Desk"):
         zendesk.check_groups({"General", "Platinum Desk", "Nope"})
+
+
+# -- bulk tag pushes: only what Zendesk wrote counts as written --------------------------------------------
+
+
+def test_push_tags_reports_the_records_zendesk_did_not_write(
+    zendesk: ZendeskConnector, sandbox: ZendeskSandbox, seeded: SeedSummary
+) -> None:
+    """A failed record's job result has an error and no success key: it is failed, never succeeded."""
+    real = str(seeded.customer_ids[0])
+    gone = "987654321"
+    report = zendesk.push_tags(
+        "users", [TagChange(real, ("tierdesk_tier_a",), ()), TagChange(gone, ("tierdesk_tier_a",), ())]
+    )
+    assert (report.succeeded, report.failed) == ([real], [gone])
+    assert "RecordNotFound" in report.errors[0]
+    assert "tierdesk_tier_a" in _api(sandbox, "GET", f"/api/v2/users/{real}")["user"]["tags"]
+
+
+def test_a_record_the_push_could_not_write_is_planned_again(live: Live) -> None:
+    runtime = live.runtime
+    ghost = Customer("zendesk", "987654321", email="ghost@example.com", name="Not In Zendesk")
+    runtime.store.upsert_customers([ghost])
+    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    first = tagsync.push(runtime.store, runtime.connectors["zendesk"], runtime.mapping)
+    assert first.failed["users"] == 1
+    assert first.pushed["users"] == first.planned["users"] - 1
+    again = tagsync.push(runtime.store, runtime.connectors["zendesk"], runtime.mapping)
+    assert (again.planned["users"], again.failed["users"]) == (1, 1)  # retried, not taken for written
+
+
+# -- who is a customer: staff and inactive people are not --------------------------------------------------
+
+
+def _delete(live: Live, path: str) -> None:
+    requests.delete(
+        f"{live.sandbox.base_url}/api/v2/{path}", auth=(f"{EMAIL}/token", TOKEN), timeout=5
+    ).raise_for_status()
+
+
+def test_a_ticket_opened_by_staff_is_routed_without_storing_them_as_a_customer(live: Live) -> None:
+    admin = live.sandbox.add_user("Ada Admin", "ada.admin@example.com", role="admin")
+    live.start_workers()
+    ticket = live.zendesk.create_ticket(str(admin["id"]), "Printer on fire", "Opened for a colleague")
+    live.wait_for_decisions([ticket.external_id])
+
+    decision = live.runtime.store.get_decision(ticket.key)
+    assert decision is not None
+    assert (decision.outcome, decision.customer_key, decision.segments) == ("applied", None, {})
+    assert (decision.priority, decision.group_name) == ("normal", "General")  # the mapping's default
+    assert live.runtime.store.get_customer(f"zendesk:user:{admin['id']}") is None
+
+
+def test_a_deleted_requester_read_at_webhook_time_is_kept_inactive_and_not_classified(live: Live) -> None:
+    person = live.sandbox.add_user("Gone Soon", "gone.soon@example.com")
+    ticket = live.sandbox.add_ticket(person["id"], "Old question", "still open")
+    _delete(live, f"users/{person['id']}")
+    runtime = live.runtime
+    runtime.queue.put(TicketEvent("zendesk", "inv-deleted-requester", str(ticket["id"])), {})
+
+    outcome = Worker(runtime).run_once()
+
+    assert outcome is not None
+    assert outcome.status == "applied"
+    decision = runtime.store.get_decision(f"zendesk:ticket:{ticket['id']}")
+    assert decision is not None
+    assert (decision.customer_key, decision.segments) == (None, {})
+    stored = runtime.store.get_customer(f"zendesk:user:{person['id']}")
+    assert stored is not None
+    assert stored.active is False
+    assert runtime.store.segments_for(stored.key) == {}
+
+
+def test_deleted_users_and_deleted_tickets_count_for_nothing(live: Live) -> None:
+    runtime, store, zendesk = live.runtime, live.runtime.store, live.runtime.connectors["zendesk"]
+    calm = [
+        k
+        for k in store.customers_by_segment()[("lifecycle", "established")]
+        if not store.segments_for(k)["risk"].label
+    ]
+    spammed, busy, leaving = (key.rsplit(":", 1)[1] for key in calm[:3])
+    for requester in (spammed, busy):  # three tickets in a month make a customer "frustrated"
+        for i in range(3):
+            created = live.sandbox.add_ticket(int(requester), f"ticket {i}", "x")
+            if requester == spammed:
+                _delete(live, f"tickets/{created['id']}")  # spam, deleted by an agent
+    _delete(live, f"users/{leaving}")
+    before = store.tag_state("users")
+
+    sync.pull(store, zendesk)
+    sync.recompute(store, runtime.mapping, runtime.mapping_digest)
+
+    assert store.segments_for(f"zendesk:user:{busy}")["risk"].label == "frustrated"  # the rule fires...
+    assert store.segments_for(f"zendesk:user:{spammed}")["risk"].label is None  # ...but not on deleted spam
+    now = datetime.now(UTC)
+    assert store.ticket_stats(now, f"zendesk:user:{spammed}")[f"zendesk:user:{spammed}"].tickets_30d == 0
+    assert store.ticket_stats(now, f"zendesk:user:{busy}")[f"zendesk:user:{busy}"].tickets_30d == 3
+    recent = store.tickets_created_between(now - timedelta(hours=1), now + timedelta(minutes=1))
+    requesters = Counter(t["requester_key"] for t in recent)  # what the service report and simulate see
+    assert (requesters[f"zendesk:user:{busy}"], requesters[f"zendesk:user:{spammed}"]) == (3, 0)
+    gone = store.get_customer(f"zendesk:user:{leaving}")
+    assert gone is not None
+    assert gone.active is False
+    assert store.segments_for(gone.key) == {}
+    assert all(gone.key not in keys for keys in store.customers_by_segment().values())
+    assert {row[0] for row in before} - {row[0] for row in store.tag_state("users")} == {gone.key}
+    pushed = tagsync.push(store, zendesk, runtime.mapping)
+    assert pushed.pushed["users"] > 100
+    tags = _api(live.sandbox, "GET", f"/api/v2/users/{leaving}")["user"]["tags"]
+    assert not [t for t in tags if t.startswith("tierdesk_")]  # a deleted user gets no write at all

@@ -24,7 +24,9 @@ Behaviour worth knowing (docs = Freshdesk's documentation; choice = ours where i
   header while more pages exist, none on the last page. The ticket list without ``updated_since`` shows
   only tickets created in the last 30 days (docs) and refuses pages beyond 300 (choice: Freshdesk caps
   deep paging at about that depth). Contacts are listed by id (choice; Freshdesk documents no order) and
-  filter with ``_updated_since``; companies have no change filter (docs).
+  filter with ``_updated_since``; companies have no change filter (docs). A contact's list row leaves out
+  ``tags``, ``avatar``, ``other_emails``, ``deleted``, ``other_companies`` and ``view_all_tickets``, which
+  only GET /contacts/{id} shows (Freshdesk's API views and tests).
 - ``tags`` on a ticket or contact update REPLACES the whole list (docs); ``custom_fields`` merge by key.
   Tags keep their spelling and are deduplicated ignoring case (choice).
 - Due dates: a new ticket gets ``fr_due_by``/``due_by`` from the account's default SLA policy by priority
@@ -112,6 +114,11 @@ CONTACT_FIELDS = frozenset(
         "language", "time_zone", "tags", "custom_fields",
     }
 )  # fmt: skip
+# Freshdesk's contact list (and search) rows are the contact without these; only GET /contacts/{id} has
+# them (Freshdesk's own API views and tests). Notably the list never shows a contact's tags.
+CONTACT_LIST_OMITS = frozenset(
+    {"avatar", "tags", "other_emails", "deleted", "other_companies", "view_all_tickets"}
+)
 COMPANY_FIELDS = frozenset(
     {"name", "description", "note", "domains", "custom_fields", "health_score", "account_tier",
      "renewal_date", "industry"}
@@ -253,6 +260,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
         self._rate = SlidingWindow(rate_limit_per_minute)
         self._init_controls()
         self._faults["method"] = None
+        self._lost: dict[str, Any] = {"remaining": 0, "method": None, "path": None, "hold": 0.0}
 
         self.api_agent_id = self.add_agent("Sandbox Agent", agent_email)["id"]
         self.app = self._build_app()
@@ -287,6 +295,22 @@ class FreshdeskSandbox(HelpdeskSandbox):
         e.g. only the PUT that follows a note.
         """
         self._set_faults(status, count, retry_after, method=method.upper() if method else None, path=path)
+
+    def lose_responses(
+        self, count: int, *, method: str | None = None, path: str | None = None, hold: float = 1.0
+    ) -> None:
+        """Carry out the next `count` matching API requests, then hold each answer back `hold` seconds.
+
+        A response lost after the write succeeded: the client times out not knowing that its note or
+        update was made. `method` and `path` (a prefix) narrow it, as for inject_faults.
+        """
+        with self._lock:
+            self._lost = {
+                "remaining": max(0, int(count)),
+                "method": method.upper() if method else None,
+                "path": path,
+                "hold": max(0.0, float(hold)),
+            }
 
     def add_automation_rule(
         self,
@@ -826,6 +850,14 @@ class FreshdeskSandbox(HelpdeskSandbox):
         response.headers["X-RateLimit-Remaining"] = str(self._rate.remaining())
         response.headers["X-RateLimit-Used-CurrentRequest"] = str(self._credits())
         self._log_request(request.path, response)
+        hold = 0.0
+        with self._lock:
+            lost = self._lost
+            if lost["remaining"] > 0 and response.status_code < 400 and self._fault_matches(lost):
+                lost["remaining"] -= 1
+                hold = lost["hold"]
+        if hold:
+            time.sleep(hold)  # the work is done; the answer arrives after the client gave up
         return response
 
     def _freshdesk_error(self, error: FreshdeskError) -> Response:
@@ -1022,7 +1054,12 @@ class FreshdeskSandbox(HelpdeskSandbox):
                 and (company_id is None or c["company_id"] == company_id)
                 and (email is None or c["email"] == email)
             ]
-            return self._paginate(wanted, self._render)
+            return self._paginate(wanted, self._render_list_contact)
+
+    @classmethod
+    def _render_list_contact(cls, contact: Mapping[str, Any]) -> dict[str, Any]:
+        """A contact as the list shows it: without the fields only its own record has (docs)."""
+        return {k: v for k, v in cls._render(contact).items() if k not in CONTACT_LIST_OMITS}
 
     def _show_contact(self, contact_id: int) -> Response:
         with self._lock:
