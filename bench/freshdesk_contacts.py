@@ -24,11 +24,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connectors.sandbox.freshdesk import FreshdeskSandbox  # noqa: E402
-from connectors.sandbox.freshdesk_seed import seed  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.scheduler import refresh  # noqa: E402
 from integration.settings import Settings  # noqa: E402
+from sandbox.freshdesk import FreshdeskSandbox  # noqa: E402
+from sandbox.freshdesk_seed import seed  # noqa: E402
 
 KEY = "bench-api-key"
 

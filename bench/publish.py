@@ -35,12 +35,12 @@ def main() -> None:
     import requests
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    from connectors.sandbox.seed import seed
-    from connectors.sandbox.zendesk import ZendeskSandbox
     from integration import scheduler, sync
-    from integration.app import create_app
     from integration.runtime import Runtime
     from integration.settings import Settings
+    from integration.web.app import create_app
+    from sandbox.seed import seed
+    from sandbox.zendesk import ZendeskSandbox
 
     box = ZendeskSandbox(email="bench@example.com", token="bench-token")  # noqa: S106
     t = time.perf_counter()

@@ -39,8 +39,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from integration import segments  # noqa: E402
-from integration.mapping import parse_mapping  # noqa: E402
+from integration.core import segments  # noqa: E402
+from integration.core.mapping import parse_mapping  # noqa: E402
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 RFM = """

@@ -25,11 +25,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connectors.sandbox.seed import seed  # noqa: E402
-from connectors.sandbox.zendesk import ZendeskSandbox  # noqa: E402
 from integration import sync, tagsync  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
+from sandbox.seed import seed  # noqa: E402
+from sandbox.zendesk import ZendeskSandbox  # noqa: E402
 
 
 def main() -> None:

@@ -40,11 +40,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connectors.sandbox.seed import seed  # noqa: E402
-from connectors.sandbox.zendesk import ZendeskSandbox  # noqa: E402
 from connectors.zendesk import ZendeskConnector  # noqa: E402
 from integration.inbox import Inbox  # noqa: E402
 from integration.store import Store  # noqa: E402
+from sandbox.seed import seed  # noqa: E402
+from sandbox.zendesk import ZendeskSandbox  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-secret-not-real"  # noqa: S105 - a fake secret for loopback only
@@ -175,7 +175,7 @@ def ingest(seconds: float, rounds: int, workdir: Path, sandbox_url: str) -> tupl
         "TIERDESK_LOG_LEVEL": "WARNING",
     }
     ours_port, bare_port = _port(), _port()
-    ours_proc = _gunicorn("integration.app:create_app()", ours_port, env)
+    ours_proc = _gunicorn("integration.web.app:create_app()", ours_port, env)
     bare_proc = _gunicorn("bare_app:app", bare_port, env, ["--pythonpath", str(ROOT / "bench")])
     ours: list[dict] = []
     bare: list[dict] = []
@@ -240,7 +240,7 @@ def routed(seconds: float, rate: float, workdir: Path) -> dict[str, float]:
         "TIERDESK_LOG_LEVEL": "WARNING",
     }
     subprocess.run([str(BIN / "tierdesk"), "sync"], env=env, check=True, capture_output=True)  # noqa: S603
-    web = _gunicorn("integration.app:create_app()", port, env)
+    web = _gunicorn("integration.web.app:create_app()", port, env)
     worker = subprocess.Popen([str(BIN / "tierdesk"), "worker"], env=env, start_new_session=True)  # noqa: S603
     created: list[str] = []
     try:

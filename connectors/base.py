@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
+from integration.core.models import Customer, Decision, Organization, Ticket, TicketEvent
 
 STREAMS = ("organizations", "users", "tickets")
 

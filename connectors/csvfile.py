@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from connectors.base import Batch, WebhookRejected
-from integration.models import Customer, Organization, Purchase, TicketEvent, Value
+from integration.core.models import Customer, Organization, Purchase, TicketEvent, Value
 
 KINDS = {
     # kind -> (required fields, optional fields); one of the fields in each required tuple must be mapped

@@ -42,7 +42,7 @@ from connectors.base import (
     parse_time,
 )
 from connectors.http import ApiError, ApiInvalid, ApiNotFound, HttpClient
-from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
+from integration.core.models import Customer, Decision, Organization, Ticket, TicketEvent
 
 log = logging.getLogger("tierdesk.freshdesk")
 

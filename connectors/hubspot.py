@@ -32,7 +32,7 @@ import requests
 
 from connectors.base import Batch, WebhookRejected
 from connectors.http import ApiError, ApiNotFound, HttpClient
-from integration.models import Customer, Organization, Purchase, TicketEvent
+from integration.core.models import Customer, Organization, Purchase, TicketEvent
 
 log = logging.getLogger("tierdesk.hubspot")
 

@@ -36,7 +36,7 @@ from connectors.base import (
     parse_time,
 )
 from connectors.http import ApiConflict, ApiError, HttpClient
-from integration.models import Customer, Decision, Organization, Ticket, TicketEvent
+from integration.core.models import Customer, Decision, Organization, Ticket, TicketEvent
 
 NAME = "zendesk"
 SIGNATURE_HEADER = "x-zendesk-webhook-signature"

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from integration import metrics
+from integration.core import keys
+from integration.core.models import TicketEvent
 from integration.inbox import Drained, Inbox
-from integration.models import TicketEvent
 from integration.store import Event, Store
 
 log = logging.getLogger("tierdesk.queue")
@@ -36,7 +37,7 @@ MOVE_EVERY = 0.01  # seconds between inbox looks while a worker is busy
 
 
 def _ticket_key(event: TicketEvent) -> str:
-    return f"{event.source}:ticket:{event.ticket_id}"
+    return keys.ticket(event.source, event.ticket_id)
 
 
 class LeaseKeeper:

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.http import ApiError
-from integration import routing, sync
-from integration.mapping import ROUTED_FIELDS, Mapping
-from integration.models import Assignment, Decision
+from integration import sync
+from integration.core import routing
+from integration.core.mapping import ROUTED_FIELDS, MappingSpec
+from integration.core.models import Assignment, Decision
 from integration.store import DecisionRecord, Store
 
 log = logging.getLogger("tierdesk.reroute")
@@ -50,7 +51,7 @@ def plan(
     last_priority: str | None,
     new: Decision,
     live_tags: tuple[str, ...],
-    mapping: Mapping,
+    mapping: MappingSpec,
 ) -> Plan:
     """What to change on one open ticket. Pure: the rules in one place, tested on their own."""
     if mode not in MODES:
@@ -171,7 +172,12 @@ class RerouteSummary:
 
 
 def reroute(
-    store: Store, connector: object, mapping: Mapping, bookmark: int, mode: str, now: datetime | None = None
+    store: Store,
+    connector: object,
+    mapping: MappingSpec,
+    bookmark: int,
+    mode: str,
+    now: datetime | None = None,
 ) -> RerouteSummary:
     """Re-route the open tickets of every customer with segment changes after `bookmark` whose labels
     differ from those the ticket was routed with."""

@@ -24,8 +24,9 @@ from connectors.freshdesk import UnknownGroup as FreshdeskUnknownGroup
 from connectors.http import ApiError, ApiForbidden, ApiUnauthorized, ApiUnavailable
 from connectors.zendesk import UnknownGroup as ZendeskUnknownGroup
 from connectors.zendesk import ZendeskConnector
-from integration import identity, metrics
-from integration.mapping import Mapping, MappingError, parse_mapping
+from integration import metrics
+from integration.core import identity
+from integration.core.mapping import MappingError, MappingSpec, parse_mapping
 from integration.queue import Queue
 from integration.settings import DEFAULT_MAPPING, Settings, SettingsError
 from integration.store import Store
@@ -33,7 +34,7 @@ from integration.store import Store
 log = logging.getLogger("tierdesk")
 
 
-def load_mapping(path: str | Path) -> tuple[Mapping, str]:
+def load_mapping(path: str | Path) -> tuple[MappingSpec, str]:
     """Read and validate a mapping file; returns the mapping and a digest of its text."""
     path = Path(path)
     try:
@@ -48,7 +49,9 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def active_mapping(store: Store, path: str | Path, mapping: Mapping, digest: str) -> tuple[Mapping, str]:
+def active_mapping(
+    store: Store, path: str | Path, mapping: MappingSpec, digest: str
+) -> tuple[MappingSpec, str]:
     """The mapping this process starts with: the file when it is new or changed since it was last adopted,
     otherwise the version an admin published since (docs/api.md, "Mapping versions")."""
     text = Path(path).read_text(encoding="utf-8")
@@ -150,7 +153,7 @@ class Runtime:
     settings: Settings
     store: Store
     queue: Queue
-    mapping: Mapping
+    mapping: MappingSpec
     mapping_digest: str
     connectors: dict[str, Connector] = field(default_factory=dict)
     _mapping_checked: float = field(default=0.0, init=False, repr=False)
@@ -243,7 +246,7 @@ def open_queue(settings: Settings, store: Store) -> Queue:
     )
 
 
-def read_mapping(settings: Settings) -> tuple[Mapping, str]:
+def read_mapping(settings: Settings) -> tuple[MappingSpec, str]:
     """The mapping file at TIERDESK_MAPPINGS; a file that cannot be read names the variable, a file
     that does not validate names its own line and key (MappingError)."""
     try:

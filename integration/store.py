@@ -22,7 +22,8 @@ from typing import Any
 
 import sqlite_utils
 
-from integration.models import (
+from integration.core import keys
+from integration.core.models import (
     Assignment,
     Customer,
     Decision,
@@ -581,8 +582,8 @@ class Store:
                 "key": t.key,
                 "source": t.source,
                 "external_id": t.external_id,
-                "requester_key": f"{t.source}:user:{t.requester_id}" if t.requester_id else None,
-                "organization_key": f"{t.source}:org:{t.organization_id}" if t.organization_id else None,
+                "requester_key": keys.user(t.source, t.requester_id) if t.requester_id else None,
+                "organization_key": keys.org(t.source, t.organization_id) if t.organization_id else None,
                 "subject": t.subject,
                 "status": t.status,
                 "priority": t.priority,
@@ -620,7 +621,7 @@ class Store:
             external_id=row["external_id"],
             email=row["email"],
             name=row["name"],
-            organization_id=org_key.rsplit(":", 1)[1] if org_key else None,
+            organization_id=keys.external_id(org_key) if org_key else None,
             tags=tuple(json.loads(row["tags"])),
             created_at=_dt(row["created_at"]),
             updated_at=_dt(row["updated_at"]),
@@ -1552,7 +1553,7 @@ class Store:
 
     # -- purchases, sync state and identity (integration/identity.py holds the matching logic) ------
 
-    # The identity rules of this process (integration.identity.Rules), set by the runtime; sync.pull
+    # The identity rules of this process (integration.core.identity.Rules), set by the runtime; sync.pull
     # resolves identities with them after every pull (None: the defaults).
     identity_rules: Any = None
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from connectors.base import STREAMS, Connector
-from integration import identity, segments
-from integration.mapping import Mapping
-from integration.models import Assignment, Customer, Organization, TicketStats
+from integration.core import identity, segments
+from integration.core.mapping import MappingSpec
+from integration.core.models import Assignment, Customer, Organization, TicketStats
 from integration.store import Store
 
 log = logging.getLogger("tierdesk.sync")
@@ -117,14 +117,14 @@ def customer_features(
     customer: Customer,
     organization: Organization | None,
     stats: TicketStats | None,
-    mapping: Mapping,
+    mapping: MappingSpec,
     now: datetime,
 ) -> dict:
     return segments.features(customer, organization, stats or TicketStats(), now, mapping.features)
 
 
 def load_population(
-    store: Store, mapping: Mapping, now: datetime, organization_key: str | None = None
+    store: Store, mapping: MappingSpec, now: datetime, organization_key: str | None = None
 ) -> tuple[segments.Population, segments.Population | None]:
     """Customers (and organizations, when a dimension lives at that level) as feature columns.
 
@@ -180,7 +180,7 @@ def load_population(
 
 def recompute(
     store: Store,
-    mapping: Mapping,
+    mapping: MappingSpec,
     mapping_digest: str,
     now: datetime | None = None,
     *,
@@ -216,7 +216,11 @@ def recompute(
 
 
 def organization_assignments(
-    store: Store, mapping: Mapping, fitted: segments.Fitted, organization: Organization | None, now: datetime
+    store: Store,
+    mapping: MappingSpec,
+    fitted: segments.Fitted,
+    organization: Organization | None,
+    now: datetime,
 ) -> dict[str, list[tuple[str, Assignment]]]:
     """A customer's organization-level labels as the last recompute stored them for their organization.
 
@@ -238,7 +242,7 @@ def organization_assignments(
     return {dim.name: [(title, stored[dim.name])] for dim in dims}
 
 
-def fitted_model(store: Store, mapping: Mapping, mapping_digest: str) -> segments.Fitted:
+def fitted_model(store: Store, mapping: MappingSpec, mapping_digest: str) -> segments.Fitted:
     """The population cut-offs for this mapping, refitting when the mapping changed since."""
     saved = store.load_model(MODEL)
     if saved and saved.get("digest") == mapping_digest:
@@ -251,7 +255,7 @@ def fitted_model(store: Store, mapping: Mapping, mapping_digest: str) -> segment
 
 def segments_for_customer(
     store: Store,
-    mapping: Mapping,
+    mapping: MappingSpec,
     mapping_digest: str,
     customer: Customer,
     now: datetime | None = None,

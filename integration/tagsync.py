@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 
 from connectors.base import TagChange
-from integration import routing
-from integration.mapping import Mapping
+from integration.core import routing
+from integration.core.mapping import MappingSpec
 from integration.store import Store
 
 log = logging.getLogger("tierdesk.tagsync")
@@ -20,7 +20,7 @@ KINDS = ("users", "organizations")
 
 
 def plan_change(
-    current: tuple[str, ...], labels: dict[str, str | None], mapping: Mapping
+    current: tuple[str, ...], labels: dict[str, str | None], mapping: MappingSpec
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(tags to add, tags to remove) so that our tags on a record match its labels. Pure."""
     wanted = [routing.tag_for(d, label, mapping) for d, label in labels.items() if label is not None]
@@ -40,7 +40,7 @@ class PushSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def push(store: Store, connector: object, mapping: Mapping) -> PushSummary:
+def push(store: Store, connector: object, mapping: MappingSpec) -> PushSummary:
     """Push tag differences for every user and organization of this connector's source."""
     if hasattr(connector, "push_segments"):
         return _push_crm(store, connector, mapping)
@@ -78,7 +78,7 @@ def push(store: Store, connector: object, mapping: Mapping) -> PushSummary:
     return summary
 
 
-def _push_crm(store: Store, connector: object, mapping: Mapping) -> PushSummary:
+def _push_crm(store: Store, connector: object, mapping: MappingSpec) -> PushSummary:
     """A CRM keeps the segment tags in one multi-select property that holds only ours: set it whole."""
     summary = PushSummary()
     source = connector.name  # type: ignore[attr-defined]

@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 
 from connectors.base import ApplyResult, Connector
 from connectors.http import ApiError, ApiNotFound, ApiRateLimited, wait_limit
-from integration import metrics, routing
+from integration import metrics
+from integration.core import keys, routing
+from integration.core.models import Assignment, Customer, Decision
 from integration.inbox import SETTLE
-from integration.models import Assignment, Customer, Decision
 from integration.queue import MOVE_EVERY
 from integration.runtime import Runtime
 from integration.store import Event
@@ -141,7 +142,7 @@ class Worker:
         ticket is routed without segments.
         """
         store = self.runtime.store
-        key = f"{connector.name}:user:{requester_id}"
+        key = keys.user(connector.name, requester_id)
         customer = store.get_customer(key)
         if customer is None:  # never synced: pull them (and their organization) on the spot
             customer = connector.get_customer(requester_id)
@@ -162,7 +163,7 @@ class Worker:
         connector = self._connector(event.source)
         if (previous := store.get_decision(event.ticket_key)) and previous.outcome == "applied":
             return Outcome("skipped", "ticket already routed")
-        ticket_id = event.ticket_key.rsplit(":", 1)[1]
+        ticket_id = keys.external_id(event.ticket_key)
         try:
             ticket = connector.get_ticket(ticket_id)
         except ApiNotFound as e:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -18,14 +15,14 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from connectors.sandbox.seed import SeedSummary, seed
-from connectors.sandbox.zendesk import ZendeskSandbox
-from connectors.zendesk import ZendeskConnector
+from connectors.zendesk import ZendeskConnector, sign
 from integration import sync
-from integration.app import create_app
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Event
+from integration.web.app import create_app
+from sandbox.seed import SeedSummary, seed
+from sandbox.zendesk import ZendeskSandbox
 from tests.contract import SPEC_PATH, Contract, Recorder
 
 SECRET = "test-webhook-secret-not-real"
@@ -85,7 +82,7 @@ class Live:
     stop: threading.Event
 
     def start_workers(self, count: int = 2) -> None:
-        from integration.cli import start_workers
+        from integration.cli.commands import start_workers
 
         self.stop.clear()
         start_workers(self.runtime, self.stop, count)
@@ -149,10 +146,9 @@ def queued_event(runtime: Runtime, response: requests.Response, source: str = "z
 def signed_headers(body: bytes, secret: str = SECRET, timestamp: str | None = None) -> dict:
     """Headers exactly as Zendesk signs a delivery; override parts to forge one."""
     timestamp = timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
     return {
         "Content-Type": "application/json",
-        "x-zendesk-webhook-signature": base64.b64encode(digest).decode(),
+        "x-zendesk-webhook-signature": sign(secret, body, timestamp),
         "x-zendesk-webhook-signature-timestamp": timestamp,
         "x-zendesk-webhook-invocation-id": f"inv-{time.monotonic_ns()}",
     }

@@ -21,16 +21,16 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import scheduler, sync
-from integration.admin import mappings
-from integration.app import create_app
-from integration.models import TicketEvent
+from integration.core.models import TicketEvent
 from integration.runtime import Runtime, text_digest
 from integration.settings import Settings
+from integration.web.admin import mappings
+from integration.web.app import create_app
 from integration.worker import Worker
+from sandbox.seed import SeedSummary
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,7 +257,7 @@ def test_the_sign_in_throttle_is_shared_by_every_process(admin: AdminApp) -> Non
     }
     other_process = """
 import re
-from integration.app import create_app
+from integration.web.app import create_app
 client = create_app().test_client()
 client.environ_base["REMOTE_ADDR"] = "198.51.100.20"
 for n in range(10):
@@ -830,7 +830,7 @@ def test_api_errors_are_json_with_a_message(admin: AdminApp) -> None:
 
 
 def test_the_demo_ends_with_the_admin_address_and_sign_in() -> None:
-    from integration.demo import run
+    from integration.cli.demo import run
 
     lines: list[str] = []
     assert run(customers=150, tickets=5, seed=3, echo=lines.append, serve=False) == 0

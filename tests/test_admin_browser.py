@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.seed import seed
-from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import sync
-from integration.app import create_app
-from integration.models import TicketEvent
+from integration.core.models import TicketEvent
 from integration.runtime import Runtime
 from integration.settings import Settings
+from integration.web.app import create_app
 from integration.worker import Worker
+from sandbox.seed import seed
+from sandbox.zendesk import ZendeskSandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"

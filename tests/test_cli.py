@@ -17,11 +17,11 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from connectors.sandbox.zendesk import ZendeskSandbox
-from integration.cli import main
-from integration.models import TicketEvent
+from integration.cli.commands import main
+from integration.core.models import TicketEvent
 from integration.settings import Settings
 from integration.worker import Worker
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN, Live, post_webhook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +131,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 def _tierdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The installed `tierdesk` command in its own process, with only the environment given (and PATH)."""
     script = Path(sys.executable).parent / "tierdesk"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "integration.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "integration.cli.commands"]
     return subprocess.run(  # noqa: S603 - our own command
         [*command, *args],
         cwd=ROOT,

@@ -11,10 +11,10 @@ import json
 import pytest
 import requests
 
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
-from integration.models import Decision
+from integration.core.models import Decision
+from sandbox.seed import SeedSummary
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, RECORDERS, TOKEN
 from tests.contract import SPEC_PATH, Contract, Recorded
 

@@ -16,8 +16,8 @@ import pytest
 
 from connectors.csvfile import CsvError, CsvFileConnector, load_mapping, parse
 from integration import sync
-from integration.identity import Rules
-from integration.models import Customer
+from integration.core.identity import Rules
+from integration.core.models import Customer
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store

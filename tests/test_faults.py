@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
-from integration.cli import start_workers
+from integration.cli.commands import start_workers
 from integration.runtime import Runtime
 from integration.store import Event, Store
 from integration.worker import Worker
+from sandbox.seed import SeedSummary
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, SECRET, TOKEN, Live, inbox_lines, moved, signed_headers
 from tests.test_processes import _port, _wait_http
 
@@ -134,7 +134,7 @@ def test_kill_9_of_web_and_worker_mid_burst_applies_every_event_exactly_once(
         "2",
         "--bind",
         f"127.0.0.1:{port}",
-        "integration.app:create_app()",
+        "integration.web.app:create_app()",
     ]
     worker_cmd = [str(BIN / "tierdesk"), "worker"]
     subprocess.run([str(BIN / "tierdesk"), "sync"], env=env, check=True, capture_output=True)  # noqa: S603

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from integration import demo
-from integration.demo import run
-from integration.mapping import MappingError, parse_mapping
+from integration.cli import demo
+from integration.cli.demo import run
+from integration.core.mapping import MappingError, parse_mapping
 from integration.store import Store
 from tests.test_admin_api import AdminApp, _edit, _sign_in, admin  # noqa: F401 - `admin` is a fixture
 from tests.test_cli import ROOT, _tierdesk

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.sandbox.zendesk import ZendeskSandbox
 from integration.inbox import Inbox
 from integration.store import Store
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN, signed_headers
 
 BIN = Path(sys.executable).parent
@@ -80,7 +80,7 @@ def server(tmp_path: Path, sandbox: ZendeskSandbox) -> Iterator[Server]:
         f"127.0.0.1:{port}",
         "--access-logfile",
         "-",
-        "integration.app:create_app()",
+        "integration.web.app:create_app()",
     ]
     stdout, stderr = tmp_path / "web.out", tmp_path / "web.err"
     with stdout.open("w") as out, stderr.open("w") as err:

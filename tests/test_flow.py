@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from connectors.zendesk import UnknownGroup, ZendeskConnector
-from integration.models import Decision
+from integration.core.models import Decision
 from integration.runtime import Runtime
 from integration.worker import Worker
 from tests.conftest import EMAIL, TOKEN, Live, inbox_lines, moved, post_webhook, queued_event

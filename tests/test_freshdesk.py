@@ -34,16 +34,16 @@ from connectors.freshdesk import (
     verify_secret,
 )
 from connectors.http import ApiInvalid, ApiNotFound, ApiServerError, ApiUnauthorized, ApiUnavailable
-from connectors.sandbox.freshdesk import FreshdeskSandbox
-from connectors.sandbox.freshdesk_seed import seed
-from connectors.sandbox.seed import SeedSummary
 from integration import sync
-from integration.app import create_app
-from integration.cli import main
-from integration.models import Decision
+from integration.cli.commands import main
+from integration.core.models import Decision
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store
+from integration.web.app import create_app
+from sandbox.freshdesk import FreshdeskSandbox
+from sandbox.freshdesk_seed import seed
+from sandbox.seed import SeedSummary
 from tests.conftest import moved, queued_event
 
 KEY = "fd-connector-test-key"
@@ -104,7 +104,7 @@ class FreshLive:
     stop: threading.Event
 
     def start_workers(self, count: int = 2) -> None:
-        from integration.cli import start_workers
+        from integration.cli.commands import start_workers
 
         start_workers(self.runtime, self.stop, count)
 

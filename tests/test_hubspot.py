@@ -19,15 +19,15 @@ from flask.testing import FlaskClient
 from connectors.base import WebhookRejected
 from connectors.http import ApiError, ApiRateLimited, ApiUnauthorized
 from connectors.hubspot import HubSpotConnector, rate_limit_wait
-from connectors.sandbox.hubspot import HubSpotSandbox
-from connectors.sandbox.hubspot_seed import seed as seed_hubspot
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
 from integration import sync
-from integration.app import create_app
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Store
+from integration.web.app import create_app
+from sandbox.hubspot import HubSpotSandbox
+from sandbox.hubspot_seed import seed as seed_hubspot
+from sandbox.seed import SeedSummary
+from sandbox.zendesk import ZendeskSandbox
 
 TOKEN = "hs-test-token"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -360,7 +360,7 @@ def test_sync_command_pulls_one_connector_reports_conflicts_and_lists_state(
 ) -> None:
     from click.testing import CliRunner
 
-    from integration.cli import main
+    from integration.cli.commands import main
 
     runner = CliRunner()
     env = _cli_env(enriched)
@@ -398,7 +398,7 @@ def test_sync_command_pulls_one_connector_reports_conflicts_and_lists_state(
 def test_progress_shows_a_bar_per_stream_on_a_terminal(
     hub: HubSpotSandbox, hubspot: HubSpotConnector, store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from integration.cli import SyncProgress
+    from integration.cli.commands import SyncProgress
 
     _seed_small(hub)
     progress = SyncProgress(hubspot, store, full=False, enabled=True)

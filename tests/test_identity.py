@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from integration import identity, sync
-from integration.identity import Part, Rules, resolve
-from integration.models import Customer, Organization, Purchase
+from integration import sync
+from integration.core import identity
+from integration.core.identity import Part, Rules, resolve
+from integration.core.models import Customer, Organization, Purchase
 from integration.store import Store
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

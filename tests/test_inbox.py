@@ -174,8 +174,8 @@ def test_a_killed_web_process_loses_nothing_it_acknowledged(store: Store) -> Non
 
 
 def test_the_gate_answers_503_when_the_inbox_cannot_be_written(tmp_path: Path, settings: Any) -> None:
-    from integration.app import create_app
     from integration.runtime import Runtime
+    from integration.web.app import create_app
     from tests.conftest import signed_headers
 
     runtime = Runtime.from_settings(settings)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integration.mapping import (
+from integration.core.mapping import (
     KEYS,
     METHODS,
     Expression,

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 
-from integration.cli import main
-from integration.models import TicketEvent
+from integration.cli.commands import main
+from integration.core.models import TicketEvent
 from integration.runtime import Runtime
 from integration.store import Store
 from integration.worker import Worker

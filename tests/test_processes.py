@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration.store import Store
+from sandbox.seed import SeedSummary
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN
 
 BIN = Path(sys.executable).parent

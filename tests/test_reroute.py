@@ -12,11 +12,11 @@ from pathlib import Path
 import requests
 
 from integration import reroute, sync
-from integration.admin import reports
-from integration.models import Assignment, Customer, Decision, Ticket
+from integration.core.models import Assignment, Customer, Decision, Ticket
 from integration.runtime import Runtime
 from integration.scheduler import refresh
 from integration.store import DecisionRecord, Store
+from integration.web.admin import reports
 from integration.worker import Worker
 from tests.conftest import EMAIL, TOKEN, Live
 
@@ -231,7 +231,7 @@ def test_a_priority_an_agent_raised_is_kept_and_the_decision_says_so() -> None:
 
 
 def test_the_demo_prints_the_reroute_count_the_admin_shows() -> None:
-    from integration.demo import run
+    from integration.cli.demo import run
 
     lines: list[str] = []
     admin: dict[str, object] = {}

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from integration import reroute
-from integration.cli import main
-from integration.models import Assignment, Decision, Ticket, TicketEvent
+from integration.cli.commands import main
+from integration.core.models import Assignment, Decision, Ticket, TicketEvent
 from integration.runtime import Runtime
 from integration.scheduler import build
 from integration.settings import Settings, SettingsError

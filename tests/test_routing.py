@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from integration.mapping import parse_mapping
-from integration.models import Assignment, Customer, Decision, TicketStats
-from integration.routing import decide, segment_tags, sla_tag, tag_for
-from integration.segments import classify_all, features
+from integration.core.mapping import parse_mapping
+from integration.core.models import Assignment, Customer, Decision, TicketStats
+from integration.core.routing import decide, segment_tags, sla_tag, tag_for
+from integration.core.segments import classify_all, features
 
 DEFAULT_YAML = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
 

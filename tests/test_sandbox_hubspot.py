@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.sandbox.hubspot import SEARCH_CAP, HubSpotSandbox, iso_ms
-from connectors.sandbox.hubspot_seed import seed
-from connectors.sandbox.seed import seed as seed_zendesk
-from connectors.sandbox.zendesk import ZendeskSandbox
+from sandbox.hubspot import SEARCH_CAP, HubSpotSandbox, iso_ms
+from sandbox.hubspot_seed import seed
+from sandbox.seed import seed as seed_zendesk
+from sandbox.zendesk import ZendeskSandbox
 
 TOKEN = "hs-sandbox-test-token"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -28,8 +28,8 @@ import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from connectors.sandbox.seed import GROUPS, seed
-from connectors.sandbox.zendesk import ZendeskSandbox
+from sandbox.seed import GROUPS, seed
+from sandbox.zendesk import ZendeskSandbox
 
 EMAIL = "agent@example.com"
 TOKEN = "sandbox-test-token"
@@ -1031,7 +1031,7 @@ def test_module_runs_standalone_and_stops_on_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "connectors.sandbox.zendesk",
+            "sandbox.zendesk",
             "--port",
             "0",
             "--customers",

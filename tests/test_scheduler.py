@@ -12,8 +12,8 @@ import requests
 from click.testing import CliRunner
 
 from integration import reroute, scheduler, sync, tagsync
-from integration.cli import main
-from integration.models import Decision
+from integration.cli.commands import main
+from integration.core.models import Decision
 from integration.runtime import Runtime
 from integration.scheduler import lock_name, refresh, run_job
 from tests.conftest import EMAIL, TOKEN, Live

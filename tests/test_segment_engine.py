@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration import sync
-from integration.mapping import MappingError, parse_expression, parse_mapping
-from integration.models import Assignment, Customer, Organization, Ticket
-from integration.routing import decide
-from integration.segments import (
+from integration.core.mapping import MappingError, parse_expression, parse_mapping
+from integration.core.models import Assignment, Customer, Organization, Ticket, TicketStats
+from integration.core.routing import decide
+from integration.core.segments import (
     CustomerTable,
     Fitted,
     OrganizationTable,
@@ -540,7 +540,7 @@ def test_recompute_then_one_customer_gives_identical_labels_and_reasons(tmp_path
         assert feats == features(
             store.get_customer(key),
             store.get_organization(store.get_customer(key).organization_key or ""),
-            store.ticket_stats(NOW, key).get(key) or __import__("integration.models").models.TicketStats(),
+            store.ticket_stats(NOW, key).get(key) or TicketStats(),
             NOW,
             m.features,
         )
@@ -598,7 +598,7 @@ def test_quality_report_counts_missing_inputs_and_warns_about_segment_sizes(tmp_
 def test_segment_report_command_prints_quality(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from integration.cli import main
+    from integration.cli.commands import main
 
     store = seeded_store(tmp_path, size=40)
     store.close()

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integration.mapping import FeatureSpec, parse_mapping
-from integration.models import Assignment, Customer, Organization, TicketStats
-from integration.segments import (
+from integration.core.mapping import FeatureSpec, parse_mapping
+from integration.core.models import Assignment, Customer, Organization, TicketStats
+from integration.core.segments import (
     Fitted,
     bottom_cutoff,
     classify,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from integration.core.models import Assignment, Customer, Decision, Ticket, TicketEvent
 from integration.inbox import Inbox
-from integration.models import Assignment, Customer, Decision, Ticket, TicketEvent
 from integration.queue import Queue
 from integration.store import MIGRATIONS, Store
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from connectors.base import WebhookRejected
 from connectors.zendesk import parse_event
-from integration.app import create_app
 from integration.runtime import Runtime
 from integration.settings import Settings
+from integration.web.app import create_app
 from tests.conftest import EMAIL, SECRET, TOKEN, moved, signed_headers
 
 DIGITS = re.compile(r"[0-9]+")

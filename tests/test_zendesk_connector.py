@@ -10,13 +10,13 @@ import requests
 
 from connectors.base import TagChange
 from connectors.http import ApiNotFound, ApiServerError, ApiUnauthorized
-from connectors.sandbox.seed import SeedSummary
-from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import UnknownGroup, ZendeskConnector
 from integration import sync, tagsync
-from integration.models import Customer, Decision, TicketEvent
+from integration.core.models import Customer, Decision, TicketEvent
 from integration.store import Store
 from integration.worker import Worker
+from sandbox.seed import SeedSummary
+from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN, Live
 
 

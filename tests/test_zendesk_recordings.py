@@ -22,7 +22,7 @@ from connectors.base import TagChange
 from connectors.http import ApiNotFound
 from connectors.zendesk import ZendeskConnector
 from integration import sync
-from integration.models import Decision, Ticket
+from integration.core.models import Decision, Ticket
 from integration.store import Store
 from tests.recordings import MISSING, RECORDINGS, Interaction, Replay, cassette, documented_example
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk import ZendeskSandbox
 
 GROUPS = ("General", "Senior Support", "Key Accounts", "Self-Service", "Retention", "Onboarding")
 TICKET_COST = 25  # the cost-to-serve per ticket the profitability share below is tuned against

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, TypeGuard
 
 import yaml
 
-from integration.models import Value
+from integration.core.models import Value
 
 # What conditions and scores read: feature name -> value (None or absent: missing).
 Features = collections.abc.Mapping[str, Value]
@@ -1011,7 +1011,7 @@ class RoutingRule:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class MappingSpec:
     """A validated mapping: segment dimensions (in order), routing rules, defaults, tag spelling."""
 
     source: str
@@ -1351,8 +1351,8 @@ def _identifier(doc: _Doc, value: str, path: Path, what: str) -> str:
     return value
 
 
-def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
-    """Parse YAML text into a validated Mapping; ``source`` is the file name used in messages."""
+def parse_mapping(text: str, source: str = "<mapping>") -> MappingSpec:
+    """Parse YAML text into a validated MappingSpec; ``source`` is the file name used in messages."""
     doc = _Doc(source)
     data = _load_yaml(text, doc)
     if data is None:
@@ -1368,7 +1368,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
     if description is not None:
         description = _text(doc, description, ("description",), "description")
     sla_targets = _parse_slas(doc, data.get("slas"), ("slas",))
-    mapping = Mapping(
+    mapping = MappingSpec(
         source=source,
         segments=segments,
         routing=routing,
@@ -1916,7 +1916,7 @@ def _check_expression_labels(doc: _Doc, node: Node, path: Path, labels: dict[str
             _check_expression_labels(doc, part, path, labels)
 
 
-def _check_routed_marker(doc: _Doc, mapping: Mapping) -> None:
+def _check_routed_marker(doc: _Doc, mapping: MappingSpec) -> None:
     """Every ticket carrying the routed marker is skipped as "already routed", so the marker must be a tag
     only tierdesk writes: inside tierdesk's namespace (the tag prefix, or ``tierdesk_``) and none of the
     tags the mapping itself reads. A marker like ``vip``, which agents and triggers put on tickets,
@@ -1941,7 +1941,7 @@ def _check_routed_marker(doc: _Doc, mapping: Mapping) -> None:
             )
 
 
-def _check_tag_collisions(doc: _Doc, mapping: Mapping) -> None:
+def _check_tag_collisions(doc: _Doc, mapping: MappingSpec) -> None:
     """Two labels spelled into the same tag would be indistinguishable in the helpdesk."""
     _check_routed_marker(doc, mapping)
     seen: dict[str, str] = {mapping.tags.routed: "the routed marker"}

@@ -6,7 +6,7 @@ webhooks) without a Zendesk account. Paths, body wrappers, field names and error
 official OpenAPI description (shared/specs/zendesk); where that description is silent we follow Zendesk's
 documentation. Use it from Python (``ZendeskSandbox().start()``) or on its own::
 
-    python -m connectors.sandbox.zendesk --port 8765 --customers 1000 --seed 42
+    python -m sandbox.zendesk --port 8765 --customers 1000 --seed 42
 
 Everything lives in memory behind one re-entrant lock; webhook deliveries and bulk jobs run on small
 thread pools so API calls return as quickly as Zendesk's do.
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import hashlib
 import hmac
 import html
 import itertools
@@ -67,7 +66,8 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from connectors.sandbox.base import CONTROL, HelpdeskSandbox, SlidingWindow, serve_until_stopped
+from connectors.zendesk import sign
+from sandbox.base import CONTROL, HelpdeskSandbox, SlidingWindow, serve_until_stopped
 
 API = "/api/v2"
 
@@ -186,12 +186,6 @@ def normalize_tags(value: Any) -> list[str]:
         for tag in str(item).split():
             seen.setdefault(tag.lower(), None)
     return list(seen)
-
-
-def sign_webhook(secret: str, timestamp: str, body: bytes) -> str:
-    """Zendesk's webhook signature: base64(HMAC-SHA256(secret as UTF-8, timestamp + raw body))."""
-    digest = hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body, hashlib.sha256)
-    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def _ulid() -> str:
@@ -2948,7 +2942,7 @@ class ZendeskSandbox(HelpdeskSandbox):
                 "x-zendesk-webhook-id": webhook["id"],
                 "x-zendesk-webhook-invocation-id": delivery["invocation_id"],
                 "x-zendesk-webhook-signature-timestamp": timestamp,
-                "x-zendesk-webhook-signature": sign_webhook(webhook["_secret"], timestamp, body),
+                "x-zendesk-webhook-signature": sign(webhook["_secret"], body, timestamp),
             }
             headers.update(webhook.get("custom_headers") or {})
             headers.update(_auth_headers(webhook.get("authentication")))
@@ -3164,7 +3158,7 @@ def _user_matches(user: Mapping[str, Any], query: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run a seeded sandbox until interrupted; prints the base URL and the credentials to use."""
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.sandbox.zendesk", description="Run the Zendesk sandbox on loopback."
+        prog="python -m sandbox.zendesk", description="Run the Zendesk sandbox on loopback."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -3177,7 +3171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-retry-delay", type=float, default=0.5)
     args = parser.parse_args(argv)
 
-    from connectors.sandbox.seed import seed as seed_data
+    from sandbox.seed import seed as seed_data
 
     sandbox = ZendeskSandbox(
         email=args.email,

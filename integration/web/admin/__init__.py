@@ -14,7 +14,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Hook sessions and both blueprints into the app; create_app calls this after the runtime is set."""
-    from integration.admin import api, auth, pages
+    from integration.web.admin import api, auth, pages
 
     auth.init_app(app)
     app.register_blueprint(pages.bp)

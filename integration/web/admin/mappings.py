@@ -29,7 +29,7 @@ from typing import Any
 
 from connectors.http import ApiError
 from integration import scheduler, sync
-from integration.mapping import Mapping, MappingError, parse_mapping
+from integration.core.mapping import MappingError, MappingSpec, parse_mapping
 from integration.runtime import Runtime, text_digest
 from integration.store import MappingVersion
 
@@ -50,7 +50,7 @@ class Problem:
         return asdict(self)
 
 
-def validate(text: str, source: str = "draft") -> tuple[Mapping | None, Problem | None]:
+def validate(text: str, source: str = "draft") -> tuple[MappingSpec | None, Problem | None]:
     """Parse a mapping text; a MappingError becomes a Problem with its line, key and reason."""
     if not text.strip():
         return None, Problem("the mapping is empty", line=1, reason="the mapping is empty")
@@ -73,7 +73,7 @@ def _line_of(text: str, needle: str) -> int | None:
     return None
 
 
-def check_groups(runtime: Runtime, mapping: Mapping, text: str) -> Problem | None:
+def check_groups(runtime: Runtime, mapping: MappingSpec, text: str) -> Problem | None:
     """Every group the mapping can set must exist in every connected helpdesk (asked live)."""
     for connector in runtime.connectors.values():
         try:

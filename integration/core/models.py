@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from integration.core import keys
+
 # A customer attribute value: numbers for metrics, strings for categories, None when the source has no value.
 Value = float | int | str | bool | None
 
@@ -27,7 +29,7 @@ class Organization:
 
     @property
     def key(self) -> str:
-        return f"{self.source}:org:{self.external_id}"
+        return keys.org(self.source, self.external_id)
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,13 @@ class Customer:
 
     @property
     def key(self) -> str:
-        return f"{self.source}:user:{self.external_id}"
+        return keys.user(self.source, self.external_id)
 
     @property
     def organization_key(self) -> str | None:
         if self.organization_id is None:
             return None
-        return f"{self.source}:org:{self.organization_id}"
+        return keys.org(self.source, self.organization_id)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Ticket:
 
     @property
     def key(self) -> str:
-        return f"{self.source}:ticket:{self.external_id}"
+        return keys.ticket(self.source, self.external_id)
 
 
 @dataclass(frozen=True)
@@ -156,11 +158,11 @@ class Purchase:
 
     @property
     def key(self) -> str:
-        return f"{self.source}:purchase:{self.external_id}"
+        return keys.purchase(self.source, self.external_id)
 
     @property
     def party_keys(self) -> tuple[str, ...]:
         return tuple(
-            [f"{self.source}:user:{c}" for c in self.customer_ids]
-            + [f"{self.source}:org:{o}" for o in self.organization_ids]
+            [keys.user(self.source, c) for c in self.customer_ids]
+            + [keys.org(self.source, o) for o in self.organization_ids]
         )

@@ -54,8 +54,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from collections.abc import Mapping as ReadOnlyMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -63,7 +62,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from integration.mapping import (
+from integration.core.mapping import (
     And,
     Between,
     Compare,
@@ -75,7 +74,7 @@ from integration.mapping import (
     IsMissing,
     Literal,
     ManualDimension,
-    Mapping,
+    MappingSpec,
     MatchList,
     Name,
     Node,
@@ -94,7 +93,7 @@ from integration.mapping import (
     format_value,
     is_number,
 )
-from integration.models import Assignment, Customer, Organization, TicketStats, Value
+from integration.core.models import Assignment, Customer, Organization, TicketStats, Value
 
 SECONDS_PER_DAY = 86_400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -353,7 +352,7 @@ def normalise_email(email: str | None) -> str:
     return (email or "").strip().lower()
 
 
-class RowView(ReadOnlyMapping[str, Value]):
+class RowView(Mapping[str, Value]):
     """One row of a Population read as a features mapping (missing values read as absent)."""
 
     __slots__ = ("index", "population")
@@ -393,7 +392,7 @@ class RowView(ReadOnlyMapping[str, Value]):
 
 def customer_population(
     table: CustomerTable,
-    mapping: Mapping,
+    mapping: MappingSpec,
     now: datetime,
     organizations: OrganizationTable | None = None,
 ) -> Population:
@@ -486,7 +485,7 @@ DERIVED = frozenset(
 )
 
 
-def stored_attributes(mapping: Mapping) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def stored_attributes(mapping: MappingSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The custom attributes a recompute must read: (of customers, of organizations).
 
     Only what the mapping's dimensions read, plus the inputs of derived features, so a store with
@@ -514,7 +513,7 @@ def _days_column(start_us: np.ndarray, now_us: float) -> np.ndarray:
 
 
 def organization_population(
-    table: OrganizationTable, customers: Population, mapping: Mapping, now: datetime
+    table: OrganizationTable, customers: Population, mapping: MappingSpec, now: datetime
 ) -> Population:
     """Organization features: their own attributes, plus sums, minima and means over their users.
 
@@ -716,7 +715,7 @@ class Fitted:
 
 def fit(
     population: Population | Iterable[Features],
-    mapping: Mapping,
+    mapping: MappingSpec,
     organizations: Population | None = None,
     level: str = "customer",
 ) -> Fitted:
@@ -1113,7 +1112,7 @@ class Segmentation:
 
     def __init__(
         self,
-        mapping: Mapping,
+        mapping: MappingSpec,
         population: Population,
         fitted: Fitted,
         results: dict[str, DimensionResult],
@@ -1312,7 +1311,7 @@ def combine_organizations(dim: DimensionSpec, candidates: Sequence[tuple[str, As
 
 def segment(
     population: Population,
-    mapping: Mapping,
+    mapping: MappingSpec,
     fitted: Fitted | None = None,
     organizations: Population | None = None,
     given: dict[str, Sequence[tuple[str, Assignment]]] | None = None,
@@ -1405,7 +1404,7 @@ def classify(
     customer: Customer,
     feats: Features,
     fitted: Fitted,
-    mapping: Mapping,
+    mapping: MappingSpec,
     organizations: dict[str, Sequence[tuple[str, Assignment]]] | None = None,
 ) -> dict[str, Assignment]:
     """One Assignment per dimension, in mapping order, each with its reasons.
@@ -1422,7 +1421,7 @@ def classify(
 
 
 def classify_all(
-    customers_with_features: Iterable[tuple[Customer, Features]], mapping: Mapping
+    customers_with_features: Iterable[tuple[Customer, Features]], mapping: MappingSpec
 ) -> tuple[Fitted, dict[str, dict[str, Assignment]]]:
     """Fit on everyone, then classify everyone; keys are customer.key (small populations, tests)."""
     population = Population.from_features(customers_with_features, mapping.inputs("customer"))

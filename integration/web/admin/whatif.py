@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from integration import routing, segments, sync
-from integration.mapping import Mapping, format_value
-from integration.models import Assignment, Customer, Decision, Organization, TicketStats
+from integration import sync
+from integration.core import routing, segments
+from integration.core.mapping import MappingSpec, format_value
+from integration.core.models import Assignment, Customer, Decision, Organization, TicketStats
 from integration.store import Store
 
 CACHE_SECONDS = 60.0
@@ -36,7 +37,7 @@ PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 class Scenario:
     """One mapping over the stored population: cut-offs and labels for everyone."""
 
-    mapping: Mapping
+    mapping: MappingSpec
     digest: str
     seg: segments.Segmentation
     rows: dict[str, int]
@@ -57,7 +58,7 @@ _CACHE: dict[tuple[str, str], Scenario] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def scenario(store: Store, mapping: Mapping, digest: str) -> Scenario:
+def scenario(store: Store, mapping: MappingSpec, digest: str) -> Scenario:
     """The population under ``mapping``; reused for CACHE_SECONDS per database and mapping digest."""
     key = (store.path, digest)
     with _CACHE_LOCK:
@@ -109,7 +110,7 @@ class Facts:
             self._orgs = self.store.organizations_by_key()
         return self._orgs.get(key)
 
-    def features(self, customer: Customer | None, mapping: Mapping) -> dict[str, Any]:
+    def features(self, customer: Customer | None, mapping: MappingSpec) -> dict[str, Any]:
         if customer is None:
             return {}
         org = self.organization(customer.organization_key)
@@ -129,7 +130,7 @@ def decision_dict(decision: Decision) -> dict[str, Any]:
     }
 
 
-def segments_list(assignments: dict[str, Assignment], mapping: Mapping) -> list[dict[str, Any]]:
+def segments_list(assignments: dict[str, Assignment], mapping: MappingSpec) -> list[dict[str, Any]]:
     out = []
     for dim in mapping.segments:
         a = assignments.get(dim.name)

@@ -8,25 +8,25 @@ to add, one reason per field, and the internal note agents read on the ticket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping as ReadOnlyMapping
+from collections.abc import Mapping
 
-from integration.mapping import ROUTED_FIELDS, Features, Mapping, RoutingRule
-from integration.models import Assignment, Decision
+from integration.core.mapping import ROUTED_FIELDS, Features, MappingSpec, RoutingRule
+from integration.core.models import Assignment, Decision
 
 _FIELD_TITLES = {"priority": "Priority", "sla": "SLA", "group": "Group"}
 
 
-def tag_for(dimension: str, label: str, mapping: Mapping) -> str:
+def tag_for(dimension: str, label: str, mapping: MappingSpec) -> str:
     """The helpdesk tag for one segment label, e.g. ``tierdesk_tier_a``."""
     return mapping.tags.segment_tag(dimension, label)
 
 
-def sla_tag(sla: str, mapping: Mapping) -> str:
+def sla_tag(sla: str, mapping: MappingSpec) -> str:
     """The helpdesk tag that selects an SLA policy, e.g. ``tierdesk_sla_gold``."""
     return mapping.tags.sla_tag(sla)
 
 
-def segment_tags(assignments: ReadOnlyMapping[str, Assignment], mapping: Mapping) -> tuple[str, ...]:
+def segment_tags(assignments: Mapping[str, Assignment], mapping: MappingSpec) -> tuple[str, ...]:
     """Tags for every dimension that has a label, in mapping order (what the scheduler pushes)."""
     tags = []
     for dim in mapping.segments:
@@ -37,8 +37,8 @@ def segment_tags(assignments: ReadOnlyMapping[str, Assignment], mapping: Mapping
 
 
 def decide(
-    assignments: ReadOnlyMapping[str, Assignment],
-    mapping: Mapping,
+    assignments: Mapping[str, Assignment],
+    mapping: MappingSpec,
     feats: Features | None = None,
 ) -> Decision:
     """Route one ticket: first matching rule per field, then defaults; tags, reasons and note."""
@@ -96,8 +96,8 @@ def _source(rule: RoutingRule | None) -> str:
 
 def _note(
     chosen: dict[str, tuple[str, RoutingRule | None]],
-    assignments: ReadOnlyMapping[str, Assignment],
-    mapping: Mapping,
+    assignments: Mapping[str, Assignment],
+    mapping: MappingSpec,
 ) -> str:
     """The internal note: what was set, which rule set it, and the segments behind it. No noise."""
     lines = ["tierdesk routed this ticket"]

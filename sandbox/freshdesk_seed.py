@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from connectors.sandbox.freshdesk import FreshdeskSandbox
-from connectors.sandbox.seed import (
+from sandbox.freshdesk import FreshdeskSandbox
+from sandbox.seed import (
     GROUPS,
     INDUSTRIES,
     ORG_STEMS,

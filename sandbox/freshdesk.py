@@ -7,7 +7,7 @@ publishes no OpenAPI description; paths, field names, integer enumerations and e
 documentation (see shared/reference/helpdesk-apis.md, section 2). Use it from Python
 (``FreshdeskSandbox().start()``) or on its own::
 
-    python -m connectors.sandbox.freshdesk --port 8766 --customers 1000 --seed 42
+    python -m sandbox.freshdesk --port 8766 --customers 1000 --seed 42
 
 Everything lives in memory behind one re-entrant lock; webhook deliveries run on a small thread pool so
 the ticket-create call returns before the webhook is sent, as Freshdesk's does.
@@ -70,7 +70,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from connectors.sandbox.base import CONTROL, HelpdeskSandbox, SlidingWindow, serve_until_stopped
+from sandbox.base import CONTROL, HelpdeskSandbox, SlidingWindow, serve_until_stopped
 
 API = "/api/v2"
 
@@ -1594,7 +1594,7 @@ class FreshdeskSandbox(HelpdeskSandbox):
 def main(argv: list[str] | None = None) -> int:
     """Run a seeded sandbox until interrupted; prints the base URL and the credentials to use."""
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.sandbox.freshdesk", description="Run the Freshdesk sandbox on loopback."
+        prog="python -m sandbox.freshdesk", description="Run the Freshdesk sandbox on loopback."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
@@ -1604,7 +1604,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=int, default=DEFAULT_RATE_LIMIT, help="API credits per minute")
     args = parser.parse_args(argv)
 
-    from connectors.sandbox.freshdesk_seed import seed as seed_data
+    from sandbox.freshdesk_seed import seed as seed_data
 
     sandbox = FreshdeskSandbox(args.api_key, rate_limit_per_minute=args.rate_limit)
     summary = seed_data(sandbox, customers=args.customers, seed=args.seed) if args.customers > 0 else None

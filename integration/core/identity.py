@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from integration.models import Customer, Organization, Value
+from integration.core.models import Customer, Organization, Value
 
 MATCH_RULES = ("external_id", "email", "domain")
 HELPDESKS = ("zendesk", "freshdesk")

@@ -14,8 +14,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from integration.admin import auth, mappings, reports, whatif
 from integration.runtime import Runtime, text_digest
+from integration.web.admin import auth, mappings, reports, whatif
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api")
 

@@ -11,11 +11,11 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from integration import routing
-from integration.admin.whatif import Scenario
-from integration.mapping import Mapping
-from integration.models import Assignment
+from integration.core import keys, routing
+from integration.core.mapping import MappingSpec
+from integration.core.models import Assignment
 from integration.store import DecisionRecord, Event, Store
+from integration.web.admin.whatif import Scenario
 
 NONE_LABEL = "(none)"
 
@@ -35,7 +35,7 @@ def event_dict(event: Event) -> dict[str, Any]:
         "source": event.source,
         "delivery": event.event_id,
         "ticket_key": event.ticket_key,
-        "ticket": event.ticket_key.rsplit(":", 1)[-1],
+        "ticket": keys.external_id(event.ticket_key),
         "status": event.status,
         "attempts": event.attempts,
         "received_at": _stamp(event.received_at),
@@ -51,7 +51,7 @@ def decision_dict(record: DecisionRecord, order: tuple[str, ...] = ()) -> dict[s
     dims = sorted(record.segments, key=lambda dim: (rank.get(dim, len(rank)), dim))
     return {
         "ticket_key": record.ticket_key,
-        "ticket": record.ticket_key.rsplit(":", 1)[-1],
+        "ticket": keys.external_id(record.ticket_key),
         "source": record.ticket_key.split(":", 1)[0],
         "outcome": record.outcome,
         "priority": record.priority,
@@ -103,8 +103,8 @@ def lookup_decision(
         found[record.ticket_key] = {"ticket_key": record.ticket_key, "decision": decision_dict(record, order)}
     for row in store.ticket_rows(ticket_id):
         found.setdefault(row["key"], {"ticket_key": row["key"], "decision": None})["ticket"] = row
-    keys = [ticket_id] if ":" in ticket_id else [f"{source}:ticket:{ticket_id}" for source in sources]
-    for key in keys:
+    candidates = [ticket_id] if ":" in ticket_id else [keys.ticket(source, ticket_id) for source in sources]
+    for key in candidates:
         if key not in found and (events := store.events_for_ticket(key)):
             found[key] = {"ticket_key": key, "decision": None, "events": [event_dict(e) for e in events]}
     for key, item in found.items():
@@ -139,7 +139,7 @@ def connector_names(connectors: dict[str, Any]) -> dict[str, list[str]]:
 # -- segments ----------------------------------------------------------------------------------------
 
 
-def distribution(store: Store, mapping: Mapping) -> list[dict[str, Any]]:
+def distribution(store: Store, mapping: MappingSpec) -> list[dict[str, Any]]:
     """Customers per label of every dimension, in mapping order (stored labels, from the last recompute)."""
     stored = store.segment_distribution()
     out = []
@@ -165,7 +165,7 @@ def distribution(store: Store, mapping: Mapping) -> list[dict[str, Any]]:
 
 def quality(sc: Scenario) -> dict[str, Any]:
     """Missing inputs and segments too small or too big (segments.quality_report) for the active mapping."""
-    from integration import segments
+    from integration.core import segments
 
     report = segments.quality_report(sc.seg)
     return {
@@ -180,7 +180,7 @@ def quality(sc: Scenario) -> dict[str, Any]:
 
 
 def drift(
-    store: Store, mapping: Mapping, dimension: str, days: int, today: date | None = None
+    store: Store, mapping: MappingSpec, dimension: str, days: int, today: date | None = None
 ) -> dict[str, Any]:
     """Customers per label at the end of each of the last ``days`` days, rebuilt backwards from today's
     counts and the recorded label changes; plus the moves between labels in that period."""
@@ -248,7 +248,7 @@ def _p90(values: list[float]) -> float | None:
 
 
 def service(
-    store: Store, mapping: Mapping, dimension: str, since: datetime, until: datetime
+    store: Store, mapping: MappingSpec, dimension: str, since: datetime, until: datetime
 ) -> dict[str, Any]:
     """First response and resolution times, CSAT and SLA breach rate per label of one dimension.
 

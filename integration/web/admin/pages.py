@@ -27,10 +27,10 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from integration.admin import auth, mappings, reports, whatif
-from integration.mapping import format_minutes
+from integration.core.mapping import format_minutes
 from integration.runtime import Runtime, text_digest
 from integration.store import MappingVersion
+from integration.web.admin import auth, mappings, reports, whatif
 
 log = logging.getLogger("tierdesk.admin")
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")

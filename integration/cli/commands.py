@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import click
 
 from integration import logs
-from integration.mapping import MappingError
+from integration.core.mapping import MappingError
 from integration.runtime import Runtime, check_helpdesks, open_queue, open_store, read_mapping
 from integration.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from integration.core.segments import QualityReport
     from integration.queue import Queue
-    from integration.segments import QualityReport
     from integration.store import Store
 
 # One-shot commands print tables a person reads: only warnings and errors log there by default.
@@ -112,8 +112,8 @@ def serve(host: str, port: int) -> None:
     """Run web, worker and scheduler in one process (the embedded default)."""
     from werkzeug.serving import make_server
 
-    from integration.app import create_app
     from integration.scheduler import build
+    from integration.web.app import create_app
 
     runtime = _runtime()
     _check_groups(runtime)
@@ -459,7 +459,7 @@ def setup() -> None:
 def setup_zendesk(public_url: str, dry_run: bool) -> None:
     """The webhook, the "ticket created" trigger and one SLA policy per SLA in the mapping."""
     from connectors import zendesk_setup
-    from integration import routing
+    from integration.core import routing
 
     settings = _settings(QUIET)
     if not settings.zendesk_configured:
@@ -540,7 +540,7 @@ def demo(
     customers: int, tickets: int, seed: int, helpdesk: str, serve: bool | None, db: str | None, port: int
 ) -> None:
     """Run the whole flow against a local helpdesk sandbox and print what happened."""
-    from integration.demo import DemoError, run
+    from integration.cli.demo import DemoError, run
 
     try:
         code = run(
@@ -565,8 +565,8 @@ def demo(
 @click.option("--seed", default=42, show_default=True)
 def sandbox(host: str, port: int, customers: int, seed: int) -> None:
     """Run the Zendesk sandbox on its own, seeded with synthetic customers."""
-    from connectors.sandbox.seed import seed as seed_data
-    from connectors.sandbox.zendesk import ZendeskSandbox
+    from sandbox.seed import seed as seed_data
+    from sandbox.zendesk import ZendeskSandbox
 
     box = ZendeskSandbox()
     seed_data(box, customers=customers, seed=seed)

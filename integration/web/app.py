@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body_bytes + 1
     app.extensions["tierdesk"] = runtime
 
-    from integration import admin, webhooks
+    from integration.web import admin, webhooks
 
     app.register_blueprint(webhooks.bp)
     admin.init_app(app)  # /admin pages and the /api JSON API, both behind the admin's sign-in

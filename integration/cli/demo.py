@@ -28,18 +28,19 @@ from typing import Any, Protocol
 from werkzeug.serving import make_server
 
 from connectors.freshdesk import AUTOMATION_BODY, SECRET_HEADER, FreshdeskConnector
-from connectors.sandbox.freshdesk import FreshdeskSandbox
-from connectors.sandbox.freshdesk_seed import seed as seed_freshdesk
-from connectors.sandbox.hubspot import HubSpotSandbox
-from connectors.sandbox.hubspot_seed import seed as seed_hubspot
-from connectors.sandbox.seed import seed as seed_sandbox
-from connectors.sandbox.zendesk import ZendeskSandbox
 from connectors.zendesk import ZendeskConnector
 from integration import logs, sync
-from integration.app import create_app
-from integration.models import Ticket
+from integration.core import keys
+from integration.core.models import Ticket
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
+from integration.web.app import create_app
+from sandbox.freshdesk import FreshdeskSandbox
+from sandbox.freshdesk_seed import seed as seed_freshdesk
+from sandbox.hubspot import HubSpotSandbox
+from sandbox.hubspot_seed import seed as seed_hubspot
+from sandbox.seed import seed as seed_sandbox
+from sandbox.zendesk import ZendeskSandbox
 
 SUBJECTS = [
     "Invoice shows the wrong amount",
@@ -101,22 +102,22 @@ def pick_requesters(runtime: Runtime, source: str, count: int, rng: random.Rando
     requesters."""
     own = f"{source}:"
     buckets = [
-        [k for k in keys if k.startswith(own)] for keys in runtime.store.customers_by_segment().values()
+        [k for k in members if k.startswith(own)] for members in runtime.store.customers_by_segment().values()
     ]
-    for keys in buckets:
-        rng.shuffle(keys)
+    for members in buckets:
+        rng.shuffle(members)
     chosen: list[str] = []
     while len(chosen) < count and any(buckets):
-        for keys in buckets:
-            while keys and len(chosen) < count:
-                key = keys.pop()
+        for members in buckets:
+            while members and len(chosen) < count:
+                key = members.pop()
                 if key not in chosen:
                     chosen.append(key)
                     break
     everyone = [c.key for c in runtime.store.iter_customers() if c.key.startswith(own)]
     rng.shuffle(everyone)
     chosen += [k for k in everyone if k not in chosen][: count - len(chosen)]
-    return [key.rsplit(":", 1)[1] for key in chosen]
+    return [keys.external_id(key) for key in chosen]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -243,12 +244,12 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
     )
     if mover is None or mover.customer_key is None:
         return
-    customer_id = mover.customer_key.rsplit(":", 1)[1]
+    customer_id = keys.external_id(mover.customer_key)
     before = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
     connector.update_customer_attributes(customer_id, {"service_cost_12m": 250_000})
     second = refresh(runtime)
     after = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
-    ticket = connector.get_ticket(mover.ticket_key.rsplit(":", 1)[1])
+    ticket = connector.get_ticket(keys.external_id(mover.ticket_key))
     echo(f"Customer {customer_id} now costs 250,000 a year to serve (a field in {desk.title}). Next sync:")
     echo(f"  tags on their {desk.title} user were: {' '.join(before)}")
     echo(f"                               now: {' '.join(after)}")
@@ -298,7 +299,7 @@ def serve_admin(
     if not serving:
         echo(f"The admin stops with the demo: run `{again} --serve` to keep it up.")
         return
-    from integration.cli import start_workers
+    from integration.cli.commands import start_workers
 
     stop = threading.Event()
     start_workers(runtime, stop, settings.worker_threads)  # events replayed from the Queue page get routed
@@ -417,7 +418,7 @@ def _run(
     cleanup.callback(server.server_close)
     cleanup.callback(server.shutdown)
     stop = threading.Event()
-    from integration.cli import start_workers
+    from integration.cli.commands import start_workers
 
     start_workers(runtime, stop, settings.worker_threads)
     echo(f"tierdesk listening on http://127.0.0.1:{port} with {settings.worker_threads} workers")
@@ -435,15 +436,15 @@ def _run(
         pace += 1 / TICKETS_PER_SECOND
         time.sleep(max(0.0, pace - time.monotonic()))
 
-    keys = [t.key for t in created]
+    ticket_keys = [t.key for t in created]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(runtime.store.get_decision(k) for k in keys):
+        if all(runtime.store.get_decision(k) for k in ticket_keys):
             break
         time.sleep(0.1)
     stop.set()  # the web server keeps serving: the admin printed at the end reads the same store
 
-    decisions = {k: runtime.store.get_decision(k) for k in keys}
+    decisions = {k: runtime.store.get_decision(k) for k in ticket_keys}
     routed = [d for d in decisions.values() if d and d.outcome == "applied"]
     sla_prefix = f"{runtime.mapping.tags.prefix}_sla_"
     failures = []
@@ -452,7 +453,7 @@ def _run(
     for ticket in created:
         decision = decisions[ticket.key]
         live = admin.get_ticket(ticket.external_id)  # what an agent sees now
-        customer = runtime.store.get_customer(f"{desk.name}:user:{ticket.requester_id}")
+        customer = runtime.store.get_customer(keys.user(desk.name, ticket.requester_id))
         segs = runtime.store.segments_for(customer.key) if customer else {}
         labels = " ".join(f"{d}={a.label}" for d, a in segs.items() if a.label)
         group_names = {str(v): k for k, v in connector.groups().items()}  # type: ignore[attr-defined]
@@ -499,7 +500,7 @@ def _run(
     sample = next((d for d in routed if d.priority in ("urgent", "high")), routed[0] if routed else None)
     if sample:
         echo("")
-        echo(f"The internal note on ticket {sample.ticket_key.rsplit(':', 1)[1]}:")
+        echo(f"The internal note on ticket {keys.external_id(sample.ticket_key)}:")
         for line in sample.note.splitlines():
             echo(f"  | {line}")
 

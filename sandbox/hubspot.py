@@ -47,7 +47,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from connectors.sandbox.base import QuietHandler, SandboxServer, SlidingWindow
+from sandbox.base import QuietHandler, SandboxServer, SlidingWindow
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED = {
