@@ -28,8 +28,8 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from integration.core.mapping import format_minutes
+from integration.core.models import MappingVersion
 from integration.runtime import Runtime, text_digest
-from integration.store import MappingVersion
 from integration.web.admin import auth, mappings, reports, whatif
 
 log = logging.getLogger("tierdesk.admin")
