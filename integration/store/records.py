@@ -220,7 +220,7 @@ class RecordsStore(Connection):
         )
         return [self._customer(row) for row in rows]
 
-    # -- tag sync: the tags each record holds at its source ---------------------------------
+    # -- tag sync: the tags each record holds at its source ------------------------------------------
 
     def tag_state(self, kind: str) -> list[tuple[str, str, str, tuple[str, ...], dict[str, str | None]]]:
         """(key, source, external id, tags the source holds, {dimension: label}) for users or organizations.

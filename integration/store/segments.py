@@ -171,7 +171,7 @@ class SegmentsStore(Connection):
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    # -- the change history: re-routing's bookmark, drift reports and retention -----------------------
+    # -- the change history: re-routing's bookmark, drift reports and retention ----------------------
 
     def last_segment_change(self) -> int:
         """A bookmark in the change history: changes after it belong to the next recompute."""

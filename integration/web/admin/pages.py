@@ -153,7 +153,7 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.overview")
 
 
-# -- shared by the page groups ----------------------------------------------------------------------
+# -- shared by the page groups -----------------------------------------------------------------------
 
 
 def _author() -> str:
