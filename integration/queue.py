@@ -28,9 +28,9 @@ from typing import Any
 
 from integration import metrics
 from integration.core import keys
-from integration.core.models import TicketEvent
+from integration.core.models import Event, TicketEvent
 from integration.inbox import Drained, Inbox
-from integration.store import Event, Store
+from integration.store import Store
 
 log = logging.getLogger("tierdesk.queue")
 MOVE_EVERY = 0.01  # seconds between inbox looks while a worker is busy

@@ -27,8 +27,8 @@ from connectors.http import ApiError
 from integration import sync
 from integration.core import routing
 from integration.core.mapping import ROUTED_FIELDS, MappingSpec
-from integration.core.models import Assignment, Decision
-from integration.store import DecisionRecord, Store
+from integration.core.models import Assignment, Decision, DecisionRecord
+from integration.store import Store
 
 log = logging.getLogger("tierdesk.reroute")
 MODES = ("off", "priority", "all")

@@ -25,11 +25,10 @@ from connectors.base import ApplyResult, Connector
 from connectors.http import ApiError, ApiNotFound, ApiRateLimited, wait_limit
 from integration import metrics
 from integration.core import keys, routing
-from integration.core.models import Assignment, Customer, Decision
+from integration.core.models import Assignment, Customer, Decision, Event
 from integration.inbox import SETTLE
 from integration.queue import MOVE_EVERY
 from integration.runtime import Runtime
-from integration.store import Event
 from integration.sync import segments_for_customer
 
 log = logging.getLogger("tierdesk.worker")

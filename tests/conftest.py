@@ -17,9 +17,9 @@ from werkzeug.serving import make_server
 
 from connectors.zendesk import ZendeskConnector, sign
 from integration import sync
+from integration.core.models import Event
 from integration.runtime import Runtime
 from integration.settings import Settings
-from integration.store import Event
 from integration.web.app import create_app
 from sandbox.seed import SeedSummary, seed
 from sandbox.zendesk import ZendeskSandbox

@@ -22,8 +22,9 @@ import pytest
 import requests
 
 from integration.cli.commands import start_workers
+from integration.core.models import Event
 from integration.runtime import Runtime
-from integration.store import Event, Store
+from integration.store import Store
 from integration.worker import Worker
 from sandbox.seed import SeedSummary
 from sandbox.zendesk import ZendeskSandbox

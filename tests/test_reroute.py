@@ -12,10 +12,10 @@ from pathlib import Path
 import requests
 
 from integration import reroute, sync
-from integration.core.models import Assignment, Customer, Decision, Ticket
+from integration.core.models import Assignment, Customer, Decision, DecisionRecord, Ticket
 from integration.runtime import Runtime
 from integration.scheduler import refresh
-from integration.store import DecisionRecord, Store
+from integration.store import Store
 from integration.web.admin import reports
 from integration.worker import Worker
 from tests.conftest import EMAIL, TOKEN, Live

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from integration.core import keys
 
@@ -166,3 +167,63 @@ class Purchase:
             [keys.user(self.source, c) for c in self.customer_ids]
             + [keys.org(self.source, o) for o in self.organization_ids]
         )
+
+
+# Records the store hands back: the queue's events, what was decided for a ticket, a published mapping.
+
+
+@dataclass(frozen=True)
+class Event:
+    """A queued webhook event as the worker sees it."""
+
+    id: int
+    source: str
+    event_id: str
+    ticket_key: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    available_at: float
+    received_at: float
+    last_error: str | None
+    finished_at: float | None
+    lease: str | None = None  # the claim's token while leased: every transition must present it
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    ticket_key: str
+    event_id: int | None
+    customer_key: str | None
+    outcome: str  # applied | skipped | rerouted
+    priority: str | None
+    sla: str | None
+    group_name: str | None
+    tags: tuple[str, ...]
+    note: str
+    reasons: tuple[str, ...]
+    segments: dict[str, Any]
+    response: dict[str, Any] | None
+    received_at: float | None
+    decided_at: float
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Webhook received -> decided. None for a re-route: no webhook started it, the scheduler did."""
+        if self.received_at is None or self.outcome == "rerouted":
+            return None
+        return (self.decided_at - self.received_at) * 1000
+
+
+@dataclass(frozen=True)
+class MappingVersion:
+    """One published mapping: the YAML text as it was, who published it, when and why."""
+
+    id: int
+    digest: str
+    text: str
+    author: str  # "file" when adopted from TIERDESK_MAPPINGS at start
+    note: str
+    source: str  # the file it came from, or "admin" / "api"
+    created_at: str
+    active: bool

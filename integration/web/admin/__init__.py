@@ -14,7 +14,8 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Hook sessions and both blueprints into the app; create_app calls this after the runtime is set."""
-    from integration.web.admin import api, auth, pages
+    # mapping_pages and report_pages put their routes on pages.bp when imported, before it is registered
+    from integration.web.admin import api, auth, mapping_pages, pages, report_pages  # noqa: F401
 
     auth.init_app(app)
     app.register_blueprint(pages.bp)

@@ -30,8 +30,8 @@ from typing import Any
 from connectors.http import ApiError
 from integration import scheduler, sync
 from integration.core.mapping import MappingError, MappingSpec, parse_mapping
+from integration.core.models import MappingVersion
 from integration.runtime import Runtime, text_digest
-from integration.store import MappingVersion
 
 log = logging.getLogger("tierdesk.admin")
 

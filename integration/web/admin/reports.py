@@ -13,8 +13,8 @@ from typing import Any
 
 from integration.core import keys, routing
 from integration.core.mapping import MappingSpec
-from integration.core.models import Assignment
-from integration.store import DecisionRecord, Event, Store
+from integration.core.models import Assignment, DecisionRecord, Event
+from integration.store import Store
 from integration.web.admin.whatif import Scenario
 
 NONE_LABEL = "(none)"
