@@ -357,6 +357,10 @@ MIGRATIONS.append(
     )
 )
 
+# The model version a decision's segments came from: the digest of the mapping the population cut-offs
+# were fitted for (segment_service.py); after a publish it is the previous version's until the refit ran.
+MIGRATIONS.append((12, "ALTER TABLE decisions ADD COLUMN model_digest TEXT;"))
+
 
 @dataclass(frozen=True)
 class Event:
@@ -392,6 +396,7 @@ class DecisionRecord:
     response: dict[str, Any] | None
     received_at: float | None
     decided_at: float
+    model_digest: str | None = None  # mapping digest of the model the segments came from (none: no customer)
 
     @property
     def latency_ms(self) -> float | None:
@@ -1110,6 +1115,7 @@ class Store:
         response: dict[str, Any] | None,
         received_at: float | None,
         decided_at: float,
+        model_digest: str | None = None,
     ) -> None:
         row = {
             "ticket_key": ticket_key,
@@ -1128,6 +1134,7 @@ class Store:
             "response": _json(response) if response is not None else None,
             "received_at": received_at,
             "decided_at": decided_at,
+            "model_digest": model_digest,
         }
         columns = list(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "ticket_key")
@@ -1170,6 +1177,7 @@ class Store:
             response=json.loads(row["response"]) if row["response"] else None,
             received_at=row["received_at"],
             decided_at=row["decided_at"],
+            model_digest=row["model_digest"],
         )
 
     # -- outbound rate budget -----------------------------------------------------------------------

@@ -23,14 +23,13 @@ from datetime import UTC, datetime
 
 from connectors.base import ApplyResult, Connector
 from connectors.http import ApiError, ApiNotFound, ApiRateLimited, wait_limit
-from integration import metrics
+from integration import metrics, segment_service
 from integration.core import keys, routing
 from integration.core.models import Assignment, Customer, Decision
 from integration.inbox import SETTLE
 from integration.queue import MOVE_EVERY
 from integration.runtime import Runtime
 from integration.store import Event
-from integration.sync import segments_for_customer
 
 log = logging.getLogger("tierdesk.worker")
 
@@ -186,11 +185,17 @@ class Worker:
         assignments: dict[str, Assignment] = {}
         customer_key = None
         feats: dict = {}
+        model_digest = None  # the model version the segments came from (segment_service.py)
         customer = self._customer(connector, ticket.requester_id) if ticket.requester_id else None
         if customer is not None:
             customer_key = customer.key
             store.record_arrival(ticket)  # counted from its arrival, as the next sync will (docs/mapping.md)
-            assignments, feats = segments_for_customer(store, rt.mapping, rt.mapping_digest, customer, now)
+            # with the last fitted model: a mapping published since is refitted by its job, never here
+            classified = segment_service.classify_customer(
+                store, rt.mapping, rt.mapping_digest, customer, now
+            )
+            assignments, feats = classified.assignments, classified.features
+            model_digest = classified.model_digest
         decision: Decision = routing.decide(assignments, rt.mapping, feats)
         if not rt.queue.confirm(event):
             raise LeaseLost
@@ -205,5 +210,6 @@ class Worker:
             response={**result.response, "calls": result.calls, "detail": result.detail},
             received_at=event.received_at,
             decided_at=time.time(),
+            model_digest=model_digest,
         )
         return Outcome(result.outcome, result.detail)

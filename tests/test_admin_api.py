@@ -22,8 +22,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connectors.zendesk import ZendeskConnector
-from integration import scheduler, sync
+from integration import scheduler, segment_service
 from integration.core.models import TicketEvent
+from integration.pull import pull
 from integration.runtime import Runtime, text_digest
 from integration.settings import Settings
 from integration.web.admin import mappings
@@ -61,8 +62,8 @@ def _admin_settings(settings: Settings, **changes: Any) -> Settings:
 @pytest.fixture
 def admin(settings: Settings, seeded: SeedSummary, sandbox: ZendeskSandbox) -> Iterator[AdminApp]:
     runtime = Runtime.from_settings(_admin_settings(settings))
-    sync.pull(runtime.store, runtime.connectors["zendesk"])
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, runtime.connectors["zendesk"])
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     app = create_app(runtime=runtime)
     yield AdminApp(runtime, app, app.test_client(), seeded, sandbox)
     runtime.store.close()
@@ -409,12 +410,12 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
     assert published.json["refit"]["status"] == "pending"
     assert rt.mapping_digest == published.json["digest"]  # routes with the new version at once
     # ... but nobody's segments were recomputed inside the request
-    assert rt.store.model_digest(sync.MODEL)[0] == original.digest
+    assert rt.store.model_digest(segment_service.MODEL)[0] == original.digest
     assert _tier_a(rt) == a_before
     assert admin.api("GET", "/api/mapping").json["refit"] == {
         "status": "pending",
         "version": 2,
-        "fitted_at": rt.store.model_digest(sync.MODEL)[1],
+        "fitted_at": rt.store.model_digest(segment_service.MODEL)[1],
     }
     _sign_in(admin.client)
     assert 'data-refit="pending"' in admin.client.get("/admin/mapping").get_data(as_text=True)
@@ -423,7 +424,7 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
     assert counts is not None
     assert counts["customers"] == rt.store.count("customers")
     assert counts["digest"] == published.json["digest"]
-    assert rt.store.model_digest(sync.MODEL)[0] == published.json["digest"]
+    assert rt.store.model_digest(segment_service.MODEL)[0] == published.json["digest"]
     assert _tier_a(rt) > a_before
     assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
     assert 'data-refit="done"' in admin.client.get("/admin/mapping").get_data(as_text=True)
