@@ -1,8 +1,9 @@
 """Takes events off the queue and routes their tickets.
 
 For each event: read the ticket, skip it if it is already routed, resolve the requester (pulling them from
-the helpdesk when we have never seen them), classify them, decide with routing.py, apply the decision in
-one write, and record what was decided and why. Retriable failures go back to the queue with backoff;
+the helpdesk when we have never seen them), classify them with the last fitted model (never a refit:
+segment_service.py), decide with routing.py, apply the decision in one write, and record what was decided
+and why, with the model's version. Retriable failures go back to the queue with backoff;
 anything else is dead-lettered with its error.
 
 An event is worked on under its claim's lease, renewed while the work runs (Queue.keep), and every wait

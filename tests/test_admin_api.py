@@ -885,6 +885,54 @@ def test_a_worker_in_another_process_routes_with_the_published_version(admin: Ad
     worker_runtime.store.close()
 
 
+def test_after_a_publish_webhooks_route_with_the_last_model_until_the_refit_job_runs(
+    admin: AdminApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first webhook after a publish does not pay for the whole population: it classifies with the
+    last fitted model (and says which), and only the refit job recomputes."""
+    rt = admin.runtime
+    recomputes: list[str] = []
+    recompute = segment_service.recompute
+
+    def counted(*args: Any, **kwargs: Any) -> segment_service.RecomputeReport:
+        recomputes.append(args[2])  # the digest it fits for
+        return recompute(*args, **kwargs)
+
+    monkeypatch.setattr(segment_service, "recompute", counted)
+    original = rt.store.active_mapping_version()
+    draft = _edit(original.text, "A: 7", "A: 6")
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "wider A"}).json
+    zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
+    requesters = [str(i) for i in admin.summary.customer_ids[:2]]
+
+    first = zendesk.create_ticket(requesters[0], "Question", "Hello")
+    _route(rt, first.external_id, "after-publish-1")
+    decision = rt.store.get_decision(first.key)
+    assert decision is not None
+    assert decision.outcome == "applied"
+    assert decision.model_digest == original.digest  # the model fitted for the previous version
+    assert recomputes == []  # no full recompute on the webhook path
+    assert rt.store.model_digest(segment_service.MODEL)[0] == original.digest
+    assert [r for r in rt.store.list_job_runs() if r["job"] == "refit"] == []
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "pending"
+
+    assert scheduler.refit_if_pending(rt) is not None  # the job the scheduler runs within its interval
+    assert recomputes == [published["digest"]]
+    second = zendesk.create_ticket(requesters[1], "Another question", "Hello")
+    _route(rt, second.external_id, "after-publish-2")
+    decision = rt.store.get_decision(second.key)
+    assert decision is not None
+    assert decision.model_digest == published["digest"]
+    assert recomputes == [published["digest"]]
+    _sign_in(admin.client)
+    assert (
+        admin.api("GET", f"/api/decisions/{second.external_id}").json["tickets"][0]["decision"][
+            "model_digest"
+        ]
+        == published["digest"]
+    )
+
+
 # -- the decisions lookup: ids as people write them, tickets with only queue events -------------------------
 
 

@@ -437,3 +437,32 @@ def test_scheduled_sync_writes_segments_to_linked_contacts_once(
     again = refresh(enriched)
     assert again["tags_hubspot"]["write_calls"] == 0
     assert again["tags_hubspot"]["planned"] == {"users": 0, "organizations": 0}
+
+
+def test_a_source_that_fails_to_pull_is_reported_and_the_others_go_on(enriched: Runtime) -> None:
+    """One failure policy for the scheduler and `tierdesk sync`: the failing source is isolated, logged,
+    kept in its stream state and reported; the others are pulled, recomputed, tagged and re-routed."""
+    from integration import scheduler
+
+    broken = Runtime.from_settings(replace(enriched.settings, hubspot_token="expired"))
+    try:
+        counts = scheduler.run_job(broken, "sync")
+        assert counts is not None
+        assert counts["pulled_zendesk"]["users"] == 120
+        assert "HubSpot" in counts["pull_failed_hubspot"]
+        assert "TIERDESK_HUBSPOT_TOKEN" in counts["pull_failed_hubspot"]
+        assert counts["customers"] >= 120  # recomputed with what the other source brought
+        assert counts["tags_zendesk"]["planned"]["users"] == 120  # and tagged
+        assert "rerouted_zendesk" in counts
+        (run,) = broken.store.list_job_runs()
+        assert run["status"] == "failed"
+        assert run["error"].startswith("pull hubspot: ")
+        assert run["counts"] == counts
+        states = {(row["connector"], row["status"]) for row in broken.store.sync_state()}
+        assert ("hubspot", "error") in states
+        assert ("zendesk", "ok") in states
+        with pytest.raises(scheduler.JobIncomplete) as raised:
+            scheduler.refresh(broken)  # called directly: the counts travel with the error
+        assert raised.value.counts["tags_zendesk"]["write_calls"] == 0  # tagged already
+    finally:
+        broken.store.close()

@@ -5,6 +5,7 @@ data-quality report. Expected answers are worked out by hand in the comments."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -550,6 +551,34 @@ def test_recompute_then_one_customer_gives_identical_labels_and_reasons(tmp_path
     assert store.segments_for("zendesk:user:0")["account"].reasons == ("not in an organization",)
     assert store.segments_for("zendesk:user:1")["account"].reasons[0].startswith("organization Org 1: ")
     assert store.organization_segments("zendesk:org:o1")["account"].label in ("key", None)
+
+
+def test_one_customer_uses_the_last_model_and_fits_on_the_spot_only_without_one(tmp_path):
+    store = seeded_store(tmp_path, size=20)
+    m = shop_mapping()
+    seen: list[logging.LogRecord] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Seen(logging.WARNING)
+    logger = logging.getLogger("tierdesk.sync")
+    logger.addHandler(handler)
+    try:
+        # a fresh install: no model at all, so the current mapping is fitted here, and the log says so
+        first = segment_service.classify_customer(store, m, "v1", store.get_customer("zendesk:user:1"), NOW)
+        assert first.model_digest == "v1"
+        assert store.model_digest(segment_service.MODEL)[0] == "v1"
+        assert [r.getMessage() for r in seen] == ["segments.fitted_on_the_spot"]
+        seen.clear()
+        # a new mapping version: classified with the model fitted for v1, never refitted here
+        later = segment_service.classify_customer(store, m, "v2", store.get_customer("zendesk:user:2"), NOW)
+        assert later.model_digest == "v1"
+        assert store.model_digest(segment_service.MODEL)[0] == "v1"
+        assert seen == []
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_recompute_keeps_the_history_of_changes(tmp_path):
