@@ -564,6 +564,8 @@ def test_one_customer_uses_the_last_model_and_fits_on_the_spot_only_without_one(
 
     handler = Seen(logging.WARNING)
     logger = logging.getLogger("tierdesk.sync")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # whatever an earlier test's logs.setup chose for "tierdesk"
     logger.addHandler(handler)
     try:
         # a fresh install: no model at all, so the current mapping is fitted here, and the log says so
@@ -579,6 +581,7 @@ def test_one_customer_uses_the_last_model_and_fits_on_the_spot_only_without_one(
         assert seen == []
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def test_recompute_keeps_the_history_of_changes(tmp_path):
