@@ -25,7 +25,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from integration import sync, tagsync  # noqa: E402
+from integration import segment_service, tagsync  # noqa: E402
+from integration.pull import pull  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
 from sandbox.seed import seed  # noqa: E402
@@ -57,8 +58,8 @@ def main() -> None:
     zendesk = runtime.connectors["zendesk"]
 
     t = time.perf_counter()
-    sync.pull(runtime.store, zendesk)
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, zendesk)
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     print(f"pulled and segmented in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     initial = tagsync.push(runtime.store, zendesk, runtime.mapping)
@@ -84,8 +85,8 @@ def main() -> None:
     time.sleep(0.5)  # let the sandbox's jobs finish
 
     t = time.perf_counter()
-    sync.pull(runtime.store, zendesk, streams=("users",))
-    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, zendesk, streams=("users",))
+    report = segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     again = tagsync.push(runtime.store, zendesk, runtime.mapping)
     seconds = time.perf_counter() - t
     changed = sum(again.planned.values())

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,9 +22,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from integration.queue import Queue
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,14 +56,19 @@ def observe_api(connector: str, status: int | None) -> None:
         API_RATE_LIMITED.labels(connector).inc()
 
 
+# The queue's health at a time (Queue.health): the store's probe and the inbox backlog. Passed in, so
+# that metrics imports nothing of the queue (the queue counts its duplicates here).
+Health = Callable[[float], dict[str, Any]]
+
+
 class QueueCollector(Collector):
     """Queue depth by status, the inbox backlog and the oldest waiting delivery's age, read at scrape time."""
 
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
+    def __init__(self, health: Health) -> None:
+        self.health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        health = self.queue.health(time.time())  # no write lock; bounded like /readyz
+        health = self.health(time.time())  # no write lock; bounded like /readyz
         if not health["answering"]:
             return  # the store did not answer in time: leave the gauges out rather than report zeros
         depth = GaugeMetricFamily("tierdesk_queue_events", "Events in the queue by status", labels=["status"])
@@ -86,8 +88,9 @@ class QueueCollector(Collector):
         )
 
 
-def render(queue: Queue) -> bytes:
-    """The /metrics body: this process's (or all processes') metrics plus the queue read from the store."""
+def render(health: Health) -> bytes:
+    """The /metrics body: this process's (or all processes') metrics plus the queue read from the store
+    (``health``: the queue's, Queue.health)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -95,5 +98,5 @@ def render(queue: Queue) -> bytes:
     else:
         own = generate_latest(REGISTRY)
     reading = CollectorRegistry(auto_describe=False)
-    reading.register(QueueCollector(queue))
+    reading.register(QueueCollector(health))
     return own + generate_latest(reading)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.http import ApiError
-from integration import sync
+from integration import segment_service
 from integration.core import routing
 from integration.core.mapping import ROUTED_FIELDS, MappingSpec
 from integration.core.models import Assignment, Decision, DecisionRecord
@@ -186,6 +186,7 @@ def reroute(
     if mode == "off" or not hasattr(connector, "update_routing"):
         return summary
     source = connector.name  # type: ignore[attr-defined]
+    model = store.model_digest(segment_service.MODEL)  # the stored segments' model version
     changed = [k for k in store.customers_changed_since(bookmark) if k.startswith(f"{source}:")]
     summary.customers = len(changed)
     for ticket_key, external_id, customer_key in store.open_routed_tickets(changed):
@@ -203,7 +204,7 @@ def reroute(
             store.get_organization(customer.organization_key) if customer.organization_key else None
         )
         stats = store.ticket_stats(now, customer_key).get(customer_key)
-        feats = sync.customer_features(customer, organization, stats, mapping, now)
+        feats = segment_service.customer_features(customer, organization, stats, mapping, now)
         new = routing.decide(assignments, mapping, feats)
         try:
             live = connector.get_ticket(external_id)  # type: ignore[attr-defined]
@@ -235,6 +236,7 @@ def reroute(
             response=dict(result.response),
             received_at=previous.received_at,  # when its webhook arrived; no latency is counted for it
             decided_at=time.time(),
+            model_digest=model[0] if model else None,
         )
     log.info("reroute.done", extra={"customers": summary.customers, "updated": summary.updated})
     return summary

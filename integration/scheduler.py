@@ -1,8 +1,10 @@
 """APScheduler jobs: keep segments and the helpdesk's segment tags fresh, and keep the queue honest.
 
 Jobs (intervals and cron from the environment):
-- `sync` every TIERDESK_SYNC_INTERVAL seconds: incremental pull, recompute, push changed tags onto
-  users and organizations, re-route open tickets of customers who changed segment (TIERDESK_REROUTE);
+- `sync` every TIERDESK_SYNC_INTERVAL seconds: one refresh cycle (refresh.py, the same `tierdesk sync`
+  runs): incremental pull, recompute, push changed tags onto users and organizations, re-route open
+  tickets of customers who changed segment (TIERDESK_REROUTE); a source that fails to pull is reported
+  and the others go on, and the run is recorded as failed with what it did;
 - `recompute` on TIERDESK_RECOMPUTE_CRON (nightly): the same after a full pull, so deletions and
   drifted cursors cannot leave stale data behind;
 - `sweep` every TIERDESK_SWEEP_INTERVAL seconds: hands expired leases back to the queue and raises a
@@ -17,7 +19,8 @@ with an expiry makes sure only one runs a given job at a time. Jobs that must no
 (`sync`, `recompute` and `refit` all recompute segments: SHARED_LOCKS); any other job locks by its own
 name. Each run takes the lock under an owner of its own (two jobs of one process exclude each other
 too) and renews it every third of LOCK_TTL while it runs, so a run longer than the TTL keeps it, and
-a killed scheduler's lock frees itself within LOCK_TTL. Every run is recorded for `tierdesk jobs`.
+a killed scheduler's lock frees itself within LOCK_TTL. Every run is recorded for `tierdesk jobs`;
+`tierdesk sync` takes the same lock and is recorded the same way (run_locked).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +43,8 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from integration import reroute, sync, tagsync
+from integration import refresh as cycle
+from integration import reroute, segment_service
 from integration.runtime import Runtime
 from integration.store import Store
 
@@ -60,36 +65,27 @@ def _api_calls(runtime: Runtime) -> int:
     return sum(getattr(getattr(c, "http", None), "calls", 0) for c in runtime.connectors.values())
 
 
-def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
-    """Pull, recompute, push tag changes and re-route: the body of the `sync` and `recompute` jobs."""
-    runtime.refresh_mapping()  # an admin may have published a mapping version since the last run
-    counts: dict[str, Any] = {}
-    for connector in runtime.connectors.values():
-        counts[f"pulled_{connector.name}"] = sync.pull(runtime.store, connector, full=full)
-    # Re-route every change since the last re-route: the recompute's, and those the worker recorded when
-    # it classified a requester at webhook time. The first run starts from here.
-    saved = runtime.store.load_model(reroute.BOOKMARK)
-    bookmark = int(saved["after"]) if saved else runtime.store.last_segment_change()
-    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
-    handled = runtime.store.last_segment_change()
-    counts["customers"] = report.customers
-    counts["segment_changes"] = report.changes
-    for connector in runtime.connectors.values():
-        pushed = tagsync.push(runtime.store, connector, runtime.mapping)
-        counts[f"tags_{connector.name}"] = {
-            "planned": pushed.planned,
-            "write_calls": pushed.write_calls,
-            "job_polls": pushed.job_polls,
-            "failed": pushed.failed,
-        }
-        rerouted = reroute.reroute(
-            runtime.store, connector, runtime.mapping, bookmark, runtime.settings.reroute
-        )
-        counts[f"rerouted_{connector.name}"] = rerouted.updated
-        if pushed.errors or rerouted.errors:
-            counts[f"errors_{connector.name}"] = (pushed.errors + rerouted.errors)[:20]
-    runtime.store.save_model(reroute.BOOKMARK, {"after": handled}, datetime.now(UTC))
+class JobIncomplete(Exception):
+    """A run that did its work except for some part (a source that failed to pull; the others went on):
+    recorded as failed, with the error and with the counts of what it did."""
+
+    def __init__(self, error: str, counts: dict[str, Any]) -> None:
+        super().__init__(error)
+        self.counts = counts
+
+
+def job_counts(report: cycle.RefreshReport) -> dict[str, Any]:
+    """A refresh cycle's counts for its job record; JobIncomplete when part of the cycle failed."""
+    counts = report.counts()
+    if report.failures:
+        raise JobIncomplete("; ".join(report.failures), counts)
     return counts
+
+
+def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
+    """The body of the `sync` and `recompute` jobs: one refresh cycle (refresh.py), as `tierdesk sync`
+    runs it. A failing source does not stop the others; the cycle's end raises JobIncomplete then."""
+    return job_counts(cycle.run(runtime, full=full))
 
 
 def sweep(runtime: Runtime) -> dict[str, Any]:
@@ -131,12 +127,6 @@ def prune(runtime: Runtime, now: float | None = None) -> dict[str, Any]:
     return counts
 
 
-def refit_pending(store: Store) -> bool:
-    """True while the stored segments were fitted for another mapping than the active version."""
-    fitted = store.model_digest(sync.MODEL)
-    return fitted is None or fitted[0] != store.active_mapping_digest()
-
-
 def _reads_active_version(runtime: Runtime) -> bool:
     """Swap in the active version; False when this process cannot read it (refresh_mapping logs why):
     fitting the old mapping instead would leave the refit pending and run it again and again."""
@@ -148,9 +138,9 @@ def refit(runtime: Runtime) -> dict[str, Any]:
     """Recompute everyone's segments for the active mapping version (after a publish or a rollback)."""
     if not _reads_active_version(runtime):
         raise RuntimeError("this process cannot read the active mapping version (see mapping.refresh_failed)")
-    if not refit_pending(runtime.store):  # another process, or a sync, did it meanwhile
+    if not segment_service.refit_pending(runtime.store):  # another process, or a sync, did it meanwhile
         return {"refit": "already current", "digest": runtime.mapping_digest}
-    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    report = segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     return {
         "digest": runtime.mapping_digest,
         "customers": report.customers,
@@ -160,7 +150,7 @@ def refit(runtime: Runtime) -> dict[str, Any]:
 
 def refit_if_pending(runtime: Runtime) -> dict[str, Any] | None:
     """The scheduler's look every TIERDESK_REFIT_INTERVAL s: a read; the job runs only when needed."""
-    if not refit_pending(runtime.store) or not _reads_active_version(runtime):
+    if not segment_service.refit_pending(runtime.store) or not _reads_active_version(runtime):
         return None
     return run_job(runtime, "refit")
 
@@ -201,11 +191,25 @@ def _renewed(store: Store, name: str, holder: str, ttl: float) -> Iterator[threa
         thread.join()
 
 
-def run_job(
-    runtime: Runtime, job: str, owner: str | None = None, ttl: float = LOCK_TTL
-) -> dict[str, Any] | None:
-    """Run one job now unless its lock is held (by any process, this one included); records the run.
-    None when skipped."""
+@dataclass(frozen=True)
+class JobRun:
+    status: str  # done | failed
+    counts: dict[str, Any]
+    error: str | None = None
+
+
+def run_locked(
+    runtime: Runtime,
+    job: str,
+    body: Callable[[Runtime], dict[str, Any]],
+    owner: str | None = None,
+    ttl: float = LOCK_TTL,
+) -> JobRun | None:
+    """Run ``body`` as one run of ``job`` unless the job's lock is held (by any process, this one
+    included): the lock is renewed while it runs, and the run is recorded. None when skipped.
+
+    The scheduler runs its jobs through here, and `tierdesk sync` its refresh cycle, so the two never
+    overlap and both show in `tierdesk jobs`."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}"
     holder = f"{owner}#{secrets.token_hex(4)}"  # this run's own: a lock is never re-entered
     lock = lock_name(job)
@@ -217,7 +221,9 @@ def run_job(
     status, error, counts = "done", None, {}
     try:
         with _renewed(runtime.store, lock, holder, ttl):
-            counts = JOBS[job](runtime)
+            counts = body(runtime)
+    except JobIncomplete as e:  # the failing part logged itself; the rest of the work stands
+        status, error, counts = "failed", str(e), e.counts
     except Exception as e:
         status, error = "failed", f"{e.__class__.__name__}: {e}"
         log.exception(f"scheduler.{job}.failed")
@@ -226,8 +232,17 @@ def run_job(
             run_id, status, counts, _api_calls(runtime) - calls_before, error, time.time()
         )
         runtime.store.release_lock(lock, holder)
-    log.info(f"scheduler.{job}.{status}", extra={"counts": counts})
-    return counts
+    log.info(f"scheduler.{job}.{status}", extra={"counts": counts, **({"error": error} if error else {})})
+    return JobRun(status, counts, error)
+
+
+def run_job(
+    runtime: Runtime, job: str, owner: str | None = None, ttl: float = LOCK_TTL
+) -> dict[str, Any] | None:
+    """Run one job now unless its lock is held (by any process, this one included); records the run.
+    None when skipped."""
+    run = run_locked(runtime, job, JOBS[job], owner, ttl)
+    return None if run is None else run.counts
 
 
 def build(runtime: Runtime, *, blocking: bool) -> BaseScheduler:

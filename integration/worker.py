@@ -1,8 +1,9 @@
 """Takes events off the queue and routes their tickets.
 
 For each event: read the ticket, skip it if it is already routed, resolve the requester (pulling them from
-the helpdesk when we have never seen them), classify them, decide with routing.py, apply the decision in
-one write, and record what was decided and why. Retriable failures go back to the queue with backoff;
+the helpdesk when we have never seen them), classify them with the last fitted model (never a refit:
+segment_service.py), decide with routing.py, apply the decision in one write, and record what was decided
+and why, with the model's version. Retriable failures go back to the queue with backoff;
 anything else is dead-lettered with its error.
 
 An event is worked on under its claim's lease, renewed while the work runs (Queue.keep), and every wait
@@ -23,13 +24,12 @@ from datetime import UTC, datetime
 
 from connectors.base import ApplyResult, Connector
 from connectors.http import ApiError, ApiNotFound, ApiRateLimited, wait_limit
-from integration import metrics
+from integration import metrics, segment_service
 from integration.core import keys, routing
 from integration.core.models import Assignment, Customer, Decision, Event
 from integration.inbox import SETTLE
 from integration.queue import MOVE_EVERY
 from integration.runtime import Runtime
-from integration.sync import segments_for_customer
 
 log = logging.getLogger("tierdesk.worker")
 
@@ -185,11 +185,17 @@ class Worker:
         assignments: dict[str, Assignment] = {}
         customer_key = None
         feats: dict = {}
+        model_digest = None  # the model version the segments came from (segment_service.py)
         customer = self._customer(connector, ticket.requester_id) if ticket.requester_id else None
         if customer is not None:
             customer_key = customer.key
             store.record_arrival(ticket)  # counted from its arrival, as the next sync will (docs/mapping.md)
-            assignments, feats = segments_for_customer(store, rt.mapping, rt.mapping_digest, customer, now)
+            # with the last fitted model: a mapping published since is refitted by its job, never here
+            classified = segment_service.classify_customer(
+                store, rt.mapping, rt.mapping_digest, customer, now
+            )
+            assignments, feats = classified.assignments, classified.features
+            model_digest = classified.model_digest
         decision: Decision = routing.decide(assignments, rt.mapping, feats)
         if not rt.queue.confirm(event):
             raise LeaseLost
@@ -204,5 +210,6 @@ class Worker:
             response={**result.response, "calls": result.calls, "detail": result.detail},
             received_at=event.received_at,
             decided_at=time.time(),
+            model_digest=model_digest,
         )
         return Outcome(result.outcome, result.detail)

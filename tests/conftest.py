@@ -16,8 +16,9 @@ import requests
 from werkzeug.serving import make_server
 
 from connectors.zendesk import ZendeskConnector, sign
-from integration import sync
+from integration import segment_service
 from integration.core.models import Event
+from integration.pull import pull
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.web.app import create_app
@@ -82,7 +83,7 @@ class Live:
     stop: threading.Event
 
     def start_workers(self, count: int = 2) -> None:
-        from integration.cli.commands import start_workers
+        from integration.cli.processes import start_workers
 
         self.stop.clear()
         start_workers(self.runtime, self.stop, count)
@@ -111,8 +112,8 @@ def live(settings: Settings, sandbox: ZendeskSandbox, seeded: SeedSummary) -> It
     server.app = create_app(runtime=runtime)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    sync.pull(runtime.store, runtime.connectors["zendesk"])
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, runtime.connectors["zendesk"])
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     stop = threading.Event()
     yield Live(runtime, url, sandbox, admin, stop)
     stop.set()

@@ -22,8 +22,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from connectors.zendesk import ZendeskConnector
-from integration import scheduler, sync
+from integration import scheduler, segment_service
 from integration.core.models import TicketEvent
+from integration.pull import pull
 from integration.runtime import Runtime, text_digest
 from integration.settings import Settings
 from integration.web.admin import mappings
@@ -61,8 +62,8 @@ def _admin_settings(settings: Settings, **changes: Any) -> Settings:
 @pytest.fixture
 def admin(settings: Settings, seeded: SeedSummary, sandbox: ZendeskSandbox) -> Iterator[AdminApp]:
     runtime = Runtime.from_settings(_admin_settings(settings))
-    sync.pull(runtime.store, runtime.connectors["zendesk"])
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, runtime.connectors["zendesk"])
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     app = create_app(runtime=runtime)
     yield AdminApp(runtime, app, app.test_client(), seeded, sandbox)
     runtime.store.close()
@@ -409,12 +410,12 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
     assert published.json["refit"]["status"] == "pending"
     assert rt.mapping_digest == published.json["digest"]  # routes with the new version at once
     # ... but nobody's segments were recomputed inside the request
-    assert rt.store.model_digest(sync.MODEL)[0] == original.digest
+    assert rt.store.model_digest(segment_service.MODEL)[0] == original.digest
     assert _tier_a(rt) == a_before
     assert admin.api("GET", "/api/mapping").json["refit"] == {
         "status": "pending",
         "version": 2,
-        "fitted_at": rt.store.model_digest(sync.MODEL)[1],
+        "fitted_at": rt.store.model_digest(segment_service.MODEL)[1],
     }
     _sign_in(admin.client)
     assert 'data-refit="pending"' in admin.client.get("/admin/mapping").get_data(as_text=True)
@@ -423,7 +424,7 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
     assert counts is not None
     assert counts["customers"] == rt.store.count("customers")
     assert counts["digest"] == published.json["digest"]
-    assert rt.store.model_digest(sync.MODEL)[0] == published.json["digest"]
+    assert rt.store.model_digest(segment_service.MODEL)[0] == published.json["digest"]
     assert _tier_a(rt) > a_before
     assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "done"
     assert 'data-refit="done"' in admin.client.get("/admin/mapping").get_data(as_text=True)
@@ -882,6 +883,54 @@ def test_a_worker_in_another_process_routes_with_the_published_version(admin: Ad
     assert decision.priority == "low"
     assert "priority low: default" in decision.reasons
     worker_runtime.store.close()
+
+
+def test_after_a_publish_webhooks_route_with_the_last_model_until_the_refit_job_runs(
+    admin: AdminApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first webhook after a publish does not pay for the whole population: it classifies with the
+    last fitted model (and says which), and only the refit job recomputes."""
+    rt = admin.runtime
+    recomputes: list[str] = []
+    recompute = segment_service.recompute
+
+    def counted(*args: Any, **kwargs: Any) -> segment_service.RecomputeReport:
+        recomputes.append(args[2])  # the digest it fits for
+        return recompute(*args, **kwargs)
+
+    monkeypatch.setattr(segment_service, "recompute", counted)
+    original = rt.store.active_mapping_version()
+    draft = _edit(original.text, "A: 7", "A: 6")
+    published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "wider A"}).json
+    zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
+    requesters = [str(i) for i in admin.summary.customer_ids[:2]]
+
+    first = zendesk.create_ticket(requesters[0], "Question", "Hello")
+    _route(rt, first.external_id, "after-publish-1")
+    decision = rt.store.get_decision(first.key)
+    assert decision is not None
+    assert decision.outcome == "applied"
+    assert decision.model_digest == original.digest  # the model fitted for the previous version
+    assert recomputes == []  # no full recompute on the webhook path
+    assert rt.store.model_digest(segment_service.MODEL)[0] == original.digest
+    assert [r for r in rt.store.list_job_runs() if r["job"] == "refit"] == []
+    assert admin.api("GET", "/api/mapping").json["refit"]["status"] == "pending"
+
+    assert scheduler.refit_if_pending(rt) is not None  # the job the scheduler runs within its interval
+    assert recomputes == [published["digest"]]
+    second = zendesk.create_ticket(requesters[1], "Another question", "Hello")
+    _route(rt, second.external_id, "after-publish-2")
+    decision = rt.store.get_decision(second.key)
+    assert decision is not None
+    assert decision.model_digest == published["digest"]
+    assert recomputes == [published["digest"]]
+    _sign_in(admin.client)
+    assert (
+        admin.api("GET", f"/api/decisions/{second.external_id}").json["tickets"][0]["decision"][
+            "model_digest"
+        ]
+        == published["digest"]
+    )
 
 
 # -- the decisions lookup: ids as people write them, tickets with only queue events -------------------------

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from connectors.zendesk import ZendeskConnector
-from integration import sync
+from integration import segment_service
 from integration.core.models import TicketEvent
+from integration.pull import pull
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.web.app import create_app
@@ -91,8 +92,8 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
         secret_key="browser-test-secret-key-" + "x" * 20,
     )
     runtime = Runtime.from_settings(settings)
-    sync.pull(runtime.store, runtime.connectors["zendesk"])
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, runtime.connectors["zendesk"])
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     zendesk = ZendeskConnector(box.base_url, box.email, box.token)
     requester = summary.customer_ids[3]
     ticket = zendesk.create_ticket(str(requester), "Invoice shows the wrong amount", "Please check")

@@ -75,6 +75,23 @@ def test_sync_and_segment_print_what_they_did(live: Live) -> None:
     synced = runner.invoke(main, ["sync", "--full"], env=env)
     assert synced.exit_code == 0, synced.output
     assert re.search(r"zendesk: organizations \d+, users 120, tickets \d+", synced.output)
+    # the scheduler's cycle: segment tags pushed (every user the first time), re-routing looked at
+    assert re.search(
+        r"tags: zendesk \d+ users, \d+ organizations to change, [1-9]\d* write calls", synced.output
+    )
+    assert "re-routed: 0 open ticket(s)" in synced.output
+    (run,) = live.runtime.store.list_job_runs()  # recorded as the scheduler's full refresh is
+    assert (run["job"], run["status"]) == ("recompute", "done")
+    assert run["counts"]["tags_zendesk"]["planned"]["users"] == 120
+    again = runner.invoke(main, ["sync"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "tags: zendesk 0 users, 0 organizations to change, 0 write calls" in again.output
+    held = live.runtime.store.acquire_lock("job:refresh", "a-scheduler", 60)  # a scheduled sync runs
+    assert held
+    refused = runner.invoke(main, ["sync"], env=env)
+    assert refused.exit_code != 0
+    assert "another process is refreshing now" in refused.output
+    live.runtime.store.release_lock("job:refresh", "a-scheduler")
     segmented = runner.invoke(main, ["segment"], env=env)
     assert segmented.exit_code == 0, segmented.output
     assert "120 customers" in segmented.output

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from connectors.csvfile import CsvError, CsvFileConnector, load_mapping, parse
-from integration import sync
 from integration.core.identity import Rules
 from integration.core.models import Customer
+from integration.pull import pull, resolve_identities
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store
@@ -76,11 +76,11 @@ def _dump(store: Store) -> dict[str, list[tuple]]:
 
 
 def test_purchases_become_customers_and_revenue(billing: CsvFileConnector, store: Store) -> None:
-    assert sync.pull(store, billing) == {"users": 2, "purchases": 3}
+    assert pull(store, billing) == {"users": 2, "purchases": 3}
     ana = store.get_customer("billing:user:ana@example.com")
     assert ana is not None
     assert ana.email == "Ana@Example.com"
-    sync.resolve_identities(store, now=NOW)
+    resolve_identities(store, now=NOW)
     ana = store.get_customer("billing:user:ana@example.com")
     assert ana.attributes == {
         "revenue_12m": 2200.5,
@@ -94,24 +94,24 @@ def test_purchases_become_customers_and_revenue(billing: CsvFileConnector, store
 
 
 def test_the_same_file_twice_changes_nothing(billing: CsvFileConnector, store: Store) -> None:
-    sync.pull(store, billing)
+    pull(store, billing)
     before = _dump(store)
     synced = store.db.conn.execute("SELECT group_concat(synced_at) FROM customers").fetchone()
-    assert sync.pull(store, billing) == {"users": 0, "purchases": 0}
+    assert pull(store, billing) == {"users": 0, "purchases": 0}
     assert _dump(store) == before
     assert store.db.conn.execute("SELECT group_concat(synced_at) FROM customers").fetchone() == synced
-    assert sync.pull(store, billing, full=True) == {"users": 2, "purchases": 3}  # read again on --full
+    assert pull(store, billing, full=True) == {"users": 2, "purchases": 3}  # read again on --full
     assert _dump(store) == before
 
 
 def test_a_changed_file_updates_rows_and_forgets_removed_ones(
     billing: CsvFileConnector, store: Store, tmp_path: Path
 ) -> None:
-    sync.pull(store, billing)
+    pull(store, billing)
     (tmp_path / "billing.csv").write_text(
         BILLING.replace("1000.50", "900").replace("i-3,ben@example.com,300,2024-01-15\n", "")
     )
-    assert sync.pull(store, billing) == {"users": 1, "purchases": 2}
+    assert pull(store, billing) == {"users": 1, "purchases": 2}
     assert store.get_customer("billing:user:ben@example.com") is None
     amounts = dict(store.db.conn.execute("SELECT key, amount FROM purchases").fetchall())
     assert amounts == {"billing:purchase:i-1": 900.0, "billing:purchase:i-2": 1200.0}
@@ -126,7 +126,7 @@ def test_bad_cells_are_reported_with_file_line_and_column(tmp_path: Path) -> Non
     (tmp_path / "billing.csv").write_text("\n".join(rows) + "\n")
     (spec,) = load_mapping(_mapping(tmp_path, BILLING_MAPPING))
     with pytest.raises(CsvError) as raised:
-        sync.pull(Store(tmp_path / "x.db"), CsvFileConnector(spec))
+        pull(Store(tmp_path / "x.db"), CsvFileConnector(spec))
     assert str(raised.value).splitlines() == [
         "billing.csv:18: column revenue: 'abc' is not a number",
         "billing.csv:19: column paid_on: '01/02/2026' is not a date (an ISO 8601 date)",
@@ -215,8 +215,8 @@ files:
             Customer("zendesk", "77", email="bob@example.com", created_at=NOW - timedelta(days=10)),
         ]
     )
-    assert sync.pull(store, CsvFileConnector(spec)) == {"users": 2}
-    sync.resolve_identities(store, Rules(precedence=("crm",)), now=NOW)
+    assert pull(store, CsvFileConnector(spec)) == {"users": 2}
+    resolve_identities(store, Rules(precedence=("crm",)), now=NOW)
     ana = store.get_customer("zendesk:user:1")
     assert ana.attributes["referrals"] == 3  # the CRM export outranks the helpdesk's field
     assert ana.attributes["vip"] is True

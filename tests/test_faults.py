@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from integration.cli.commands import start_workers
+from integration.cli.processes import start_workers
 from integration.core.models import Event
 from integration.runtime import Runtime
 from integration.store import Store

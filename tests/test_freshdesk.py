@@ -34,9 +34,10 @@ from connectors.freshdesk import (
     verify_secret,
 )
 from connectors.http import ApiInvalid, ApiNotFound, ApiServerError, ApiUnauthorized, ApiUnavailable
-from integration import sync
+from integration import segment_service
 from integration.cli.commands import main
 from integration.core.models import Decision
+from integration.pull import pull
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store
@@ -104,7 +105,7 @@ class FreshLive:
     stop: threading.Event
 
     def start_workers(self, count: int = 2) -> None:
-        from integration.cli.commands import start_workers
+        from integration.cli.processes import start_workers
 
         start_workers(self.runtime, self.stop, count)
 
@@ -131,8 +132,8 @@ def flive(fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary) -> 
         f"{url}/webhooks/freshdesk", AUTOMATION_BODY, headers={"X-Tierdesk-Secret": SECRET}
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    sync.pull(runtime.store, runtime.connectors["freshdesk"])
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, runtime.connectors["freshdesk"])
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     stop = threading.Event()
     yield FreshLive(runtime, url, fbox, _connector(fbox), stop)
     stop.set()
@@ -184,7 +185,7 @@ def test_pull_is_incremental(
     freshdesk: FreshdeskConnector, fbox: FreshdeskSandbox, fseeded: SeedSummary, tmp_path
 ) -> None:
     store = Store(tmp_path / "t.db")
-    first = sync.pull(store, freshdesk)
+    first = pull(store, freshdesk)
     assert first == {"organizations": fseeded.organizations, "users": 120, "tickets": fseeded.tickets}
     contact = fbox.get_contact(fseeded.customer_ids[0])
     customer = store.get_customer(f"freshdesk:user:{contact['id']}")
@@ -210,7 +211,7 @@ def test_pull_is_incremental(
 
     _api(fbox, "PUT", f"contacts/{contact['id']}", {"custom_fields": {"revenue_12m": 99999}, "tags": ["vip"]})
     ticket = _new_ticket(fbox, contact["id"])
-    sync.pull(store, freshdesk, streams=("users", "tickets"))
+    pull(store, freshdesk, streams=("users", "tickets"))
     updated = store.get_customer(f"freshdesk:user:{contact['id']}")
     assert updated is not None
     assert updated.attributes["revenue_12m"] == 99999
@@ -267,10 +268,10 @@ def test_a_vip_tag_on_a_synced_contact_makes_a_vip(
     freshdesk = runtime.connectors["freshdesk"]
     assert "tags" not in _api(fbox, "GET", "contacts?per_page=1")[0]  # what a real list row looks like
     fbox.clear_request_log()
-    sync.pull(runtime.store, freshdesk, streams=("users",))
+    pull(runtime.store, freshdesk, streams=("users",))
     # the first pull reads every contact once: 120 reads on top of 2 list pages
     assert _contact_calls(fbox) == {"list": 2, "read": 120, "write": 0}
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     vips = set(runtime.store.customers_by_segment()[("vip", "vip")])
     tagged = {f"freshdesk:user:{fbox.find_contact(e)['id']}" for e in fseeded.vip_tagged_emails}
     assert tagged
@@ -280,7 +281,7 @@ def test_a_vip_tag_on_a_synced_contact_makes_a_vip(
     changed = fseeded.customer_ids[3]
     _api(fbox, "PUT", f"contacts/{changed}", {"tags": ["vip"]})
     fbox.clear_request_log()
-    assert sync.pull(runtime.store, freshdesk, streams=("users",)) == {"users": 1}
+    assert pull(runtime.store, freshdesk, streams=("users",)) == {"users": 1}
     assert _contact_calls(fbox) == {"list": 1, "read": 1, "write": 0}
     customer = runtime.store.get_customer(f"freshdesk:user:{changed}")
     assert customer is not None

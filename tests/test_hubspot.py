@@ -19,7 +19,8 @@ from flask.testing import FlaskClient
 from connectors.base import WebhookRejected
 from connectors.http import ApiError, ApiRateLimited, ApiUnauthorized
 from connectors.hubspot import HubSpotConnector, rate_limit_wait
-from integration import sync
+from integration import segment_service
+from integration.pull import pull, resolve_identities
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Store
@@ -88,7 +89,7 @@ def test_pull_translates_companies_contacts_and_closed_won_deals(
     hub: HubSpotSandbox, hubspot: HubSpotConnector, store: Store
 ) -> None:
     ids = _seed_small(hub)
-    counts = sync.pull(store, hubspot)
+    counts = pull(store, hubspot)
     assert counts == {"organizations": 2, "users": 3, "purchases": 4}
     ana = store.get_customer(f"hubspot:user:{ids['ana']}")
     assert ana is not None
@@ -98,7 +99,7 @@ def test_pull_translates_companies_contacts_and_closed_won_deals(
     assert acme.domains == ("acme.example",)
     assert acme.attributes["employees"] == 40
 
-    sync.resolve_identities(store, now=NOW)  # purchases become attributes as of NOW
+    resolve_identities(store, now=NOW)  # purchases become attributes as of NOW
     ana = store.get_customer(f"hubspot:user:{ids['ana']}")
     assert ana is not None
     assert ana.attributes == {  # with an overlay, unset attributes are left out rather than None
@@ -116,9 +117,9 @@ def test_pull_translates_companies_contacts_and_closed_won_deals(
 
     # a deal lost after all disappears from revenue on the next incremental pull
     hub.update("deals", ids["won_recent"], {"dealstage": "closedlost"})
-    again = sync.pull(store, hubspot, streams=("purchases",))
+    again = pull(store, hubspot, streams=("purchases",))
     assert again["purchases"] >= 1
-    sync.resolve_identities(store, now=NOW)
+    resolve_identities(store, now=NOW)
     assert store.get_customer(f"hubspot:user:{ids['ben']}").attributes.get("revenue_12m") is None
     assert store.get_customer(f"hubspot:user:{ids['ana']}").attributes["revenue_12m"] == 0.0
     states = {(s["connector"], s["stream"]): s for s in store.sync_state()}
@@ -131,13 +132,13 @@ def test_incremental_pull_starts_from_the_cursor_with_a_minute_of_lookback(
 ) -> None:
     for i in range(30):
         hub.add("contacts", {"email": f"p{i}@example.com"}, modified_at=NOW - timedelta(hours=2, minutes=i))
-    assert sync.pull(store, hubspot, streams=("users",)) == {"users": 30}
+    assert pull(store, hubspot, streams=("users",)) == {"users": 30}
     cursor = store.get_cursor("hubspot", "users")
     assert cursor == str(int((NOW - timedelta(hours=2)).timestamp() * 1000))
-    assert sync.pull(store, hubspot, streams=("users",)) == {"users": 2}  # the newest minute, read again
+    assert pull(store, hubspot, streams=("users",)) == {"users": 2}  # the newest minute, read again
     changed = hub.add("contacts", {"email": "late@example.com"})["id"]
     hub.clear_request_log()
-    after = sync.pull(store, hubspot, streams=("users",))
+    after = pull(store, hubspot, streams=("users",))
     assert after == {"users": 3}
     assert store.get_customer(f"hubspot:user:{changed}") is not None
     (search,) = [r for r in hub.request_log if r["path"].endswith("/search")]
@@ -159,7 +160,7 @@ def test_search_cap_is_handled_by_windowing_on_the_modified_date(hub: HubSpotSan
             modified_at=base + timedelta(seconds=i // 2),
         )
     connector = HubSpotConnector(TOKEN, hub.base_url, page_size=20, search_cap=50)
-    counts = sync.pull(store, connector, streams=("organizations",))
+    counts = pull(store, connector, streams=("organizations",))
     assert store.count("organizations") == 137
     assert counts["organizations"] >= 137  # the boundary records are read twice, harmlessly
     searches = [r for r in hub.request_log if r["path"].endswith("/search")]
@@ -181,7 +182,7 @@ def test_more_records_on_one_timestamp_than_the_cap_is_a_clear_error(
         hub.add("companies", {"name": f"Same {i}"}, modified_at=NOW)
     connector = HubSpotConnector(TOKEN, hub.base_url, page_size=10, search_cap=20)
     with pytest.raises(ApiError, match="cannot window the search"):
-        sync.pull(store, connector, streams=("organizations",))
+        pull(store, connector, streams=("organizations",))
     (state,) = store.sync_state("hubspot")
     assert state["status"] == "error"
     assert "cannot window" in state["last_error"]
@@ -192,7 +193,7 @@ def test_429_without_retry_after_waits_for_the_rate_limit_window(hub: HubSpotSan
     connector = HubSpotConnector(TOKEN, hub.base_url, max_attempts=4, backoff_initial=5.0)
     hub.inject_faults(429, 2)
     started = time.monotonic()
-    assert sync.pull(store, connector, streams=("organizations",)) == {"organizations": 2}
+    assert pull(store, connector, streams=("organizations",)) == {"organizations": 2}
     waited = time.monotonic() - started
     assert connector.http.rate_limited == 2
     assert 0.4 <= waited < 4.0  # twice the sandbox's 200 ms window, not the 5 s backoff
@@ -205,7 +206,7 @@ def test_a_real_rate_limit_window_is_respected(store: Store) -> None:
         for i in range(30):
             limited.add("contacts", {"email": f"r{i}@example.com"})
         connector = HubSpotConnector(TOKEN, limited.base_url, page_size=5, max_attempts=5)
-        assert sync.pull(store, connector, streams=("users",)) == {"users": 30}
+        assert pull(store, connector, streams=("users",)) == {"users": 30}
         assert connector.http.rate_limited >= 1
     finally:
         limited.stop()
@@ -237,7 +238,7 @@ def test_zendesk_429_without_retry_after_still_backs_off_exponentially() -> None
 def test_wrong_token_is_unauthorized(hub: HubSpotSandbox, store: Store) -> None:
     wrong = HubSpotConnector("nope", hub.base_url)
     with pytest.raises(ApiUnauthorized, match="INVALID_AUTHENTICATION|Authentication"):
-        sync.pull(store, wrong, streams=("users",))
+        pull(store, wrong, streams=("users",))
 
 
 def test_push_segments_creates_the_property_and_batches_by_100(
@@ -305,8 +306,8 @@ def test_hubspot_enriches_zendesk_customers_and_reports_conflicts(
     rt = enriched
     assert set(rt.connectors) == {"zendesk", "hubspot"}
     for connector in rt.connectors.values():
-        sync.pull(rt.store, connector, resolve=False)
-    resolution = sync.resolve_identities(rt.store)
+        pull(rt.store, connector, resolve=False)
+    resolution = resolve_identities(rt.store)
     assert resolution is not None
     conflicts = rt.store.identity_conflicts()
     assert conflicts
@@ -328,7 +329,7 @@ def test_hubspot_enriches_zendesk_customers_and_reports_conflicts(
     if customer.attributes.get("revenue_12m") is not None:  # the deals add up to what Zendesk knew
         assert customer.attributes["revenue_12m"] == pytest.approx(own["revenue_12m"], abs=0.05)
 
-    report = sync.recompute(rt.store, rt.mapping, rt.mapping_digest)
+    report = segment_service.recompute(rt.store, rt.mapping, rt.mapping_digest)
     zendesk_people = rt.store.count("customers") - hub.count("contacts")
     assert report.customers > zendesk_people  # CRM-only contacts are customers too, linked ones are not twice
     assert report.customers < rt.store.count("customers")
@@ -398,12 +399,12 @@ def test_sync_command_pulls_one_connector_reports_conflicts_and_lists_state(
 def test_progress_shows_a_bar_per_stream_on_a_terminal(
     hub: HubSpotSandbox, hubspot: HubSpotConnector, store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from integration.cli.commands import SyncProgress
+    from integration.cli.printing import SyncProgress
 
     _seed_small(hub)
     progress = SyncProgress(hubspot, store, full=False, enabled=True)
     assert progress.totals == {"organizations": 2, "users": 3, "purchases": 4}
-    sync.pull(store, hubspot, progress=progress)
+    pull(store, hubspot, progress=progress)
     progress.close()
     shown = capsys.readouterr().out
     assert shown.splitlines() == ["hubspot organizations", "hubspot users", "hubspot purchases"]  # click
@@ -436,3 +437,32 @@ def test_scheduled_sync_writes_segments_to_linked_contacts_once(
     again = refresh(enriched)
     assert again["tags_hubspot"]["write_calls"] == 0
     assert again["tags_hubspot"]["planned"] == {"users": 0, "organizations": 0}
+
+
+def test_a_source_that_fails_to_pull_is_reported_and_the_others_go_on(enriched: Runtime) -> None:
+    """One failure policy for the scheduler and `tierdesk sync`: the failing source is isolated, logged,
+    kept in its stream state and reported; the others are pulled, recomputed, tagged and re-routed."""
+    from integration import scheduler
+
+    broken = Runtime.from_settings(replace(enriched.settings, hubspot_token="expired"))
+    try:
+        counts = scheduler.run_job(broken, "sync")
+        assert counts is not None
+        assert counts["pulled_zendesk"]["users"] == 120
+        assert "HubSpot" in counts["pull_failed_hubspot"]
+        assert "TIERDESK_HUBSPOT_TOKEN" in counts["pull_failed_hubspot"]
+        assert counts["customers"] >= 120  # recomputed with what the other source brought
+        assert counts["tags_zendesk"]["planned"]["users"] == 120  # and tagged
+        assert "rerouted_zendesk" in counts
+        (run,) = broken.store.list_job_runs()
+        assert run["status"] == "failed"
+        assert run["error"].startswith("pull hubspot: ")
+        assert run["counts"] == counts
+        states = {(row["connector"], row["status"]) for row in broken.store.sync_state()}
+        assert ("hubspot", "error") in states
+        assert ("zendesk", "ok") in states
+        with pytest.raises(scheduler.JobIncomplete) as raised:
+            scheduler.refresh(broken)  # called directly: the counts travel with the error
+        assert raised.value.counts["tags_zendesk"]["write_calls"] == 0  # tagged already
+    finally:
+        broken.store.close()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from integration import sync
 from integration.core import identity
 from integration.core.identity import Part, Rules, resolve
 from integration.core.models import Customer, Organization, Purchase
+from integration.pull import resolve_identities
 from integration.store import Store
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -245,7 +245,7 @@ def test_store_reads_merge_crm_attributes_into_the_helpdesk_customer(store: Stor
             Purchase("hubspot", "d3", 99.0, NOW - timedelta(days=5), won=False, customer_ids=("9",)),
         ]
     )
-    resolution = sync.resolve_identities(store, Rules(), now=NOW)
+    resolution = resolve_identities(store, Rules(), now=NOW)
     assert resolution is not None
     assert resolution.conflicts == ()
 
@@ -303,7 +303,7 @@ def test_precedence_can_put_the_helpdesk_first(store: Store) -> None:
             Customer("hubspot", "9", email="a@x.example", attributes={"revenue_12m": 99.0, "plan": "gold"}),
         ]
     )
-    sync.resolve_identities(store, Rules(precedence=("zendesk", "hubspot")), now=NOW)
+    resolve_identities(store, Rules(precedence=("zendesk", "hubspot")), now=NOW)
     assert store.get_customer("zendesk:user:1").attributes == {"revenue_12m": 10.0, "plan": "gold"}
 
 
@@ -315,7 +315,7 @@ def test_conflicts_are_stored_and_nothing_leaks_from_held_records(store: Store) 
             Customer("hubspot", "10", email="ana@example.com", name="Ana Other", attributes={"plan": "free"}),
         ]
     )
-    sync.resolve_identities(store, Rules(), now=NOW)
+    resolve_identities(store, Rules(), now=NOW)
     (conflict,) = store.identity_conflicts()
     assert conflict["code"] == "duplicate"
     assert conflict["keys"] == ["hubspot:user:10", "hubspot:user:9", "zendesk:user:1"]
@@ -326,5 +326,5 @@ def test_conflicts_are_stored_and_nothing_leaks_from_held_records(store: Store) 
 
 def test_helpdesk_only_stores_skip_resolution(store: Store) -> None:
     store.upsert_customers([Customer("zendesk", "1", email="a@example.com")])
-    assert sync.resolve_identities(store, Rules(), now=NOW) is None
+    assert resolve_identities(store, Rules(), now=NOW) is None
     assert store.identity_counts() == {}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from integration import reroute, sync
+from integration import reroute, segment_service
 from integration.core.models import Assignment, Customer, Decision, DecisionRecord, Ticket
 from integration.runtime import Runtime
 from integration.scheduler import refresh
@@ -94,10 +94,11 @@ def test_open_tickets_add_no_cost_to_serve_until_solved(tmp_path: Path, live: Li
     mapping = live.runtime.mapping  # cost_per_ticket 25, cost_attributes [service_cost_12m]
     customer = store.get_customer("zendesk:user:1")
     assert customer is not None
-    one = sync.customer_features(customer, None, stats, mapping, now)
+    one = segment_service.customer_features(customer, None, stats, mapping, now)
     assert one["cost_to_serve"] == 2 * 25 + 10  # the solved and the closed ticket of the last year
     assert one["profit_12m"] == 100 - 60
-    population, _ = sync.load_population(store, mapping, now)  # the recompute's columnar path agrees
+    # the recompute's columnar path agrees
+    population, _ = segment_service.load_population(store, mapping, now)
     assert population.numeric("cost_to_serve")[0] == 60
     assert population.numeric("tickets_solved_365d")[0] == 2
 

@@ -11,9 +11,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from integration import reroute, scheduler, sync, tagsync
+from integration import reroute, scheduler, segment_service, tagsync
 from integration.cli.commands import main
 from integration.core.models import Decision
+from integration.pull import pull
 from integration.runtime import Runtime
 from integration.scheduler import lock_name, refresh, run_job
 from tests.conftest import EMAIL, TOKEN, Live
@@ -116,8 +117,8 @@ def test_push_writes_only_changes_and_never_touches_other_tags(live: Live) -> No
     _put_user(live, established, {"tags": [*_user(live, established)["tags"], "agent_note"]})
     before = set(_user(live, established)["tags"])
     _put_user(live, established, {"user_fields": {"revenue_12m": 0, "service_cost_12m": 50_000}})
-    sync.pull(runtime.store, runtime.connectors["zendesk"], streams=("users",))
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    pull(runtime.store, runtime.connectors["zendesk"], streams=("users",))
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     changed = tagsync.push(runtime.store, runtime.connectors["zendesk"], runtime.mapping)
     assert changed.planned["users"] >= 1
     assert changed.write_calls >= 1

@@ -5,6 +5,7 @@ data-quality report. Expected answers are worked out by hand in the comments."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integration import sync
+from integration import segment_service
 from integration.core.mapping import MappingError, parse_expression, parse_mapping
 from integration.core.models import Assignment, Customer, Organization, Ticket, TicketStats
 from integration.core.routing import decide
@@ -528,16 +529,17 @@ def shop_mapping():
 def test_recompute_then_one_customer_gives_identical_labels_and_reasons(tmp_path):
     store = seeded_store(tmp_path)
     m = shop_mapping()
-    report = sync.recompute(store, m, "digest-1", NOW)
+    report = segment_service.recompute(store, m, "digest-1", NOW)
     assert report.customers == 60
     assert report.changes > 0
     assert sum(report.distribution["tier"].values()) == 60
     for i in range(60):
         key = f"zendesk:user:{i}"
         stored = store.segments_for(key)
-        single, feats = sync.segments_for_customer(store, m, "digest-1", store.get_customer(key), NOW)
-        assert single == stored, key
-        assert feats == features(
+        classified = segment_service.classify_customer(store, m, "digest-1", store.get_customer(key), NOW)
+        assert classified.assignments == stored, key
+        assert classified.model_digest == "digest-1"
+        assert classified.features == features(
             store.get_customer(key),
             store.get_organization(store.get_customer(key).organization_key or ""),
             store.ticket_stats(NOW, key).get(key) or TicketStats(),
@@ -551,14 +553,45 @@ def test_recompute_then_one_customer_gives_identical_labels_and_reasons(tmp_path
     assert store.organization_segments("zendesk:org:o1")["account"].label in ("key", None)
 
 
+def test_one_customer_uses_the_last_model_and_fits_on_the_spot_only_without_one(tmp_path):
+    store = seeded_store(tmp_path, size=20)
+    m = shop_mapping()
+    seen: list[logging.LogRecord] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Seen(logging.WARNING)
+    logger = logging.getLogger("tierdesk.sync")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # whatever an earlier test's logs.setup chose for "tierdesk"
+    logger.addHandler(handler)
+    try:
+        # a fresh install: no model at all, so the current mapping is fitted here, and the log says so
+        first = segment_service.classify_customer(store, m, "v1", store.get_customer("zendesk:user:1"), NOW)
+        assert first.model_digest == "v1"
+        assert store.model_digest(segment_service.MODEL)[0] == "v1"
+        assert [r.getMessage() for r in seen] == ["segments.fitted_on_the_spot"]
+        seen.clear()
+        # a new mapping version: classified with the model fitted for v1, never refitted here
+        later = segment_service.classify_customer(store, m, "v2", store.get_customer("zendesk:user:2"), NOW)
+        assert later.model_digest == "v1"
+        assert store.model_digest(segment_service.MODEL)[0] == "v1"
+        assert seen == []
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def test_recompute_keeps_the_history_of_changes(tmp_path):
     store = seeded_store(tmp_path, size=20)
     m = shop_mapping()
-    first = sync.recompute(store, m, "d", NOW)
-    assert sync.recompute(store, m, "d", NOW).changes == 0  # nothing changed, nothing recorded
+    first = segment_service.recompute(store, m, "d", NOW)
+    assert segment_service.recompute(store, m, "d", NOW).changes == 0  # nothing changed, nothing recorded
     c = store.get_customer("zendesk:user:5")
     store.upsert_customers([Customer(**{**c.__dict__, "created_at": NOW - timedelta(days=3)})])
-    again = sync.recompute(store, m, "d", NOW)
+    again = segment_service.recompute(store, m, "d", NOW)
     assert again.changes >= 1
     rows = list(
         store.db.query(

@@ -11,8 +11,9 @@ import requests
 from connectors.base import TagChange
 from connectors.http import ApiNotFound, ApiServerError, ApiUnauthorized
 from connectors.zendesk import UnknownGroup, ZendeskConnector
-from integration import sync, tagsync
+from integration import segment_service, tagsync
 from integration.core.models import Customer, Decision, TicketEvent
+from integration.pull import pull
 from integration.store import Store
 from integration.worker import Worker
 from sandbox.seed import SeedSummary
@@ -37,7 +38,7 @@ def test_incremental_pull_resumes_from_the_stored_cursor(
     zendesk: ZendeskConnector, sandbox: ZendeskSandbox, seeded: SeedSummary, tmp_path
 ) -> None:
     store = Store(tmp_path / "t.db")
-    first = sync.pull(store, zendesk)
+    first = pull(store, zendesk)
     assert first["users"] == 120
     assert first["organizations"] > 0
     assert first["tickets"] > 0
@@ -47,7 +48,7 @@ def test_incremental_pull_resumes_from_the_stored_cursor(
     assert "revenue_12m" in customer.attributes
 
     # nothing changed: the users and tickets cursors return nothing new
-    again = sync.pull(store, zendesk, streams=("users", "tickets"))
+    again = pull(store, zendesk, streams=("users", "tickets"))
     assert again == {"users": 0, "tickets": 0}
 
     created = _api(
@@ -56,7 +57,7 @@ def test_incremental_pull_resumes_from_the_stored_cursor(
         "/api/v2/users",
         {"user": {"name": "New One", "email": "new.one@example.com"}},
     )
-    after = sync.pull(store, zendesk, streams=("users",))
+    after = pull(store, zendesk, streams=("users",))
     assert after == {"users": 1}
     assert store.get_customer(f"zendesk:user:{created['user']['id']}") is not None
 
@@ -161,7 +162,7 @@ def test_a_record_the_push_could_not_write_is_planned_again(live: Live) -> None:
     runtime = live.runtime
     ghost = Customer("zendesk", "987654321", email="ghost@example.com", name="Not In Zendesk")
     runtime.store.upsert_customers([ghost])
-    sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
     first = tagsync.push(runtime.store, runtime.connectors["zendesk"], runtime.mapping)
     assert first.failed["users"] == 1
     assert first.pushed["users"] == first.planned["users"] - 1
@@ -227,8 +228,8 @@ def test_deleted_users_and_deleted_tickets_count_for_nothing(live: Live) -> None
     _delete(live, f"users/{leaving}")
     before = store.tag_state("users")
 
-    sync.pull(store, zendesk)
-    sync.recompute(store, runtime.mapping, runtime.mapping_digest)
+    pull(store, zendesk)
+    segment_service.recompute(store, runtime.mapping, runtime.mapping_digest)
 
     assert store.segments_for(f"zendesk:user:{busy}")["risk"].label == "frustrated"  # the rule fires...
     assert store.segments_for(f"zendesk:user:{spammed}")["risk"].label is None  # ...but not on deleted spam

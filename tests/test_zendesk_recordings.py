@@ -21,8 +21,8 @@ import pytest
 from connectors.base import TagChange
 from connectors.http import ApiNotFound
 from connectors.zendesk import ZendeskConnector
-from integration import sync
 from integration.core.models import Decision, Ticket
+from integration.pull import pull
 from integration.store import Store
 from tests.recordings import MISSING, RECORDINGS, Interaction, Replay, cassette, documented_example
 
@@ -131,7 +131,7 @@ def test_a_recorded_cursor_chain_is_followed_page_by_page(replay, name: str, str
 def test_the_whole_recorded_ticket_stream_is_pulled_to_its_end(replay, tmp_path: Path) -> None:
     server, zendesk = replay(cassette(WHOLE_TICKET_STREAM))
     store = Store(tmp_path / "t.db")
-    assert sync.pull(store, zendesk, streams=("tickets",)) == {"tickets": 87}
+    assert pull(store, zendesk, streams=("tickets",)) == {"tickets": 87}
     assert server.unmatched == []
     page = _page(WHOLE_TICKET_STREAM, "/api/v2/incremental/tickets/cursor", start_time="0")
     assert page["end_of_stream"] is True

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from integration import logs
+from integration.cli.printing import (
+    SyncProgress,
+    print_distribution,
+    print_quality,
+    print_refresh,
+    print_sync_status,
+)
 from integration.core.mapping import MappingError
 from integration.runtime import Runtime, check_helpdesks, open_queue, open_store, read_mapping
 from integration.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from integration.core.segments import QualityReport
     from integration.queue import Queue
+    from integration.refresh import RefreshReport
     from integration.store import Store
 
 # One-shot commands print tables a person reads: only warnings and errors log there by default.
@@ -75,25 +81,6 @@ def _queue() -> Queue:
         return open_queue(settings, open_store(settings, must_exist=True))
 
 
-def _on_term(stop: threading.Event) -> None:
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def start_workers(runtime: Runtime, stop: threading.Event, count: int) -> list[threading.Thread]:
-    from integration.worker import Worker
-
-    threads = []
-    for i in range(count):
-        worker = Worker(runtime)
-        thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{i}", daemon=True)
-        thread.start()
-        threads.append(thread)
-    return threads
-
-
 def _check_groups(runtime: Runtime) -> None:
     """A wrong token, an unreachable helpdesk or a mapped group it lacks stops the start, in one line."""
     with _startup():
@@ -112,7 +99,7 @@ def serve(host: str, port: int) -> None:
     """Run web, worker and scheduler in one process (the embedded default)."""
     from werkzeug.serving import make_server
 
-    from integration.scheduler import build
+    from integration.cli.processes import on_term, start_scheduler, start_workers
     from integration.web.app import create_app
 
     runtime = _runtime()
@@ -127,9 +114,8 @@ def serve(host: str, port: int) -> None:
         ) from e
     stop = threading.Event()
     start_workers(runtime, stop, runtime.settings.worker_threads)
-    scheduler = build(runtime, blocking=False)
-    scheduler.start()
-    _on_term(stop)
+    scheduler = start_scheduler(runtime)
+    on_term(stop)
     threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()
     click.echo(f"tierdesk serving on http://{host}:{server.server_port}")  # logs go to stderr
     try:
@@ -144,10 +130,12 @@ def serve(host: str, port: int) -> None:
 @main.command()
 def worker() -> None:
     """Process queued webhook events until stopped (SIGTERM finishes the current event)."""
+    from integration.cli.processes import on_term, start_workers
+
     runtime = _runtime()
     _check_groups(runtime)
     stop = threading.Event()
-    _on_term(stop)
+    on_term(stop)
     threads = start_workers(runtime, stop, runtime.settings.worker_threads)
     try:
         while any(t.is_alive() for t in threads):
@@ -159,93 +147,9 @@ def worker() -> None:
 @main.command()
 def scheduler() -> None:
     """Run the periodic jobs (incremental sync and recompute) until stopped."""
-    from integration.scheduler import build
+    from integration.cli.processes import run_scheduler
 
-    runtime = _runtime(webhooks=False)
-    sched = build(runtime, blocking=True)
-    signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
-    with contextlib.suppress(KeyboardInterrupt):
-        sched.start()
-
-
-class SyncProgress:
-    """A progress bar per stream while `tierdesk sync` pulls, only when stdout is a terminal.
-
-    Streams whose connector can estimate their size (HubSpot's search total, a CSV file's lines) get a
-    bar; the others a running count. Cron jobs and pipes see nothing but the summary lines.
-    """
-
-    def __init__(self, connector: object, store: object, full: bool, enabled: bool | None = None) -> None:
-        self.enabled = sys.stdout.isatty() if enabled is None else enabled
-        self.totals: dict[str, int | None] = {}
-        self.stream: str | None = None
-        self.bar: object = None
-        self.done = 0
-        estimate = getattr(connector, "estimate", None)
-        if self.enabled and estimate is not None:
-            from connectors.http import ApiError
-
-            name = getattr(connector, "name", "")
-            for stream in getattr(connector, "streams", ()):
-                cursor = None if full else store.get_cursor(name, stream)  # type: ignore[attr-defined]
-                try:
-                    self.totals[stream] = estimate(stream, cursor)
-                except (ApiError, ValueError, OSError):
-                    self.totals[stream] = None  # the pull itself will report the problem
-
-    def __call__(self, connector: str, stream: str, count: int) -> None:
-        if not self.enabled:
-            return
-        if stream != self.stream:
-            self.close()
-            self.stream, self.done = stream, 0
-            total = self.totals.get(stream)
-            if total:
-                self.bar = click.progressbar(length=total, label=f"{connector} {stream}", show_pos=True)
-                self.bar.__enter__()  # type: ignore[attr-defined]
-        if self.bar is not None:
-            self.bar.update(count - self.done)  # type: ignore[attr-defined]
-        else:
-            click.echo(f"\r{connector} {stream}: {count} records", nl=False)
-        self.done = count
-
-    def close(self) -> None:
-        if not self.enabled or self.stream is None:
-            return
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)  # type: ignore[attr-defined]
-            self.bar = None
-        else:
-            click.echo("\r\033[K", nl=False)
-        self.stream = None
-
-
-def print_sync_status(store: Store, echo: Callable[[str], None]) -> None:
-    """Every stream's cursor, last run, counts and last error, then identity matching's state."""
-    rows = store.sync_state()
-    if not rows:
-        echo("no sync has run yet")
-    else:
-        header = ("connector", "stream", "status", "last run (UTC)", "last", "total")
-        echo("{:<12} {:<14} {:<8} {:<20} {:>7} {:>8}  cursor".format(*header))
-        for row in rows:
-            finished = row.get("finished_at") or row.get("started_at") or row["updated_at"] or ""
-            cursor = row["cursor"] or "-"
-            echo(
-                f"{row['connector']:<12} {row['stream']:<14} {row.get('status') or '-':<8} "
-                f"{finished.replace('T', ' ')[:19]:<20} {row.get('last_records') or 0:>7} "
-                f"{row['records']:>8}  {cursor[:40]}"
-            )
-            if row.get("last_error") and row.get("status") == "error":
-                echo(f"    error: {row['last_error']}")
-    counts = store.identity_counts()
-    if counts:
-        echo("identity: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    conflicts = store.identity_conflicts()
-    if conflicts:
-        echo(f"{len(conflicts)} identity conflict(s), held back from merging:")
-        for conflict in conflicts:
-            echo(f"  {conflict['kind']} {conflict['code']}: {conflict['detail']}")
+    run_scheduler(_runtime(webhooks=False))
 
 
 @main.command()
@@ -253,57 +157,59 @@ def print_sync_status(store: Store, echo: Callable[[str], None]) -> None:
 @click.option("--connector", "only", metavar="NAME", help="Pull only this connector (zendesk, hubspot, ...).")
 @click.option("--status", is_flag=True, help="List every stream's cursor, last run, counts and errors.")
 def sync(full: bool, only: str | None, status: bool) -> None:
-    """Pull customers, organizations, tickets and revenue, match identities, then recompute segments."""
-    from connectors.http import ApiError
-    from integration import sync as sync_
-    from integration.runtime import explain_api_error
+    """Pull, match identities, recompute segments, push segment tags and re-route: the scheduler's sync, now.
+
+    One refresh cycle (integration/refresh.py), the same the scheduler's `sync` job runs (`--full`: its
+    `recompute` job), under the same lock and recorded the same way (`tierdesk jobs`). A source that
+    fails to pull is reported and the others go on; the command then exits non-zero.
+    """
+    from integration import refresh
+    from integration.scheduler import job_counts, lock_name, run_locked
 
     if status:
         print_sync_status(_store(), click.echo)
         return
     runtime = _runtime(webhooks=False, level=QUIET)
-    connectors = list(runtime.connectors.values())
-    if only is not None:
-        if only not in runtime.connectors:
-            configured = ", ".join(runtime.connectors) or "none"
-            raise click.BadParameter(
-                f"no connector named {only!r} (configured: {configured})", param_hint="--connector"
-            )
-        connectors = [runtime.connectors[only]]
-    failed: list[str] = []
-    for connector in connectors:
-        progress = SyncProgress(connector, runtime.store, full)
-        try:
-            counts = sync_.pull(runtime.store, connector, full=full, progress=progress, resolve=False)
-        except (ApiError, ValueError, OSError) as e:  # the others still sync; the state keeps the error
-            progress.close()
-            why = explain_api_error(connector, e) if isinstance(e, ApiError) else str(e)
-            click.echo(f"{connector.name}: failed: {why}", err=True)
-            failed.append(connector.name)
-            continue
-        progress.close()
-        click.echo(f"{connector.name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    resolution = sync_.resolve_identities(runtime.store)
-    if resolution is not None:
-        click.echo(
-            f"identity: {resolution.people} people, {resolution.organizations} organizations, "
-            f"{resolution.linked} records linked, {len(resolution.conflicts)} conflicts"
+    if only is not None and only not in runtime.connectors:
+        configured = ", ".join(runtime.connectors) or "none"
+        raise click.BadParameter(
+            f"no connector named {only!r} (configured: {configured})", param_hint="--connector"
         )
-        for conflict in resolution.conflicts[:10]:
-            click.echo(f"  conflict ({conflict.kind}, {conflict.code}): {conflict.detail}")
-        if len(resolution.conflicts) > 10:
-            click.echo("  ... `tierdesk sync --status` lists them all")
-    report = sync_.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
-    click.echo(f"segments: {report.customers} customers, {report.changes} changes")
-    if failed:
-        raise click.ClickException(f"pull failed for {', '.join(failed)} (details: tierdesk sync --status)")
 
+    def pulled(source: refresh.SourceReport) -> None:
+        if source.pull_error is not None:  # the others still sync; the state keeps the error
+            click.echo(f"{source.name}: failed: {source.pull_error}", err=True)
+        else:
+            click.echo(f"{source.name}: " + ", ".join(f"{k} {v}" for k, v in (source.pulled or {}).items()))
 
-def print_distribution(distribution: dict[str, dict[str | None, int]], echo: Callable) -> None:
-    for dimension, labels in distribution.items():
-        total = sum(labels.values()) or 1
-        parts = [f"{label or '-'} {n} ({n / total:.0%})" for label, n in labels.items()]
-        echo(f"  {dimension:<10} " + ", ".join(parts))
+    report: RefreshReport | None = None
+
+    def cycle(rt: Runtime) -> dict[str, Any]:
+        nonlocal report
+        report = refresh.run(
+            rt,
+            full=full,
+            only=only,
+            progress=lambda connector: SyncProgress(connector, rt.store, full),
+            pulled=pulled,
+        )
+        return job_counts(report)
+
+    job = "recompute" if full else "sync"
+    run = run_locked(runtime, job, cycle)
+    if run is None:
+        raise click.ClickException(
+            f"another process is refreshing now (its lock {lock_name(job)} is held): "
+            "try again when it ends (tierdesk jobs lists the runs)"
+        )
+    if report is None:
+        raise click.ClickException(f"sync failed: {run.error} (tierdesk jobs lists the run)")
+    print_refresh(report, click.echo)
+    if report.failed_pulls:
+        failed = ", ".join(report.failed_pulls)
+        raise click.ClickException(f"pull failed for {failed} (details: tierdesk sync --status)")
+    if report.failures:
+        raise click.ClickException("; ".join(report.failures))
 
 
 @main.command()
@@ -318,11 +224,11 @@ def print_distribution(distribution: dict[str, dict[str | None, int]], echo: Cal
 )
 def segment(with_report: bool, min_share: float, max_share: float) -> None:
     """Recompute every customer's segments from stored data and print the distribution."""
-    from integration import sync as sync_
+    from integration import segment_service
 
     runtime = _local()
     started = time.monotonic()
-    report = sync_.recompute(
+    report = segment_service.recompute(
         runtime.store,
         runtime.mapping,
         runtime.mapping_digest,
@@ -335,25 +241,6 @@ def segment(with_report: bool, min_share: float, max_share: float) -> None:
     print_distribution(report.distribution, click.echo)
     if with_report and report.quality is not None:
         print_quality(report.quality, click.echo)
-
-
-def print_quality(quality: QualityReport, echo: Callable) -> None:
-    """Missing inputs per attribute, then the over- and under-segmentation warnings."""
-    echo("Data quality: customers without each input the mapping reads")
-    for name, n in quality.missing.items():
-        share = n / quality.customers if quality.customers else 0.0
-        echo(f"  {name:<24} {n:>9,} missing ({share:.1%})")
-    if quality.organization_missing:
-        echo(f"Organizations ({quality.organizations:,}) without each input of organization-level dimensions")
-        for name, n in quality.organization_missing.items():
-            share = n / quality.organizations if quality.organizations else 0.0
-            echo(f"  {name:<24} {n:>9,} missing ({share:.1%})")
-    if quality.warnings:
-        echo("Warnings:")
-        for warning in quality.warnings:
-            echo(f"  - {warning}")
-    else:
-        echo("Warnings: none")
 
 
 @main.group(invoke_without_command=True)

@@ -29,7 +29,8 @@ from werkzeug.serving import make_server
 
 from connectors.freshdesk import AUTOMATION_BODY, SECRET_HEADER, FreshdeskConnector
 from connectors.zendesk import ZendeskConnector
-from integration import logs, sync
+from integration import logs, refresh, scheduler
+from integration.cli.processes import start_workers
 from integration.core import keys
 from integration.core.models import Ticket
 from integration.runtime import Runtime
@@ -223,15 +224,13 @@ HELPDESKS: dict[str, Callable[[int, int, str, Callable[[str], None]], Helpdesk]]
 
 def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Callable[[str], None]) -> None:
     """The scheduler's side: segment tags pushed onto users, a customer changes, tags and ticket follow."""
-    from integration.scheduler import refresh
-
     connector = runtime.connectors[desk.name]
     if desk.name != "zendesk":  # Freshdesk has no bulk contact update: 2 calls a contact, at 700 a minute
         echo("")
         echo(f"(The scheduler tags {desk.title} contacts one API write each; the demo leaves that out.)")
         return
     echo("")
-    first = refresh(runtime)[f"tags_{desk.name}"]
+    first = scheduler.refresh(runtime)[f"tags_{desk.name}"]
     echo(
         f"Scheduled sync: segment tags pushed onto {first['planned'].get('users', 0)} users and "
         f"{first['planned'].get('organizations', 0)} organizations in {first['write_calls']} update_many "
@@ -247,7 +246,7 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
     customer_id = keys.external_id(mover.customer_key)
     before = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
     connector.update_customer_attributes(customer_id, {"service_cost_12m": 250_000})
-    second = refresh(runtime)
+    second = scheduler.refresh(runtime)
     after = sorted(t for t in connector.get_customer(customer_id).tags if t.startswith("tierdesk_"))
     ticket = connector.get_ticket(keys.external_id(mover.ticket_key))
     echo(f"Customer {customer_id} now costs 250,000 a year to serve (a field in {desk.title}). Next sync:")
@@ -259,7 +258,7 @@ def show_scheduler(runtime: Runtime, desk: Helpdesk, routed: list[Any], echo: Ca
         f"  their open ticket {ticket.external_id} re-routed: priority {mover.priority} -> {ticket.priority} "
         f"({rerouted} ticket(s) re-routed, {writes} tag write call(s))"
     )
-    third = refresh(runtime)[f"tags_{desk.name}"]
+    third = scheduler.refresh(runtime)[f"tags_{desk.name}"]
     echo(f"  a sync with nothing new: {third['write_calls']} tag write calls")
 
 
@@ -299,8 +298,6 @@ def serve_admin(
     if not serving:
         echo(f"The admin stops with the demo: run `{again} --serve` to keep it up.")
         return
-    from integration.cli.commands import start_workers
-
     stop = threading.Event()
     start_workers(runtime, stop, settings.worker_threads)  # events replayed from the Queue page get routed
     echo("Serving the admin on the demo data until you press Ctrl-C...")
@@ -394,12 +391,16 @@ def _run(
     connector.check_groups(runtime.mapping.groups)
 
     t0 = time.monotonic()
-    counts = sync.pull(runtime.store, connector, resolve=False)
-    crm_counts = {}
-    if "hubspot" in runtime.connectors:
-        crm_counts = sync.pull(runtime.store, runtime.connectors["hubspot"], resolve=False)
-    sync.resolve_identities(runtime.store)
-    report = sync.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    # the refresh cycle's pull, identities and recompute; its tag push and re-routing are the scheduler's
+    # part of the story (show_scheduler)
+    refreshed = refresh.run(runtime, push=False)
+    if refreshed.failures:
+        raise RuntimeError("; ".join(refreshed.failures))
+    counts = refreshed.sources[desk.name].pulled or {}
+    crm = refreshed.sources.get("hubspot")
+    crm_counts = (crm.pulled or {}) if crm is not None else {}
+    assert refreshed.recomputed is not None  # noqa: S101 - the cycle always recomputes
+    report = refreshed.recomputed
     seconds = time.monotonic() - t0
     crm = f", and {', '.join(f'{n} {k}' for k, n in crm_counts.items())} from HubSpot" if crm_counts else ""
     echo(
@@ -418,8 +419,6 @@ def _run(
     cleanup.callback(server.server_close)
     cleanup.callback(server.shutdown)
     stop = threading.Event()
-    from integration.cli.commands import start_workers
-
     start_workers(runtime, stop, settings.worker_threads)
     echo(f"tierdesk listening on http://127.0.0.1:{port} with {settings.worker_threads} workers")
 

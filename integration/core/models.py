@@ -206,6 +206,7 @@ class DecisionRecord:
     response: dict[str, Any] | None
     received_at: float | None
     decided_at: float
+    model_digest: str | None = None  # mapping digest of the model the segments came from (none: no customer)
 
     @property
     def latency_ms(self) -> float | None:

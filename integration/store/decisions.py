@@ -25,6 +25,7 @@ class DecisionsStore(Connection):
         response: dict[str, Any] | None,
         received_at: float | None,
         decided_at: float,
+        model_digest: str | None = None,
     ) -> None:
         row = {
             "ticket_key": ticket_key,
@@ -43,6 +44,7 @@ class DecisionsStore(Connection):
             "response": _json(response) if response is not None else None,
             "received_at": received_at,
             "decided_at": decided_at,
+            "model_digest": model_digest,
         }
         columns = list(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "ticket_key")
@@ -85,6 +87,7 @@ class DecisionsStore(Connection):
             response=json.loads(row["response"]) if row["response"] else None,
             received_at=row["received_at"],
             decided_at=row["decided_at"],
+            model_digest=row["model_digest"],
         )
 
     def decisions_for_ticket_id(self, external_id: str) -> list[DecisionRecord]:

@@ -273,6 +273,11 @@ MIGRATIONS.append(
 )
 
 
+# The model version a decision's segments came from: the digest of the mapping the population cut-offs
+# were fitted for (segment_service.py); after a publish it is the previous version's until the refit ran.
+MIGRATIONS.append((12, "ALTER TABLE decisions ADD COLUMN model_digest TEXT;"))
+
+
 class MigrationsStore(Connection):
     """Brings a database file up to the newest schema; Store runs it when it opens the file."""
 

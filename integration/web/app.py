@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.get("/metrics")
     def prometheus() -> ResponseReturnValue:
-        return metrics.render(runtime.queue), 200, {"Content-Type": metrics.CONTENT_TYPE}
+        return metrics.render(runtime.queue.health), 200, {"Content-Type": metrics.CONTENT_TYPE}
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> ResponseReturnValue:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from connectors.http import ApiError
-from integration import scheduler, sync
+from integration import segment_service
 from integration.core.mapping import MappingError, MappingSpec, parse_mapping
 from integration.core.models import MappingVersion
 from integration.runtime import Runtime, text_digest
@@ -109,8 +109,8 @@ class Refit:
 def refit_status(runtime: Runtime) -> Refit:
     store = runtime.store
     active = store.active_mapping_version()
-    fitted = store.model_digest(sync.MODEL)
-    done = not scheduler.refit_pending(store)
+    fitted = store.model_digest(segment_service.MODEL)
+    done = not segment_service.refit_pending(store)
     return Refit("done" if done else "pending", active.id if active else None, fitted[1] if fitted else None)
 
 

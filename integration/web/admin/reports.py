@@ -74,6 +74,7 @@ def decision_dict(record: DecisionRecord, order: tuple[str, ...] = ()) -> dict[s
         "received_at": _stamp(record.received_at),
         "decided_at": _stamp(record.decided_at),
         "latency_ms": None if record.latency_ms is None else round(record.latency_ms, 1),
+        "model_digest": record.model_digest,  # the mapping version the segments' model was fitted for
     }
 
 

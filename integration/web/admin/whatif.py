@@ -5,7 +5,7 @@ A ``Scenario`` is one mapping applied to the whole stored population: fitted cut
 customer's labels, built once (columnar, fast) and kept for a minute, so a preview after a preview, or
 a simulation of a draft against the active mapping, pays for it once. Labels therefore come from the
 same code path a recompute uses; features for routing conditions come from the single-customer path
-the worker uses (``sync.customer_features``).
+the worker uses (``segment_service.customer_features``).
 
 "Before" in a simulation is what the active mapping decides today for the same tickets, not what was
 decided when they arrived (most stored tickets were synced, never routed), so the comparison is
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from integration import sync
+from integration import segment_service
 from integration.core import routing, segments
 from integration.core.mapping import MappingSpec, format_value
 from integration.core.models import Assignment, Customer, Decision, Organization, TicketStats
@@ -66,7 +66,7 @@ def scenario(store: Store, mapping: MappingSpec, digest: str) -> Scenario:
         if hit is not None and time.monotonic() - hit.built_at < CACHE_SECONDS:
             return hit
     now = datetime.now(UTC)
-    population, organizations = sync.load_population(store, mapping, now)
+    population, organizations = segment_service.load_population(store, mapping, now)
     seg = segments.segment(population, mapping, organizations=organizations)
     built = Scenario(mapping, digest, seg, {k: i for i, k in enumerate(population.keys)}, now)
     with _CACHE_LOCK:
@@ -114,7 +114,7 @@ class Facts:
         if customer is None:
             return {}
         org = self.organization(customer.organization_key)
-        return sync.customer_features(customer, org, self.stats(customer.key), mapping, self.now)
+        return segment_service.customer_features(customer, org, self.stats(customer.key), mapping, self.now)
 
 
 def decision_dict(decision: Decision) -> dict[str, Any]:

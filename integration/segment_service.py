@@ -1,108 +1,31 @@
-"""Pull what changed since the stored cursors, then recompute everyone's segments."""
+"""The segment service: facts about customers, the fitted model, classifying one customer, and the full
+recompute that fits the model.
+
+Only the full recompute fits the population cut-offs (the model). It runs as a job: the scheduler's
+sync and nightly recompute, and the `refit` job after a mapping is published (scheduler.py). The
+webhook path (`classify_customer`) never refits: after a publish it classifies with the last fitted
+model, whatever mapping that was fitted for, until the refit job has run, so the first webhook after a
+publish does not pay for the whole population while holding its lease. Each classification says which
+model it used (the digest of the mapping the cut-offs were fitted for), and the worker records it with
+the decision. Only a store with no usable model at all (a fresh install) fits on the spot, and logs so.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
-from connectors.base import STREAMS, Connector
-from integration.core import identity, segments
+from integration.core import segments
 from integration.core.mapping import MappingSpec
 from integration.core.models import Assignment, Customer, Organization, TicketStats
 from integration.store import Store
 
 log = logging.getLogger("tierdesk.sync")
 MODEL = "segments"
-
-
-def pull(
-    store: Store,
-    connector: Connector,
-    *,
-    full: bool = False,
-    streams: tuple[str, ...] | None = None,
-    progress: Callable[[str, str, int], None] | None = None,
-    resolve: bool = True,
-) -> dict[str, int]:
-    """Incremental pull of each stream; every page is saved with its cursor in one transaction.
-
-    Each stream's run (start, finish, count, error) is kept in the store for `tierdesk sync --status`.
-    A snapshot source (a CSV file, or a CRM on a full pull) forgets records the snapshot no longer has.
-    Afterwards identities are resolved again (unless `resolve` is False: the caller does it once).
-    """
-    if full:
-        store.clear_cursors(connector.name)
-    sweeps = getattr(connector, "snapshot", False) or (full and getattr(connector, "pull_only", False))
-    counts: dict[str, int] = {}
-    for stream in streams or getattr(connector, "streams", STREAMS):
-        counts[stream] = 0
-        store.start_stream(connector.name, stream, datetime.now(UTC))
-        seen: set[str] | None = set() if sweeps and stream != "tickets" else None
-        read = False
-        try:
-            for batch in connector.pull(stream, store.get_cursor(connector.name, stream)):
-                store.save_batch(connector.name, stream, batch.records, batch.cursor)
-                counts[stream] += len(batch.records)
-                read = True
-                if seen is not None:
-                    seen.update(record.key for record in batch.records)
-                if progress is not None:
-                    progress(connector.name, stream, counts[stream])
-            if seen is not None and read:
-                removed = store.sweep(connector.name, stream, seen)
-                if removed:
-                    log.info(
-                        "sync.swept", extra={"connector": connector.name, "stream": stream, "n": removed}
-                    )
-        except Exception as e:
-            error = f"{e.__class__.__name__}: {e}"[:500]
-            store.finish_stream(connector.name, stream, counts[stream], datetime.now(UTC), error)
-            raise
-        store.finish_stream(connector.name, stream, counts[stream], datetime.now(UTC))
-        log.info(
-            "sync.pulled",
-            extra={"connector": connector.name, "stream": stream, "n": counts[stream]},
-        )
-    if resolve:
-        resolve_identities(store)
-    return counts
-
-
-def resolve_identities(
-    store: Store, rules: identity.Rules | None = None, now: datetime | None = None
-) -> identity.Resolution | None:
-    """Match records across sources and store links, overlays and conflicts (None: nothing to match).
-
-    Purchases are summed here (revenue_12m... as of `now`), so they refresh with every sync.
-    """
-    rules = rules or store.identity_rules or identity.Rules()
-    if not store.has_records_outside(rules.helpdesks):
-        return None
-    now = now or datetime.now(UTC)
-    customers, organizations = store.source_records()
-    resolution = identity.resolve(customers, organizations, rules)
-    ranks = {link.record_key: link.rank for link in resolution.links}
-    parts = {
-        r.key: identity.Part(ranks[r.key], r.key, r.attributes, r.tags, r.created_at)
-        for r in [*customers, *organizations]
-    }
-    overlays = identity.overlays(resolution, parts, store.purchase_totals(now))
-    store.save_identities(resolution.links, overlays, resolution.conflicts, now)
-    log.info(
-        "identity.resolved",
-        extra={
-            "people": resolution.people,
-            "organizations": resolution.organizations,
-            "linked": resolution.linked,
-            "conflicts": len(resolution.conflicts),
-        },
-    )
-    return resolution
 
 
 @dataclass(frozen=True)
@@ -242,34 +165,75 @@ def organization_assignments(
     return {dim.name: [(title, stored[dim.name])] for dim in dims}
 
 
-def fitted_model(store: Store, mapping: MappingSpec, mapping_digest: str) -> segments.Fitted:
-    """The population cut-offs for this mapping, refitting when the mapping changed since."""
+@dataclass(frozen=True)
+class Model:
+    """The population cut-offs and the mapping version they were fitted for."""
+
+    fitted: segments.Fitted
+    digest: str  # the mapping digest of the fit: the model version a decision records
+
+
+def refit_pending(store: Store) -> bool:
+    """True while the stored segments were fitted for another mapping than the active version."""
+    fitted = store.model_digest(MODEL)
+    return fitted is None or fitted[0] != store.active_mapping_digest()
+
+
+def fitted_model(store: Store, mapping: MappingSpec, mapping_digest: str) -> Model:
+    """The last fitted population cut-offs, whichever mapping they were fitted for: never a refit.
+
+    A mapping published since is refitted by the refit job (scheduler.py); until then this is the
+    previous version's model. Only when there is no usable model at all (a fresh install, or one
+    written by a tierdesk whose format this one cannot read) is the current mapping fitted on the spot,
+    with a full recompute, as the first sync would; the log says so.
+    """
     saved = store.load_model(MODEL)
-    if saved and saved.get("digest") == mapping_digest:
-        return segments.Fitted.from_dict(saved["fitted"])
+    if saved:
+        try:
+            return Model(segments.Fitted.from_dict(saved["fitted"]), str(saved["digest"]))
+        except (KeyError, ValueError) as e:
+            why = f"the stored model cannot be read ({e})"
+    else:
+        why = "no model was fitted yet"
+    log.warning(
+        "segments.fitted_on_the_spot",
+        extra={"reason": why, "digest": mapping_digest, "hint": "tierdesk sync fits the model as a job"},
+    )
     recompute(store, mapping, mapping_digest)
     saved = store.load_model(MODEL)
     assert saved is not None  # noqa: S101 - recompute just saved it
-    return segments.Fitted.from_dict(saved["fitted"])
+    return Model(segments.Fitted.from_dict(saved["fitted"]), mapping_digest)
 
 
-def segments_for_customer(
+@dataclass(frozen=True)
+class Classified:
+    """One customer's labels, the features they were computed from (routing may test features too)
+    and the model version (mapping digest of the fit) that gave them."""
+
+    assignments: dict[str, Assignment]
+    features: dict
+    model_digest: str
+
+
+def classify_customer(
     store: Store,
     mapping: MappingSpec,
     mapping_digest: str,
     customer: Customer,
     now: datetime | None = None,
-) -> tuple[dict[str, Assignment], dict]:
+) -> Classified:
     """Classify one customer against the stored population cut-offs and keep the result.
 
-    Returns the assignments and the features they were computed from (routing may test features too).
+    ``mapping`` is the active one (its rules and routing apply at once); the cut-offs are the last
+    fitted model's (fitted_model), never refitted here. ``mapping_digest`` is the active mapping's,
+    used only when there is no model at all and one must be fitted on the spot.
     """
     now = now or datetime.now(UTC)
     organization = store.get_organization(customer.organization_key) if customer.organization_key else None
     stats = store.ticket_stats(now, customer.key).get(customer.key)
     feats = customer_features(customer, organization, stats, mapping, now)
-    fitted = fitted_model(store, mapping, mapping_digest)
-    orgs = organization_assignments(store, mapping, fitted, organization, now)
-    assignments = segments.classify(customer, feats, fitted, mapping, organizations=orgs)
+    model = fitted_model(store, mapping, mapping_digest)
+    orgs = organization_assignments(store, mapping, model.fitted, organization, now)
+    assignments = segments.classify(customer, feats, model.fitted, mapping, organizations=orgs)
     store.save_segments({customer.key: assignments}, now)
-    return assignments, feats
+    return Classified(assignments, feats, model.digest)
