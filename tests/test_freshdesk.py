@@ -44,7 +44,7 @@ from integration.web.app import create_app
 from sandbox.freshdesk import FreshdeskSandbox
 from sandbox.freshdesk_seed import seed
 from sandbox.seed import SeedSummary
-from tests.conftest import moved, queued_event
+from tests.support import moved, queued_event, wait_for, wait_idle
 
 KEY = "fd-connector-test-key"
 SECRET = "fd-webhook-secret-not-real"
@@ -110,12 +110,13 @@ class FreshLive:
 
     def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
         keys = [f"freshdesk:ticket:{t}" for t in ticket_ids]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(self.runtime.store.get_decision(k) for k in keys):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"not routed in {timeout}s; queue {self.runtime.store.queue_counts()}")
+        store = self.runtime.store
+        wait_for(
+            lambda: all(store.get_decision(k) for k in keys),
+            f"decisions for tickets {ticket_ids}",
+            timeout,
+            state=lambda: f"queue {store.queue_counts()}",
+        )
 
     def requester(self, dimension: str, label: str) -> str:
         return self.runtime.store.customers_by_segment()[(dimension, label)][0].rsplit(":", 1)[1]
@@ -614,9 +615,7 @@ def test_a_repeated_delivery_routes_once_and_keeps_agent_tags(flive: FreshLive) 
         flive, {"ticket": {"id": ticket_id}}, {"X-Tierdesk-Secret": SECRET, "X-Tierdesk-Rule": "other"}
     )
     assert other.status_code == 202
-    deadline = time.monotonic() + 10
-    while flive.runtime.store.queue_counts().get("done", 0) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_idle(flive.runtime)  # both deliveries moved into the queue and worked off
     assert flive.runtime.store.queue_counts() == {"done": 2}
     routed = flive.box.get_ticket(created["id"])
     assert {"agent_flag", MARKER} <= set(routed["tags"])

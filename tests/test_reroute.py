@@ -18,7 +18,7 @@ from integration.scheduler import refresh
 from integration.store import DecisionRecord, Store
 from integration.web.admin import reports
 from integration.worker import Worker
-from tests.conftest import EMAIL, TOKEN, Live
+from tests.support import EMAIL, TOKEN, Live
 
 
 def _put_user(live: Live, user_id: str, fields: dict) -> None:

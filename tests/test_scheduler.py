@@ -16,8 +16,7 @@ from integration.cli.commands import main
 from integration.core.models import Decision
 from integration.runtime import Runtime
 from integration.scheduler import lock_name, refresh, run_job
-from tests.conftest import EMAIL, TOKEN, Live
-from tests.test_cli import _env
+from tests.support import EMAIL, TOKEN, Live, settings_env
 
 
 def _user(live: Live, user_id: str) -> dict:
@@ -203,7 +202,7 @@ def test_open_ticket_is_rerouted_when_its_customer_changes_segment(live: Live) -
 
 def test_setup_zendesk_is_idempotent_and_dry_run_changes_nothing(live: Live) -> None:
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     dry = runner.invoke(
         main, ["setup", "zendesk", "--url", "https://tierdesk.example.com", "--dry-run"], env=env
     )
@@ -233,7 +232,7 @@ def test_setup_zendesk_is_idempotent_and_dry_run_changes_nothing(live: Live) -> 
 
 def test_jobs_lists_runs_and_runs_one(live: Live) -> None:
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     ran = runner.invoke(main, ["jobs", "--run", "sync"], env=env)
     assert ran.exit_code == 0, ran.output
     assert '"customers": 120' in ran.output
