@@ -792,6 +792,7 @@ def test_api_errors_are_json_with_a_message(admin: AdminApp) -> None:
     assert unknown.json["error"] == "not_found"
 
 
+@pytest.mark.slow
 def test_the_demo_ends_with_the_admin_address_and_sign_in() -> None:
     from integration.cli.demo import run
 

@@ -262,6 +262,7 @@ def test_one_shot_commands_keep_log_lines_off_stdout_and_quiet_by_default(live: 
     assert "sync.recomputed" in events
 
 
+@pytest.mark.slow
 def test_serve_logs_each_request_as_a_json_line(live: Live) -> None:
     env = {
         **settings_env(live.runtime.settings),

@@ -43,6 +43,8 @@ from tests.support import (
 BIN = Path(sys.executable).parent
 BURST = 2000
 
+pytestmark = pytest.mark.slow
+
 
 def _private_notes(sandbox: ZendeskSandbox, ticket_id: int) -> int:
     return sum(1 for c in sandbox.ticket_comments(ticket_id) if not c["public"])

@@ -24,6 +24,7 @@ from tests.support import ROOT, AdminApp, edit, free_port, run_tierdesk, sign_in
 # -- the demo leaves something to look at ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_keeps_its_database_at_db_on_the_port_asked_and_prints_the_line(tmp_path: Path) -> None:
     path, port = tmp_path / "demo.db", free_port()
     args = ("--customers", "150", "--tickets", "5", "--seed", "3", "--no-serve")
@@ -37,6 +38,7 @@ def test_demo_keeps_its_database_at_db_on_the_port_asked_and_prints_the_line(tmp
     assert "zendesk      users" in status.stdout
 
 
+@pytest.mark.slow
 def test_demo_without_db_removes_its_temporary_folder() -> None:
     lines: list[str] = []
     assert run(customers=150, tickets=5, seed=3, echo=lines.append, serve=False) == 0
@@ -48,6 +50,7 @@ def test_demo_without_db_removes_its_temporary_folder() -> None:
     assert not folder.exists()
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_db_that_exists_and_a_port_in_use(tmp_path: Path) -> None:
     existing = tmp_path / "mine.db"
     existing.write_bytes(b"precious")
@@ -65,6 +68,7 @@ def test_demo_refuses_a_db_that_exists_and_a_port_in_use(tmp_path: Path) -> None
             run(customers=50, tickets=1, echo=lambda _: None, serve=False, port=port)
 
 
+@pytest.mark.slow
 def test_freshdesk_demo_ends_with_its_own_command() -> None:
     lines: list[str] = []
     assert run(customers=60, tickets=2, seed=5, echo=lines.append, helpdesk="freshdesk", serve=False) == 0
@@ -112,6 +116,7 @@ def _number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
+@pytest.mark.slow
 def test_demo_segment_totals_overview_and_segments_page_count_the_same_customers(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     reader = AdminReader()
@@ -154,6 +159,7 @@ def test_demo_segment_totals_overview_and_segments_page_count_the_same_customers
     assert api.json()["quality"]["customers"] == customers
 
 
+@pytest.mark.slow
 def test_a_person_found_by_email_is_one_customer_not_one_per_record(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     assert run(customers=150, tickets=2, seed=3, echo=lambda _: None, serve=False, db=str(path)) == 0

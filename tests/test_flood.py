@@ -38,7 +38,10 @@ REQUESTS = 1500
 THREADS = 8
 FLOOD_SECONDS = 20.0
 
-pytestmark = pytest.mark.skipif(not shutil.which("gunicorn", path=str(BIN)), reason="gunicorn not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which("gunicorn", path=str(BIN)), reason="gunicorn not installed"),
+]
 
 
 @dataclass

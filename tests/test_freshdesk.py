@@ -289,6 +289,7 @@ def test_a_vip_tag_on_a_synced_contact_makes_a_vip(
     runtime.store.close()
 
 
+@pytest.mark.slow  # a minute: 120 contacts, one write each, under Freshdesk's rate limit
 def test_the_tag_push_leaves_contacts_whose_tags_are_right_alone(
     fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary
 ) -> None:
@@ -651,6 +652,7 @@ def test_sync_command_pulls_from_freshdesk(fsettings: Settings, fseeded: SeedSum
     assert expected in result.output
 
 
+@pytest.mark.slow  # a minute: 120 contacts, one write each, under Freshdesk's rate limit
 def test_scheduled_sync_tags_contacts_without_touching_their_own_tags(
     fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary
 ) -> None:

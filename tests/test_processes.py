@@ -23,6 +23,8 @@ from tests.support import EMAIL, TOKEN, free_port, wait_for, wait_http
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.slow
+
 
 @contextmanager
 def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:

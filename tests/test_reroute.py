@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from integration import reroute, sync
@@ -230,6 +231,7 @@ def test_a_priority_an_agent_raised_is_kept_and_the_decision_says_so() -> None:
 # -- the demo and the admin count re-routes alike -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_demo_prints_the_reroute_count_the_admin_shows() -> None:
     from integration.cli.demo import run
 
