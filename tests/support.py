@@ -168,16 +168,21 @@ class Live:
         start_workers(self.runtime, self.stop, count)
 
     def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
-        keys = [f"zendesk:ticket:{t}" for t in ticket_ids]
-        store = self.runtime.store
-        wait_for(
-            lambda: all(store.get_decision(k) for k in keys),
-            f"decisions for tickets {ticket_ids}",
-            timeout,
-            state=lambda: (
-                f"not routed: {[k for k in keys if not store.get_decision(k)]}; queue {store.queue_counts()}"
-            ),
-        )
+        wait_for_decisions(self.runtime, "zendesk", ticket_ids, timeout)
+
+
+def wait_for_decisions(runtime: Runtime, source: str, ticket_ids: list[str], timeout: float = 15.0) -> None:
+    """Wait until every one of the source's tickets has a decision recorded (routed, or skipped)."""
+    keys = [f"{source}:ticket:{t}" for t in ticket_ids]
+    store = runtime.store
+    wait_for(
+        lambda: all(store.get_decision(k) for k in keys),
+        f"decisions for {source} tickets {ticket_ids}",
+        timeout,
+        state=lambda: (
+            f"not routed: {[k for k in keys if not store.get_decision(k)]}; queue {store.queue_counts()}"
+        ),
+    )
 
 
 # -- settings, environments, ports and the `tierdesk` command ------------------------------------------------

@@ -125,6 +125,24 @@ def _auth_api(base: str, auth: tuple[str, str]) -> Callable[..., Any]:
     return call
 
 
+def _helpdesk_rig(box: Any, summary: Any, connector: Any, **vendor: Any) -> Rig:
+    """What the helpdesk sandboxes share: the streams their seeds fill, Retry-After, the request log."""
+
+    def rate_limit() -> float:
+        box.inject_faults(429, count=1, retry_after=1)
+        return 1.0
+
+    return Rig(
+        connector,
+        streams=("organizations", "users", "tickets"),
+        held={"organizations": summary.organizations, "users": summary.customers, "tickets": summary.tickets},
+        rate_limit=rate_limit,
+        statuses=lambda: [status for *_, status in box.request_log],
+        writes=lambda: sum(1 for method, *_ in box.request_log if method != "GET"),
+        **vendor,
+    )
+
+
 # -- Zendesk -----------------------------------------------------------------------------------------------
 
 ZD_EMAIL, ZD_TOKEN = "contract@example.com", "contract-zendesk-token"
@@ -147,10 +165,6 @@ def zendesk(tmp_path: Path) -> Iterator[Rig]:
             api("PUT", f"/users/{user_id}", {"user": {"user_fields": {"revenue_12m": 123_456}}})
             return str(user_id)
 
-        def rate_limit() -> float:
-            box.inject_faults(429, count=1, retry_after=1)
-            return 1.0
-
         def open_ticket(tags: tuple[str, ...]) -> tuple[str, str]:
             requester = summary.customer_ids[0]
             body = {"subject": "Contract", "comment": {"body": "help"}, "requester_id": requester}
@@ -172,22 +186,15 @@ def zendesk(tmp_path: Path) -> Iterator[Rig]:
             body = json.dumps({"ticket": {"id": ticket_id}}).encode()
             return Headers(signed_headers(body, secret)), body
 
-        yield Rig(
+        yield _helpdesk_rig(
+            box,
+            summary,
             connector,
-            streams=("organizations", "users", "tickets"),
-            held={
-                "organizations": summary.organizations,
-                "users": summary.customers,
-                "tickets": summary.tickets,
-            },
             change_customer=change_customer,
-            rate_limit=rate_limit,
-            statuses=lambda: [status for *_, status in box.request_log],
             open_ticket=open_ticket,
             ticket_view=ticket_view,
             webhook=webhook,
             tags_of=lambda user_id: tuple(api("GET", f"/users/{user_id}")["user"]["tags"]),
-            writes=lambda: sum(1 for method, *_ in box.request_log if method != "GET"),
             own_tagged=str(box.find_user(summary.vip_tagged_emails[0])["id"]),
         )
         spec = Contract.load()  # None without the spec; conftest.py reports that once for the session
@@ -217,10 +224,6 @@ def freshdesk(tmp_path: Path) -> Iterator[Rig]:
             api("PUT", f"/contacts/{contact_id}", {"custom_fields": {"revenue_12m": 123_456}})
             return str(contact_id)
 
-        def rate_limit() -> float:
-            box.inject_faults(429, count=1, retry_after=1)
-            return 1.0
-
         def open_ticket(tags: tuple[str, ...]) -> tuple[str, str]:
             requester = summary.customer_ids[0]
             body = {
@@ -246,22 +249,15 @@ def freshdesk(tmp_path: Path) -> Iterator[Rig]:
             body = box.render_template(AUTOMATION_BODY, int(ticket_id)).encode()
             return Headers({"Content-Type": "application/json", "X-Tierdesk-Secret": secret}), body
 
-        yield Rig(
+        yield _helpdesk_rig(
+            box,
+            summary,
             connector,
-            streams=("organizations", "users", "tickets"),
-            held={
-                "organizations": summary.organizations,
-                "users": summary.customers,
-                "tickets": summary.tickets,
-            },
             change_customer=change_customer,
-            rate_limit=rate_limit,
-            statuses=lambda: [status for *_, status in box.request_log],
             open_ticket=open_ticket,
             ticket_view=ticket_view,
             webhook=webhook,
             tags_of=lambda contact_id: tuple(api("GET", f"/contacts/{contact_id}")["tags"]),
-            writes=lambda: sum(1 for method, *_ in box.request_log if method != "GET"),
             own_tagged=str(box.find_contact(summary.vip_tagged_emails[0])["id"]),
         )
     finally:

@@ -44,7 +44,7 @@ from integration.web.app import create_app
 from sandbox.freshdesk import FreshdeskSandbox
 from sandbox.freshdesk_seed import seed
 from sandbox.seed import SeedSummary
-from tests.support import moved, queued_event, wait_for, wait_idle
+from tests.support import fast_settings, moved, queued_event, wait_for_decisions, wait_idle
 
 KEY = "fd-connector-test-key"
 SECRET = "fd-webhook-secret-not-real"
@@ -79,17 +79,11 @@ def freshdesk(fbox: FreshdeskSandbox, fseeded: SeedSummary) -> FreshdeskConnecto
 
 @pytest.fixture
 def fsettings(tmp_path: Path, fbox: FreshdeskSandbox) -> Settings:
-    return Settings(
-        db=str(tmp_path / "tierdesk.db"),
+    return fast_settings(
+        tmp_path / "tierdesk.db",
         freshdesk_url=fbox.base_url,
         freshdesk_api_key=KEY,
         freshdesk_webhook_secret=SECRET,
-        http_attempts=3,
-        http_backoff=0.01,
-        max_attempts=4,
-        retry_base=0.05,
-        retry_max=0.2,
-        lease_seconds=5,
     )
 
 
@@ -109,14 +103,7 @@ class FreshLive:
         start_workers(self.runtime, self.stop, count)
 
     def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
-        keys = [f"freshdesk:ticket:{t}" for t in ticket_ids]
-        store = self.runtime.store
-        wait_for(
-            lambda: all(store.get_decision(k) for k in keys),
-            f"decisions for tickets {ticket_ids}",
-            timeout,
-            state=lambda: f"queue {store.queue_counts()}",
-        )
+        wait_for_decisions(self.runtime, "freshdesk", ticket_ids, timeout)
 
     def requester(self, dimension: str, label: str) -> str:
         return self.runtime.store.customers_by_segment()[(dimension, label)][0].rsplit(":", 1)[1]

@@ -16,7 +16,7 @@ from integration.cli.commands import main
 from integration.core.models import Decision
 from integration.runtime import Runtime
 from integration.scheduler import lock_name, refresh, run_job
-from tests.support import EMAIL, TOKEN, Live, settings_env
+from tests.support import EMAIL, TOKEN, Live, settings_env, wait_for
 
 
 def _user(live: Live, user_id: str) -> dict:
@@ -171,10 +171,7 @@ def test_open_ticket_is_rerouted_when_its_customer_changes_segment(live: Live) -
     ticket = live.zendesk.create_ticket(customer_id, "Still waiting", "x")
     live.sandbox.wait_for_deliveries(1, timeout=5)
     worker = Worker(runtime)
-    for _ in range(100):
-        if worker.run_once():
-            break
-        threading.Event().wait(0.05)
+    wait_for(worker.run_once, "the worker to take the ticket's event", 5)
     first = runtime.store.get_decision(ticket.key)
     assert first is not None
     assert first.outcome == "applied"
