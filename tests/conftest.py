@@ -1,23 +1,20 @@
-"""Shared fixtures: a seeded Zendesk sandbox on loopback and a tierdesk wired to it over real HTTP."""
+"""Shared fixtures: a seeded Zendesk sandbox on loopback and a tierdesk wired to it over real HTTP.
+
+Helpers that tests import (signing, waiting, settings, the `Live` handle) live in tests/support.py.
+"""
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import requests
 from werkzeug.serving import make_server
 
-from connectors.zendesk import ZendeskConnector, sign
+from connectors.zendesk import ZendeskConnector
 from integration import segment_service
-from integration.core.models import Event
 from integration.pull import pull
 from integration.runtime import Runtime
 from integration.settings import Settings
@@ -25,13 +22,7 @@ from integration.web.app import create_app
 from sandbox.seed import SeedSummary, seed
 from sandbox.zendesk import ZendeskSandbox
 from tests.contract import SPEC_PATH, Contract, Recorder
-
-SECRET = "test-webhook-secret-not-real"
-EMAIL = "agent@example.com"
-TOKEN = "sandbox-token-not-real"
-
-# The request recorder of each `sandbox` fixture, for the Zendesk contract check below.
-RECORDERS: weakref.WeakKeyDictionary[ZendeskSandbox, Recorder] = weakref.WeakKeyDictionary()
+from tests.support import EMAIL, RECORDERS, SECRET, TOKEN, AdminApp, Live, admin_settings, fast_settings
 
 
 @pytest.fixture
@@ -50,18 +41,12 @@ def seeded(sandbox: ZendeskSandbox) -> SeedSummary:
 
 @pytest.fixture
 def settings(tmp_path: Path, sandbox: ZendeskSandbox) -> Settings:
-    return Settings(
-        db=str(tmp_path / "tierdesk.db"),
+    return fast_settings(
+        tmp_path / "tierdesk.db",
         zendesk_url=sandbox.base_url,
         zendesk_email=EMAIL,
         zendesk_token=TOKEN,
         zendesk_webhook_secret=SECRET,
-        http_attempts=3,
-        http_backoff=0.01,
-        max_attempts=4,
-        retry_base=0.05,
-        retry_max=0.2,
-        lease_seconds=5,
     )
 
 
@@ -70,35 +55,6 @@ def runtime(settings: Settings, seeded: SeedSummary) -> Iterator[Runtime]:
     rt = Runtime.from_settings(settings)
     yield rt
     rt.store.close()
-
-
-@dataclass
-class Live:
-    """tierdesk serving on loopback, with the sandbox's trigger pointing at it."""
-
-    runtime: Runtime
-    url: str
-    sandbox: ZendeskSandbox
-    zendesk: ZendeskConnector
-    stop: threading.Event
-
-    def start_workers(self, count: int = 2) -> None:
-        from integration.cli.processes import start_workers
-
-        self.stop.clear()
-        start_workers(self.runtime, self.stop, count)
-
-    def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        keys = [f"zendesk:ticket:{t}" for t in ticket_ids]
-        while time.monotonic() < deadline:
-            if all(self.runtime.store.get_decision(k) for k in keys):
-                return
-            time.sleep(0.05)
-        missing = [k for k in keys if not self.runtime.store.get_decision(k)]
-        raise AssertionError(
-            f"not routed in {timeout}s: {missing}; queue {self.runtime.store.queue_counts()}"
-        )
 
 
 @pytest.fixture
@@ -121,44 +77,15 @@ def live(settings: Settings, sandbox: ZendeskSandbox, seeded: SeedSummary) -> It
     runtime.store.close()
 
 
-def moved(runtime: Runtime) -> None:
-    """Move every accepted delivery from the inbox into the queue now, as a worker does once they settle."""
-    while runtime.queue.inbox.drain(runtime.store, settle=0).more:
-        pass
-
-
-def inbox_lines(runtime: Runtime) -> int:
-    """Deliveries acknowledged and still waiting in the inbox to be moved into the queue."""
-    offsets = runtime.store.inbox_offsets()
-    lines = 0
-    for path in runtime.queue.inbox.directory.glob("*.jsonl"):
-        lines += path.read_bytes()[offsets.get(path.name, 0) :].count(b"\n")
-    return lines
-
-
-def queued_event(runtime: Runtime, response: requests.Response, source: str = "zendesk") -> Event:
-    """The queue's event for an acknowledged delivery (the 202 names the delivery)."""
-    moved(runtime)
-    event = runtime.store.find_event(source, response.json()["delivery"])
-    assert event is not None, f"delivery {response.json()['delivery']} not in the queue"
-    return event
-
-
-def signed_headers(body: bytes, secret: str = SECRET, timestamp: str | None = None) -> dict:
-    """Headers exactly as Zendesk signs a delivery; override parts to forge one."""
-    timestamp = timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "Content-Type": "application/json",
-        "x-zendesk-webhook-signature": sign(secret, body, timestamp),
-        "x-zendesk-webhook-signature-timestamp": timestamp,
-        "x-zendesk-webhook-invocation-id": f"inv-{time.monotonic_ns()}",
-    }
-
-
-def post_webhook(url: str, payload: dict | bytes, **kwargs: object) -> requests.Response:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = signed_headers(body, **kwargs)  # type: ignore[arg-type]
-    return requests.post(f"{url}/webhooks/zendesk", data=body, headers=headers, timeout=10)
+@pytest.fixture
+def admin(settings: Settings, seeded: SeedSummary, sandbox: ZendeskSandbox) -> Iterator[AdminApp]:
+    """The admin over Flask's test client, on a tierdesk synced and segmented from the seeded sandbox."""
+    runtime = Runtime.from_settings(admin_settings(settings))
+    pull(runtime.store, runtime.connectors["zendesk"])
+    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
+    app = create_app(runtime=runtime)
+    yield AdminApp(runtime, app, app.test_client(), seeded, sandbox)
+    runtime.store.close()
 
 
 # -- Zendesk contract: every request a `sandbox` receives must match Zendesk's OpenAPI description ----------

@@ -12,8 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,60 +23,26 @@ from flask.testing import FlaskClient
 from connectors.zendesk import ZendeskConnector
 from integration import scheduler, segment_service
 from integration.core.models import TicketEvent
-from integration.pull import pull
 from integration.runtime import Runtime, text_digest
-from integration.settings import Settings
 from integration.web.admin import mappings
 from integration.web.app import create_app
 from integration.worker import Worker
-from sandbox.seed import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, TOKEN
+from tests.support import (
+    ADMIN_TOKEN,
+    BEARER,
+    EMAIL,
+    PASSWORD,
+    SECRET_KEY,
+    TOKEN,
+    AdminApp,
+    csrf,
+    edit,
+    sign_in,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "admin-test-password"
-ADMIN_TOKEN = "admin-test-token"
-SECRET_KEY = "admin-test-secret-key-0123456789abcdef"
-BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@dataclass
-class AdminApp:
-    runtime: Runtime
-    app: Flask
-    client: FlaskClient
-    summary: SeedSummary
-    sandbox: ZendeskSandbox
-
-    def api(self, method: str, path: str, json: Any = None) -> Any:
-        return self.client.open(path, method=method, json=json, headers=BEARER)
-
-
-def _admin_settings(settings: Settings, **changes: Any) -> Settings:
-    return replace(
-        settings, admin_password=PASSWORD, admin_token=ADMIN_TOKEN, secret_key=SECRET_KEY, **changes
-    )
-
-
-@pytest.fixture
-def admin(settings: Settings, seeded: SeedSummary, sandbox: ZendeskSandbox) -> Iterator[AdminApp]:
-    runtime = Runtime.from_settings(_admin_settings(settings))
-    pull(runtime.store, runtime.connectors["zendesk"])
-    segment_service.recompute(runtime.store, runtime.mapping, runtime.mapping_digest)
-    app = create_app(runtime=runtime)
-    yield AdminApp(runtime, app, app.test_client(), seeded, sandbox)
-    runtime.store.close()
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found, "no CSRF token on the page"
-    return found.group(1)
-
-
-def _sign_in(client: FlaskClient, password: str = PASSWORD) -> Any:
-    token = _csrf(client.get("/admin/login").get_data(as_text=True))
-    return client.post("/admin/login", data={"user": "admin", "password": password, "csrf_token": token})
 
 
 def _route(runtime: Runtime, ticket_id: str, delivery: str) -> None:
@@ -85,11 +50,6 @@ def _route(runtime: Runtime, ticket_id: str, delivery: str) -> None:
     worker = Worker(runtime, name="api-test")
     while (event := runtime.queue.claim(worker.name)) is not None:
         worker.process(event)
-
-
-def _edit(text: str, old: str, new: str) -> str:
-    assert old in text
-    return text.replace(old, new, 1)
 
 
 # -- sign-in, sessions, CSRF, bearer token -------------------------------------------------------------
@@ -137,10 +97,10 @@ def test_a_wrong_token_is_refused_and_the_right_one_works(admin: AdminApp) -> No
 
 def test_sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it(admin: AdminApp) -> None:
     client = admin.client
-    refused = _sign_in(client, "wrong")
+    refused = sign_in(client, "wrong")
     assert refused.status_code == 401
     assert "Wrong user or password" in refused.get_data(as_text=True)
-    signed = _sign_in(client)
+    signed = sign_in(client)
     assert signed.status_code == 302
     cookie = next(c for c in signed.headers.getlist("Set-Cookie") if c.startswith("tierdesk_admin="))
     assert "HttpOnly" in cookie
@@ -151,13 +111,13 @@ def test_sign_in_sets_a_strict_session_cookie_and_sign_out_ends_it(admin: AdminA
     assert overview.status_code == 200
     assert overview.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert overview.headers["X-Frame-Options"] == "DENY"
-    token = _csrf(overview.get_data(as_text=True))
+    token = csrf(overview.get_data(as_text=True))
     assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
     assert client.get("/admin/").status_code == 302
 
 
 def test_the_admin_token_also_signs_in_and_the_next_page_must_be_ours(admin: AdminApp) -> None:
-    token = _csrf(admin.client.get("/admin/login").get_data(as_text=True))
+    token = csrf(admin.client.get("/admin/login").get_data(as_text=True))
     response = admin.client.post(
         "/admin/login",
         data={"user": "admin", "password": ADMIN_TOKEN, "csrf_token": token, "next": "//evil.example/x"},
@@ -171,7 +131,7 @@ def test_every_form_needs_the_csrf_token(admin: AdminApp) -> None:
     no_token = client.post("/admin/login", data={"user": "admin", "password": PASSWORD})
     assert no_token.status_code == 400
     assert "CSRF" in no_token.get_data(as_text=True)
-    _sign_in(client)
+    sign_in(client)
     text = admin.runtime.store.active_mapping_version().text
     forged = client.post(
         "/admin/mapping/edit", data={"text": text + "\n# changed\n", "action": "publish", "csrf_token": "x"}
@@ -183,7 +143,7 @@ def test_every_form_needs_the_csrf_token(admin: AdminApp) -> None:
 
 
 def test_changing_the_password_signs_everyone_out(admin: AdminApp) -> None:
-    _sign_in(admin.client)
+    sign_in(admin.client)
     assert admin.client.get("/admin/").status_code == 200
     rotated = replace(admin.runtime.settings, admin_password="a-new-password")
     other = create_app(runtime=replace(admin.runtime, settings=rotated))
@@ -196,12 +156,12 @@ def test_changing_the_password_signs_everyone_out(admin: AdminApp) -> None:
 
 def test_repeated_failed_sign_ins_are_slowed_down(admin: AdminApp) -> None:
     for _ in range(10):
-        assert _sign_in(admin.client, "wrong").status_code == 401
-    assert _sign_in(admin.client).status_code == 429
+        assert sign_in(admin.client, "wrong").status_code == 401
+    assert sign_in(admin.client).status_code == 429
 
 
 def _sign_in_as(client: FlaskClient, user: str, password: str, **headers: str) -> int:
-    token = _csrf(client.get("/admin/login", headers=headers).get_data(as_text=True))
+    token = csrf(client.get("/admin/login", headers=headers).get_data(as_text=True))
     data = {"user": user, "password": password, "csrf_token": token}
     return client.post("/admin/login", data=data, headers=headers).status_code
 
@@ -326,7 +286,7 @@ def test_the_api_is_off_without_a_token(admin: AdminApp) -> None:
 def test_insecure_dev_serves_pages_without_a_secret_key(admin: AdminApp) -> None:
     settings = replace(admin.runtime.settings, secret_key=None, insecure_dev=True)
     client = create_app(runtime=replace(admin.runtime, settings=settings)).test_client()
-    assert _sign_in(client).status_code == 302
+    assert sign_in(client).status_code == 302
     assert client.get("/admin/queue").status_code == 200
 
 
@@ -335,7 +295,7 @@ def test_insecure_dev_serves_pages_without_a_secret_key(admin: AdminApp) -> None
 
 def test_validate_names_line_key_and_reason(admin: AdminApp) -> None:
     text = admin.runtime.store.active_mapping_version().text
-    broken = _edit(text, "revenue_12m: 0.4", "revenue_12m: lots")
+    broken = edit(text, "revenue_12m: 0.4", "revenue_12m: lots")
     line = next(i for i, row in enumerate(broken.splitlines(), start=1) if "revenue_12m: lots" in row)
     response = admin.api("POST", "/api/mapping/validate", {"text": broken})
     assert response.status_code == 422
@@ -352,7 +312,7 @@ def test_validate_names_line_key_and_reason(admin: AdminApp) -> None:
 
 def test_a_group_the_helpdesk_lacks_is_refused_at_its_line(admin: AdminApp) -> None:
     text = admin.runtime.store.active_mapping_version().text
-    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {group: "No Such Team"}')
+    draft = edit(text, 'set: {group: "Onboarding"}', 'set: {group: "No Such Team"}')
     response = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "typo"})
     assert response.status_code == 422
     assert response.json["error"] == "unknown_group"
@@ -365,7 +325,7 @@ def test_publish_reaches_every_process_and_rollback_adds_a_version(admin: AdminA
     rt = admin.runtime
     other = Runtime.from_settings(rt.settings)  # another process: a worker, say
     original = rt.store.active_mapping_version()
-    draft = _edit(original.text, 'set: {group: "Onboarding"}', 'set: {priority: urgent, group: "Onboarding"}')
+    draft = edit(original.text, 'set: {group: "Onboarding"}', 'set: {priority: urgent, group: "Onboarding"}')
     published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "rush new ones"})
     assert published.status_code == 201
     assert published.json == {
@@ -404,7 +364,7 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
     rt = admin.runtime
     original = rt.store.active_mapping_version()
     a_before = _tier_a(rt)
-    draft = _edit(original.text, "A: 7", "A: 6")  # a lower cut-off for tier A: more customers in it
+    draft = edit(original.text, "A: 7", "A: 6")  # a lower cut-off for tier A: more customers in it
     published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "wider A"})
     assert published.status_code == 201
     assert published.json["refit"]["status"] == "pending"
@@ -417,7 +377,7 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
         "version": 2,
         "fitted_at": rt.store.model_digest(segment_service.MODEL)[1],
     }
-    _sign_in(admin.client)
+    sign_in(admin.client)
     assert 'data-refit="pending"' in admin.client.get("/admin/mapping").get_data(as_text=True)
 
     counts = scheduler.refit_if_pending(rt)  # the scheduler's look: the job runs under the sync lock
@@ -436,7 +396,7 @@ def test_publish_only_stores_the_version_and_the_refit_job_recomputes_segments(a
 
 def test_the_refit_waits_while_a_sync_holds_the_lock(admin: AdminApp) -> None:
     rt = admin.runtime
-    draft = _edit(rt.store.active_mapping_version().text, "A: 7", "A: 6")
+    draft = edit(rt.store.active_mapping_version().text, "A: 7", "A: 6")
     assert admin.api("POST", "/api/mapping/versions", {"text": draft}).status_code == 201
     assert rt.store.acquire_lock(scheduler.lock_name("sync"), "another-scheduler", 60)
     assert scheduler.refit_if_pending(rt) is None
@@ -465,13 +425,15 @@ def test_a_running_scheduler_refits_a_published_version_within_its_interval(admi
         jobs.remove_job(name)
     jobs.start()
     try:
-        draft = _edit(admin.runtime.store.active_mapping_version().text, "A: 7", "A: 6")
+        draft = edit(admin.runtime.store.active_mapping_version().text, "A: 7", "A: 6")
         published = admin.api("POST", "/api/mapping/versions", {"text": draft})
         assert published.json["refit"]["status"] == "pending"
-        deadline = time.monotonic() + 15
-        while admin.api("GET", "/api/mapping").json["refit"]["status"] != "done":
-            assert time.monotonic() < deadline, "the refit job did not run"
-            time.sleep(0.1)
+        wait_for(
+            lambda: admin.api("GET", "/api/mapping").json["refit"]["status"] == "done",
+            "the scheduler's refit job to run",
+            15,
+            interval=0.1,
+        )
         assert process.mapping_digest == published.json["digest"]
     finally:
         jobs.shutdown(wait=True)
@@ -480,7 +442,7 @@ def test_a_running_scheduler_refits_a_published_version_within_its_interval(admi
 
 def test_the_author_of_a_version_is_who_the_credentials_prove(admin: AdminApp) -> None:
     text = admin.runtime.store.active_mapping_version().text
-    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
+    draft = edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
     claimed = admin.api("POST", "/api/mapping/versions", {"text": draft, "author": "ceo"})
     assert claimed.status_code == 400
     assert "author" in claimed.json["message"]
@@ -500,7 +462,7 @@ def test_a_restart_keeps_the_published_version_unless_the_file_changed(
 ) -> None:
     rt = admin.runtime
     text = rt.store.active_mapping_version().text
-    draft = _edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
+    draft = edit(text, 'set: {group: "Onboarding"}', 'set: {priority: high, group: "Onboarding"}')
     assert admin.api("POST", "/api/mapping/versions", {"text": draft}).status_code == 201
     restarted = Runtime.from_settings(rt.settings)  # same, unchanged file
     assert restarted.mapping_digest == rt.mapping_digest
@@ -519,13 +481,13 @@ def test_a_restart_keeps_the_published_version_unless_the_file_changed(
 
 def test_the_editor_shows_the_error_at_its_line_then_publishes(admin: AdminApp) -> None:
     client = admin.client
-    _sign_in(client)
+    sign_in(client)
     page = client.get("/admin/mapping/edit").get_data(as_text=True)
     text = admin.runtime.store.active_mapping_version().text
-    broken = _edit(text, "B: 5", "B: eleven")
+    broken = edit(text, "B: 5", "B: eleven")
     line = next(i for i, row in enumerate(broken.splitlines(), start=1) if "B: eleven" in row)
     shown = client.post(
-        "/admin/mapping/edit", data={"text": broken, "action": "check", "csrf_token": _csrf(page)}
+        "/admin/mapping/edit", data={"text": broken, "action": "check", "csrf_token": csrf(page)}
     )
     assert shown.status_code == 422
     html = shown.get_data(as_text=True)
@@ -533,10 +495,10 @@ def test_the_editor_shows_the_error_at_its_line_then_publishes(admin: AdminApp) 
     assert f'data-error-line="{line}"' in html
     assert re.search(r'class="here"><span class="ln">' + str(line) + r"</span>\s*B: eleven", html)
     assert admin.runtime.store.mapping_draft("admin")[0] == broken  # work is never lost
-    fixed = _edit(text, "B: 5", "B: 4.5")
+    fixed = edit(text, "B: 5", "B: 4.5")
     published = client.post(
         "/admin/mapping/edit",
-        data={"text": fixed, "action": "publish", "note": "wider B", "csrf_token": _csrf(page)},
+        data={"text": fixed, "action": "publish", "note": "wider B", "csrf_token": csrf(page)},
     )
     assert published.status_code == 302
     version = admin.runtime.store.active_mapping_version()
@@ -553,7 +515,7 @@ def test_preview_a_customer_with_the_active_mapping_and_a_draft(admin: AdminApp)
     found = admin.api("GET", f"/api/customers?q={customer.email.split('@')[0]}").json["customers"]
     assert customer.key in [c["key"] for c in found]
     text = admin.runtime.store.active_mapping_version().text
-    draft = _edit(
+    draft = edit(
         text,
         'default: {priority: normal, sla: standard, group: "General"}',
         'default: {priority: low, sla: standard, group: "General"}',
@@ -587,7 +549,7 @@ def test_preview_a_pasted_ticket_from_someone_we_never_saw(admin: AdminApp) -> N
 
 def test_simulate_counts_before_and_after_and_lists_the_moves(admin: AdminApp) -> None:
     text = admin.runtime.store.active_mapping_version().text
-    draft = _edit(text, 'set: {group: "Retention"}', 'set: {group: "Retention", priority: urgent}')
+    draft = edit(text, 'set: {group: "Retention"}', 'set: {group: "Retention", priority: urgent}')
     body = admin.api("POST", "/api/simulate", {"text": draft, "days": 365}).json
     assert body["tickets"] > 0
     for name in ("priority", "sla", "group"):
@@ -606,8 +568,8 @@ def test_simulate_counts_before_and_after_and_lists_the_moves(admin: AdminApp) -
 def _hostile_drafts(text: str) -> dict[str, str]:
     return {
         "deep": "segments: " + "[" * 5000 + "]" * 5000,
-        "digits": _edit(text, "revenue_12m: 0.4", "revenue_12m: " + "9" * 5000),
-        "date": _edit(text, "revenue_12m: 0.4", "revenue_12m: 2024-02-30"),
+        "digits": edit(text, "revenue_12m: 0.4", "revenue_12m: " + "9" * 5000),
+        "date": edit(text, "revenue_12m: 0.4", "revenue_12m: 2024-02-30"),
     }
 
 
@@ -628,10 +590,10 @@ def test_hostile_mappings_get_a_4xx_with_a_message_everywhere(admin: AdminApp, c
     assert admin.runtime.store.active_mapping_version().id == 1
     # the same text saved as a draft in the editor is marked invalid; preview and simulate go on without it
     client = admin.client
-    _sign_in(client)
+    sign_in(client)
     page = client.get("/admin/mapping/edit").get_data(as_text=True)
     saved = client.post(
-        "/admin/mapping/edit", data={"text": draft, "action": "check", "csrf_token": _csrf(page)}
+        "/admin/mapping/edit", data={"text": draft, "action": "check", "csrf_token": csrf(page)}
     )
     assert saved.status_code == 422
     assert admin.runtime.store.mapping_draft("admin")[0] == draft  # kept, never lost
@@ -671,9 +633,9 @@ def test_a_deeply_nested_ticket_is_a_400_on_the_page_and_in_the_api(admin: Admin
     assert in_api.status_code == 400
     assert "nested too deeply" in in_api.json["message"]
     client = admin.client
-    _sign_in(client)
+    sign_in(client)
     page = client.get("/admin/preview").get_data(as_text=True)
-    pasted = client.post("/admin/preview", data={"ticket": deep, "csrf_token": _csrf(page)})
+    pasted = client.post("/admin/preview", data={"ticket": deep, "csrf_token": csrf(page)})
     assert pasted.status_code == 400
     assert "nested too deeply" in pasted.get_data(as_text=True)
 
@@ -735,7 +697,7 @@ def test_the_dead_letter_ticket_filter_matches_the_id_as_text(admin: AdminApp) -
 def test_a_next_address_with_line_breaks_or_foreign_parts_goes_to_the_overview(
     admin: AdminApp, target: str
 ) -> None:
-    token = _csrf(admin.client.get("/admin/login").get_data(as_text=True))
+    token = csrf(admin.client.get("/admin/login").get_data(as_text=True))
     response = admin.client.post(
         "/admin/login", data={"user": "admin", "password": PASSWORD, "csrf_token": token, "next": target}
     )
@@ -749,7 +711,7 @@ def test_a_next_address_with_line_breaks_or_foreign_parts_goes_to_the_overview(
 
 
 def test_the_overview_warns_when_acknowledged_webhooks_are_not_being_moved(admin: AdminApp) -> None:
-    _sign_in(admin.client)
+    sign_in(admin.client)
     inbox = admin.runtime.queue.inbox
     inbox.append("zendesk", "waiting-1", "zendesk:ticket:1", {})
     assert "still waiting in the inbox" not in admin.client.get("/admin/").get_data(as_text=True)
@@ -799,7 +761,7 @@ def test_service_without_sla_targets_says_so(admin: AdminApp, tmp_path: Path) ->
     body = admin.api("GET", "/api/service?dimension=tier&from=2000-01-01").json
     assert body["has_targets"] is False
     assert all(r["sla_breach_rate"] is None for r in body["rows"])
-    _sign_in(admin.client)
+    sign_in(admin.client)
     assert "no targets" in admin.client.get("/admin/service").get_data(as_text=True)
 
 
@@ -830,6 +792,7 @@ def test_api_errors_are_json_with_a_message(admin: AdminApp) -> None:
     assert unknown.json["error"] == "not_found"
 
 
+@pytest.mark.slow
 def test_the_demo_ends_with_the_admin_address_and_sign_in() -> None:
     from integration.cli.demo import run
 
@@ -873,7 +836,7 @@ def test_a_worker_in_another_process_routes_with_the_published_version(admin: Ad
         in admin.api("POST", "/api/preview", {"customer": key}).json["results"][0]["decision"]["reasons"]
     )
     text = store.active_mapping_version().text
-    lower = _edit(text, "default: {priority: normal,", "default: {priority: low,")
+    lower = edit(text, "default: {priority: normal,", "default: {priority: low,")
     assert admin.api("POST", "/api/mapping/versions", {"text": lower}).status_code == 201
     zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
     ticket = zendesk.create_ticket(requester.rsplit(":", 1)[1], "Question", "Hello")
@@ -900,7 +863,7 @@ def test_after_a_publish_webhooks_route_with_the_last_model_until_the_refit_job_
 
     monkeypatch.setattr(segment_service, "recompute", counted)
     original = rt.store.active_mapping_version()
-    draft = _edit(original.text, "A: 7", "A: 6")
+    draft = edit(original.text, "A: 7", "A: 6")
     published = admin.api("POST", "/api/mapping/versions", {"text": draft, "note": "wider A"}).json
     zendesk = ZendeskConnector(admin.sandbox.base_url, EMAIL, TOKEN)
     requesters = [str(i) for i in admin.summary.customer_ids[:2]]
@@ -924,7 +887,7 @@ def test_after_a_publish_webhooks_route_with_the_last_model_until_the_refit_job_
     assert decision is not None
     assert decision.model_digest == published["digest"]
     assert recomputes == [published["digest"]]
-    _sign_in(admin.client)
+    sign_in(admin.client)
     assert (
         admin.api("GET", f"/api/decisions/{second.external_id}").json["tickets"][0]["decision"][
             "model_digest"
@@ -946,7 +909,7 @@ def test_a_ticket_with_only_a_dead_event_is_found_and_the_queue_page_links_to_it
         assert item["decision"] is None
         assert [e["status"] for e in item["events"]] == ["dead"]
 
-    _sign_in(admin.client)
+    sign_in(admin.client)
     queue_page = admin.client.get("/admin/queue").get_data(as_text=True)
     link = re.search(r'href="(/admin/decisions/[^"]+)">zendesk:ticket:424242<', queue_page)
     assert link, "the queue page links the dead event's ticket"
@@ -974,7 +937,7 @@ def test_the_lookup_explains_text_that_is_no_ticket_id_and_counts_outcomes(admin
     assert routed["decision"]["outcome"] == "applied"
     assert admin.api("GET", "/api/decisions").json["outcomes"] == {"applied": 1}
 
-    _sign_in(admin.client)
+    sign_in(admin.client)
     page = admin.client.get("/admin/decisions?ticket=hello")
     assert page.status_code == 400
     text = page.get_data(as_text=True)

@@ -45,11 +45,15 @@ CHROMIUM_ARGS = [
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
 )
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="browser tests need Chromium at /usr/bin/chromium: `make test` installs it when run as root "
-    "(apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="browser tests need Chromium at /usr/bin/chromium: `make test` installs it when run as root "
+        "(apt-get install chromium)",
+    ),
+]
 
 
 @dataclass

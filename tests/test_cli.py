@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,21 +21,7 @@ from integration.core.models import TicketEvent
 from integration.settings import Settings
 from integration.worker import Worker
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, TOKEN, Live, post_webhook
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        "TIERDESK_DB": settings.db,
-        "TIERDESK_MAPPINGS": settings.mappings,
-        "TIERDESK_ZENDESK_URL": settings.zendesk_url or "",
-        "TIERDESK_ZENDESK_EMAIL": settings.zendesk_email or "",
-        "TIERDESK_ZENDESK_TOKEN": settings.zendesk_token or "",
-        "TIERDESK_ZENDESK_WEBHOOK_SECRET": settings.zendesk_webhook_secret or "",
-        "TIERDESK_LOG_LEVEL": "ERROR",
-    }
+from tests.support import EMAIL, ROOT, TOKEN, Live, free_port, post_webhook, run_tierdesk, settings_env
 
 
 def test_queue_lists_dead_events_and_retry_replays_one(live: Live) -> None:
@@ -46,7 +31,7 @@ def test_queue_lists_dead_events_and_retry_replays_one(live: Live) -> None:
     assert event is not None
     queue.failed(event, "zendesk: ticket 424242 no longer exists", retriable=False)
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     listed = runner.invoke(main, ["queue"], env=env)
     assert listed.exit_code == 0, listed.output
     assert "dead" in listed.output
@@ -61,7 +46,7 @@ def test_queue_lists_dead_events_and_retry_replays_one(live: Live) -> None:
 
 def test_queue_names_acknowledged_webhooks_no_worker_has_moved(live: Live) -> None:
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     assert runner.invoke(main, ["queue"], env=env).output.splitlines() == ["queue: empty"]
     live.runtime.queue.accept(TicketEvent("zendesk", "d7", "7"), {"ticket_id": "7"})
     listed = runner.invoke(main, ["queue"], env=env).output
@@ -71,7 +56,7 @@ def test_queue_names_acknowledged_webhooks_no_worker_has_moved(live: Live) -> No
 
 def test_sync_and_segment_print_what_they_did(live: Live) -> None:
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     synced = runner.invoke(main, ["sync", "--full"], env=env)
     assert synced.exit_code == 0, synced.output
     assert re.search(r"zendesk: organizations \d+, users 120, tickets \d+", synced.output)
@@ -112,7 +97,7 @@ def test_broken_mapping_is_refused_naming_file_line_and_key(live: Live, tmp_path
             line_number = j + 1
             break
     broken.write_text("\n".join(lines) + "\n")
-    env = {**_env(live.runtime.settings), "TIERDESK_MAPPINGS": str(broken)}
+    env = {**settings_env(live.runtime.settings), "TIERDESK_MAPPINGS": str(broken)}
     result = CliRunner().invoke(main, ["segment"], env=env)
     assert result.exit_code != 0
     assert f"broken.yaml:{line_number}" in result.output
@@ -120,7 +105,7 @@ def test_broken_mapping_is_refused_naming_file_line_and_key(live: Live, tmp_path
 
 
 def test_missing_secret_is_refused_at_start(live: Live) -> None:
-    env = {**_env(live.runtime.settings), "TIERDESK_ZENDESK_WEBHOOK_SECRET": ""}
+    env = {**settings_env(live.runtime.settings), "TIERDESK_ZENDESK_WEBHOOK_SECRET": ""}
     result = CliRunner().invoke(main, ["worker"], env=env)
     assert result.exit_code != 0
     assert "TIERDESK_ZENDESK_WEBHOOK_SECRET" in result.output
@@ -145,21 +130,6 @@ def test_readme_opens_with_the_two_commands() -> None:
 # -- what a new user meets first: commands that look at a store, start-up errors, logs ----------------------
 
 
-def _tierdesk(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The installed `tierdesk` command in its own process, with only the environment given (and PATH)."""
-    script = Path(sys.executable).parent / "tierdesk"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "integration.cli.commands"]
-    return subprocess.run(  # noqa: S603 - our own command
-        [*command, *args],
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def test_commands_that_look_at_the_store_need_only_tierdesk_db(live: Live) -> None:
     store = live.runtime.store
     secret = live.runtime.settings.zendesk_webhook_secret or ""
@@ -173,31 +143,31 @@ def test_commands_that_look_at_the_store_need_only_tierdesk_db(live: Live) -> No
     store.finish_job_run(run_id, "ok", {"users": 120}, 7, None, 1_700_000_002.5)
     env = {"TIERDESK_DB": live.runtime.settings.db}  # no helpdesk, no credentials, no webhook secret
 
-    status = _tierdesk("sync", "--status", env=env)
+    status = run_tierdesk("sync", "--status", env=env)
     assert status.returncode == 0, status.stderr
     assert any(line.split()[:3] == ["zendesk", "users", "ok"] for line in status.stdout.splitlines())
-    report = _tierdesk("segment", "--report", env=env)
+    report = run_tierdesk("segment", "--report", env=env)
     assert report.returncode == 0, report.stderr
     assert "120 customers" in report.stdout
     assert "Data quality" in report.stdout
-    listed = _tierdesk("queue", env=env)
+    listed = run_tierdesk("queue", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "909090" in listed.stdout
     assert listed.stdout.splitlines()[1].split()[:4] == ["id", "status", "ticket", "attempts"]
-    jobs = _tierdesk("jobs", env=env)
+    jobs = run_tierdesk("jobs", env=env)
     assert jobs.returncode == 0, jobs.stderr
     header, row = jobs.stdout.splitlines()
     assert header.split()[:4] == ["id", "job", "status", "started"]
     assert row.split()[1:3] == ["sync", "ok"]
     assert "2.5 s" in row
-    replayed = _tierdesk("queue", "retry", str(event_id), env=env)
+    replayed = run_tierdesk("queue", "retry", str(event_id), env=env)
     assert replayed.returncode == 0, replayed.stderr
     assert store.get_event(event_id).status == "pending"
 
 
 def test_a_command_that_looks_at_the_store_does_not_create_one(tmp_path: Path) -> None:
     path = tmp_path / "typo.db"
-    result = _tierdesk("queue", env={"TIERDESK_DB": str(path)})
+    result = run_tierdesk("queue", env={"TIERDESK_DB": str(path)})
     assert result.returncode != 0
     assert f"TIERDESK_DB={path}: there is no database at {path}" in result.stderr
     assert "tierdesk sync" in result.stderr  # the fix
@@ -224,7 +194,7 @@ def test_a_bad_tierdesk_db_is_one_line_naming_the_variable_value_and_fix(
     else:
         (tmp_path / "notes.db").write_text("not a database\n")
         db, fix = str(tmp_path / "notes.db"), "Point TIERDESK_DB at tierdesk's database file"
-    result = _tierdesk(*command, env={**HELPDESK_ENV, "TIERDESK_DB": db})
+    result = run_tierdesk(*command, env={**HELPDESK_ENV, "TIERDESK_DB": db})
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stdout == ""
@@ -235,11 +205,11 @@ def test_a_bad_tierdesk_db_is_one_line_naming_the_variable_value_and_fix(
 
 def test_other_start_up_mistakes_name_their_variable_too(tmp_path: Path) -> None:
     env = {**HELPDESK_ENV, "TIERDESK_DB": str(tmp_path / "t.db")}
-    mapping = _tierdesk("worker", env={**env, "TIERDESK_MAPPINGS": str(tmp_path / "nope.yaml")})
+    mapping = run_tierdesk("worker", env={**env, "TIERDESK_MAPPINGS": str(tmp_path / "nope.yaml")})
     assert mapping.returncode != 0
     (line,) = mapping.stderr.splitlines()
     assert f"TIERDESK_MAPPINGS={tmp_path / 'nope.yaml'}: cannot read the mapping file" in line
-    level = _tierdesk("worker", env={**env, "TIERDESK_LOG_LEVEL": "chatty"})
+    level = run_tierdesk("worker", env={**env, "TIERDESK_LOG_LEVEL": "chatty"})
     assert level.returncode != 0
     (line,) = level.stderr.splitlines()
     assert "TIERDESK_LOG_LEVEL=chatty: expected one of DEBUG, INFO, WARNING" in line
@@ -260,7 +230,7 @@ def _helpdesk_env(sandbox: ZendeskSandbox, tmp_path: Path, **changes: str) -> di
 def test_a_wrong_token_at_start_says_which_variables_to_check(
     sandbox: ZendeskSandbox, seeded: object, tmp_path: Path
 ) -> None:
-    result = _tierdesk("worker", env=_helpdesk_env(sandbox, tmp_path, TIERDESK_ZENDESK_TOKEN="wrong"))
+    result = run_tierdesk("worker", env=_helpdesk_env(sandbox, tmp_path, TIERDESK_ZENDESK_TOKEN="wrong"))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
@@ -270,11 +240,9 @@ def test_a_wrong_token_at_start_says_which_variables_to_check(
 
 
 def test_an_unreachable_helpdesk_at_start_names_the_host(tmp_path: Path) -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     env = {**HELPDESK_ENV, "TIERDESK_DB": str(tmp_path / "t.db"), "TIERDESK_HTTP_ATTEMPTS": "1"}
-    result = _tierdesk("worker", env={**env, "TIERDESK_ZENDESK_URL": f"http://127.0.0.1:{port}"})
+    result = run_tierdesk("worker", env={**env, "TIERDESK_ZENDESK_URL": f"http://127.0.0.1:{port}"})
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
@@ -289,7 +257,7 @@ def test_a_mapped_group_the_helpdesk_lacks_names_file_line_and_the_closest_group
     text = (ROOT / "mappings" / "default.yaml").read_text().replace('"Key Accounts"', '"Key Acounts"')
     mapping.write_text(text)
     line_number = next(i for i, line in enumerate(text.splitlines(), 1) if "Key Acounts" in line)
-    result = _tierdesk("worker", env=_helpdesk_env(sandbox, tmp_path, TIERDESK_MAPPINGS=str(mapping)))
+    result = run_tierdesk("worker", env=_helpdesk_env(sandbox, tmp_path, TIERDESK_MAPPINGS=str(mapping)))
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
@@ -298,24 +266,27 @@ def test_a_mapped_group_the_helpdesk_lacks_names_file_line_and_the_closest_group
 
 
 def test_one_shot_commands_keep_log_lines_off_stdout_and_quiet_by_default(live: Live) -> None:
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     del env["TIERDESK_LOG_LEVEL"]
-    quiet = _tierdesk("sync", env=env)
+    quiet = run_tierdesk("sync", env=env)
     assert quiet.returncode == 0, quiet.stderr
     assert "segments: 120 customers" in quiet.stdout
     assert quiet.stderr == ""  # INFO lines such as sync.recomputed are the service's, not the user's
-    chatty = _tierdesk("sync", env={**env, "TIERDESK_LOG_LEVEL": "INFO"})
+    chatty = run_tierdesk("sync", env={**env, "TIERDESK_LOG_LEVEL": "INFO"})
     assert chatty.returncode == 0, chatty.stderr
     assert not [line for line in chatty.stdout.splitlines() if line.startswith("{")]
     events = [json.loads(line)["event"] for line in chatty.stderr.splitlines()]
     assert "sync.recomputed" in events
 
 
+@pytest.mark.slow
 def test_serve_logs_each_request_as_a_json_line(live: Live) -> None:
-    env = {**_env(live.runtime.settings), "TIERDESK_LOG_LEVEL": "INFO", "TIERDESK_WORKER_THREADS": "1"}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    env = {
+        **settings_env(live.runtime.settings),
+        "TIERDESK_LOG_LEVEL": "INFO",
+        "TIERDESK_WORKER_THREADS": "1",
+    }
+    port = free_port()
     script = Path(sys.executable).parent / "tierdesk"
     process = subprocess.Popen(  # noqa: S603 - our own command
         [str(script), "serve", "--port", str(port)],

@@ -15,8 +15,8 @@ from connectors.zendesk import ZendeskConnector
 from integration.core.models import Decision
 from sandbox.seed import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, RECORDERS, TOKEN
 from tests.contract import SPEC_PATH, Contract, Recorded
+from tests.support import EMAIL, RECORDERS, TOKEN
 
 
 @pytest.fixture

@@ -28,11 +28,23 @@ from integration.store import Store
 from integration.worker import Worker
 from sandbox.seed import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, SECRET, TOKEN, Live, inbox_lines, moved, signed_headers
-from tests.test_processes import _port, _wait_http
+from tests.support import (
+    EMAIL,
+    SECRET,
+    TOKEN,
+    Live,
+    free_port,
+    inbox_lines,
+    moved,
+    signed_headers,
+    wait_for,
+    wait_http,
+)
 
 BIN = Path(sys.executable).parent
 BURST = 2000
+
+pytestmark = pytest.mark.slow
 
 
 def _private_notes(sandbox: ZendeskSandbox, ticket_id: int) -> int:
@@ -99,15 +111,6 @@ def _stop(proc: subprocess.Popen) -> None:
             _kill9(proc)
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_kill_9_of_web_and_worker_mid_burst_applies_every_event_exactly_once(
     tmp_path: Path, sandbox: ZendeskSandbox, seeded: SeedSummary
 ) -> None:
@@ -115,7 +118,7 @@ def test_kill_9_of_web_and_worker_mid_burst_applies_every_event_exactly_once(
     tickets = [
         sandbox.add_ticket(rng.choice(seeded.customer_ids), f"burst {i}", "x")["id"] for i in range(BURST)
     ]
-    port = _port()
+    port = free_port()
     env = {
         **os.environ,
         "TIERDESK_DB": str(tmp_path / "tierdesk.db"),
@@ -144,24 +147,25 @@ def test_kill_9_of_web_and_worker_mid_burst_applies_every_event_exactly_once(
     web = _start(web_cmd, env, log)
     worker = _start(worker_cmd, env, log)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         deliverer = Deliverer(f"http://127.0.0.1:{port}/webhooks/zendesk", tickets)
         sending = threading.Thread(target=deliverer.run)
         sending.start()
 
-        _wait(lambda: deliverer.acked >= 500, 60, "500 acknowledged deliveries")
+        wait_for(lambda: deliverer.acked >= 500, "500 acknowledged deliveries", 60)
         _kill9(web)  # the web tier crashes with requests in flight
-        time.sleep(0.3)
+        failed = deliverer.failures
+        wait_for(lambda: deliverer.failures > failed, "a delivery to fail while the web tier is down", 30)
         web = _start(web_cmd, env, log)
 
-        _wait(lambda: store.count("decisions") >= 300, 60, "300 routed tickets")
+        wait_for(lambda: store.count("decisions") >= 300, "300 routed tickets", 60)
         _kill9(worker)  # a worker dies holding leases, maybe between our PUT and its bookkeeping
         worker = _start(worker_cmd, env, log)
         second_worker = _start(worker_cmd, env, log)
 
         sending.join(timeout=120)
         assert not sending.is_alive()
-        _wait(lambda: store.queue_counts().get("done", 0) >= BURST, 120, "every event done")
+        wait_for(lambda: store.queue_counts().get("done", 0) >= BURST, "every event done", 120)
         _stop(second_worker)
     finally:
         _stop(web)
@@ -190,7 +194,7 @@ def patient(live: Live) -> Runtime:
 def _queue_tickets(live: Live, count: int) -> list[str]:
     requester = live.runtime.store.customers_by_segment()[("lifecycle", "established")][0].rsplit(":", 1)[1]
     ids = [live.zendesk.create_ticket(requester, f"fault {i}", "x").external_id for i in range(count)]
-    _wait(lambda: inbox_lines(live.runtime) >= count, 10, "webhooks acknowledged")
+    wait_for(lambda: inbox_lines(live.runtime) >= count, "webhooks acknowledged", 10)
     return ids
 
 
@@ -264,13 +268,13 @@ def test_a_call_slower_than_the_lease_keeps_its_event_one_write_and_one_decision
     stop = threading.Event()
     threads = start_workers(runtime, stop, 2)  # two worker threads of one process, as `tierdesk worker`
     try:
-        _wait(lambda: runtime.store.queue_counts() == {"done": 1}, 30, "the event done")
-        time.sleep(1.5)  # long enough for a second claim to have written too, had it been let in
+        wait_for(lambda: runtime.store.queue_counts() == {"done": 1}, "the event done", 30)
     finally:
-        stop.set()
-        live.sandbox.set_delay(0)
+        stop.set()  # each worker finishes what it holds, so a second claim's write would be in by the join
         for thread in threads:
-            thread.join(timeout=10)
+            thread.join(timeout=15)
+        live.sandbox.set_delay(0)
+    assert not [t.name for t in threads if t.is_alive()], "a worker thread did not stop"
     assert _writes(live.sandbox, ticket_id) == 1
     assert _private_notes(live.sandbox, int(ticket_id)) == 1
     decision = runtime.store.get_decision(f"zendesk:ticket:{ticket_id}")
@@ -296,7 +300,7 @@ def test_a_retry_after_longer_than_the_lease_allows_goes_back_to_the_queue(
     assert event.status == "pending"
     assert event.attempts == 0  # a rate limit waited out is no failed attempt
     assert event.available_at >= time.time() + 3
-    _wait(lambda: (worker.run_once() or True) and patient.store.queue_counts() == {"done": 1}, 15, "done")
+    wait_for(lambda: (worker.run_once() or True) and patient.store.queue_counts() == {"done": 1}, "done", 15)
     assert _private_notes(live.sandbox, int(ticket_id)) == 1
 
 

@@ -19,31 +19,26 @@ from integration.cli import demo
 from integration.cli.demo import run
 from integration.core.mapping import MappingError, parse_mapping
 from integration.store import Store
-from tests.test_admin_api import AdminApp, _edit, _sign_in, admin  # noqa: F401 - `admin` is a fixture
-from tests.test_cli import ROOT, _tierdesk
+from tests.support import ROOT, AdminApp, edit, free_port, run_tierdesk, sign_in
 
 # -- the demo leaves something to look at ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+@pytest.mark.slow
 def test_demo_keeps_its_database_at_db_on_the_port_asked_and_prints_the_line(tmp_path: Path) -> None:
-    path, port = tmp_path / "demo.db", _free_port()
+    path, port = tmp_path / "demo.db", free_port()
     args = ("--customers", "150", "--tickets", "5", "--seed", "3", "--no-serve")
-    result = _tierdesk("demo", *args, "--db", str(path), "--port", str(port), env={}, timeout=180)
+    result = run_tierdesk("demo", *args, "--db", str(path), "--port", str(port), env={}, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Admin: http://127.0.0.1:{port}/admin/" in result.stdout
     assert f"  export TIERDESK_DB={path}" in result.stdout.splitlines()
     assert path.exists()
-    status = _tierdesk("sync", "--status", env={"TIERDESK_DB": str(path)})  # as the printed line says
+    status = run_tierdesk("sync", "--status", env={"TIERDESK_DB": str(path)})  # as the printed line says
     assert status.returncode == 0, status.stderr
     assert "zendesk      users" in status.stdout
 
 
+@pytest.mark.slow
 def test_demo_without_db_removes_its_temporary_folder() -> None:
     lines: list[str] = []
     assert run(customers=150, tickets=5, seed=3, echo=lines.append, serve=False) == 0
@@ -55,10 +50,11 @@ def test_demo_without_db_removes_its_temporary_folder() -> None:
     assert not folder.exists()
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_db_that_exists_and_a_port_in_use(tmp_path: Path) -> None:
     existing = tmp_path / "mine.db"
     existing.write_bytes(b"precious")
-    result = _tierdesk("demo", "--no-serve", "--db", str(existing), env={})
+    result = run_tierdesk("demo", "--no-serve", "--db", str(existing), env={})
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.splitlines()
@@ -72,6 +68,7 @@ def test_demo_refuses_a_db_that_exists_and_a_port_in_use(tmp_path: Path) -> None
             run(customers=50, tickets=1, echo=lambda _: None, serve=False, port=port)
 
 
+@pytest.mark.slow
 def test_freshdesk_demo_ends_with_its_own_command() -> None:
     lines: list[str] = []
     assert run(customers=60, tickets=2, seed=5, echo=lines.append, helpdesk="freshdesk", serve=False) == 0
@@ -119,6 +116,7 @@ def _number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
+@pytest.mark.slow
 def test_demo_segment_totals_overview_and_segments_page_count_the_same_customers(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     reader = AdminReader()
@@ -139,7 +137,7 @@ def test_demo_segment_totals_overview_and_segments_page_count_the_same_customers
     for line in dimension_lines:  # "  tier       B 62, C 55, A 33": every dimension adds up to the same
         assert sum(int(n) for n in re.findall(r" (\d+)(?:,|$)", line)) == customers, line
 
-    segment = _tierdesk("segment", env={"TIERDESK_DB": str(path)})
+    segment = run_tierdesk("segment", env={"TIERDESK_DB": str(path)})
     assert segment.returncode == 0, segment.stderr
     assert segment.stdout.startswith(f"{customers} customers, ")
 
@@ -161,6 +159,7 @@ def test_demo_segment_totals_overview_and_segments_page_count_the_same_customers
     assert api.json()["quality"]["customers"] == customers
 
 
+@pytest.mark.slow
 def test_a_person_found_by_email_is_one_customer_not_one_per_record(tmp_path: Path) -> None:
     path = tmp_path / "demo.db"
     assert run(customers=150, tickets=2, seed=3, echo=lambda _: None, serve=False, db=str(path)) == 0
@@ -185,27 +184,27 @@ def test_a_person_found_by_email_is_one_customer_not_one_per_record(tmp_path: Pa
 # -- the admin's rough edges --------------------------------------------------------------------------------
 
 
-def test_a_version_page_with_one_version_offers_nothing_to_compare(admin: AdminApp) -> None:  # noqa: F811
-    _sign_in(admin.client)
+def test_a_version_page_with_one_version_offers_nothing_to_compare(admin: AdminApp) -> None:
+    sign_in(admin.client)
     (version,) = admin.runtime.store.mapping_versions()
     page = admin.client.get(f"/admin/mapping/versions/{version.id}").get_data(as_text=True)
     assert 'id="against"' not in page
     assert "The only version so far: nothing to compare with." in page
 
 
-def test_simulate_without_a_draft_says_what_to_do(admin: AdminApp) -> None:  # noqa: F811
-    _sign_in(admin.client)
+def test_simulate_without_a_draft_says_what_to_do(admin: AdminApp) -> None:
+    sign_in(admin.client)
     page = admin.client.get("/admin/simulate").get_data(as_text=True)
     assert "<select" not in page  # nothing to choose from: no empty selector
     assert "Nothing to compare with yet" in page
     assert "press <em>Check</em> to save a draft" in page
 
 
-def test_simulate_groups_the_moved_tickets_by_change(admin: AdminApp) -> None:  # noqa: F811
-    _sign_in(admin.client)
+def test_simulate_groups_the_moved_tickets_by_change(admin: AdminApp) -> None:
+    sign_in(admin.client)
     store = admin.runtime.store
     text = store.active_mapping_version().text
-    draft = _edit(text, 'set: {group: "Retention"}', 'set: {group: "Retention", priority: urgent}')
+    draft = edit(text, 'set: {group: "Retention"}', 'set: {group: "Retention", priority: urgent}')
     store.save_mapping_draft("admin", draft)
     page = admin.client.get("/admin/simulate?mapping=draft&days=365&run=1").get_data(as_text=True)
     captions = re.findall(r"<caption>(priority [^<]+): ([\d,]+) tickets?</caption>", page)
@@ -226,8 +225,8 @@ def _drift_chart(page: str) -> dict:
     return json.loads(found.group(1))
 
 
-def test_the_drift_chart_starts_at_the_first_recorded_day(admin: AdminApp) -> None:  # noqa: F811
-    _sign_in(admin.client)
+def test_the_drift_chart_starts_at_the_first_recorded_day(admin: AdminApp) -> None:
+    sign_in(admin.client)
     chart = _drift_chart(admin.client.get("/admin/segments?dimension=tier&days=90").get_data(as_text=True))
     assert len(chart["x"]) == 1  # segments were first computed today: no 89 days of everyone "(none)"
     old = (datetime.now(UTC) - timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -29,7 +29,7 @@ import requests
 from integration.inbox import Inbox
 from integration.store import Store
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, TOKEN, signed_headers
+from tests.support import EMAIL, TOKEN, free_port, signed_headers
 
 BIN = Path(sys.executable).parent
 SECRET = "flood-secret-Zx81-do-not-log"  # distinctive, so a leak into the logs cannot hide
@@ -38,7 +38,10 @@ REQUESTS = 1500
 THREADS = 8
 FLOOD_SECONDS = 20.0
 
-pytestmark = pytest.mark.skipif(not shutil.which("gunicorn", path=str(BIN)), reason="gunicorn not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which("gunicorn", path=str(BIN)), reason="gunicorn not installed"),
+]
 
 
 @dataclass
@@ -51,16 +54,10 @@ class Server:
     stdout: Path
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path, sandbox: ZendeskSandbox) -> Iterator[Server]:
     """gunicorn with the Procfile's worker model, stderr and stdout each captured to a file."""
-    port = _port()
+    port = free_port()
     env = {
         **os.environ,
         "TIERDESK_DB": str(tmp_path / "tierdesk.db"),

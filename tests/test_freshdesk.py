@@ -45,7 +45,7 @@ from integration.web.app import create_app
 from sandbox.freshdesk import FreshdeskSandbox
 from sandbox.freshdesk_seed import seed
 from sandbox.seed import SeedSummary
-from tests.conftest import moved, queued_event
+from tests.support import fast_settings, moved, queued_event, wait_for_decisions, wait_idle
 
 KEY = "fd-connector-test-key"
 SECRET = "fd-webhook-secret-not-real"
@@ -80,17 +80,11 @@ def freshdesk(fbox: FreshdeskSandbox, fseeded: SeedSummary) -> FreshdeskConnecto
 
 @pytest.fixture
 def fsettings(tmp_path: Path, fbox: FreshdeskSandbox) -> Settings:
-    return Settings(
-        db=str(tmp_path / "tierdesk.db"),
+    return fast_settings(
+        tmp_path / "tierdesk.db",
         freshdesk_url=fbox.base_url,
         freshdesk_api_key=KEY,
         freshdesk_webhook_secret=SECRET,
-        http_attempts=3,
-        http_backoff=0.01,
-        max_attempts=4,
-        retry_base=0.05,
-        retry_max=0.2,
-        lease_seconds=5,
     )
 
 
@@ -110,13 +104,7 @@ class FreshLive:
         start_workers(self.runtime, self.stop, count)
 
     def wait_for_decisions(self, ticket_ids: list[str], timeout: float = 15.0) -> None:
-        keys = [f"freshdesk:ticket:{t}" for t in ticket_ids]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(self.runtime.store.get_decision(k) for k in keys):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"not routed in {timeout}s; queue {self.runtime.store.queue_counts()}")
+        wait_for_decisions(self.runtime, "freshdesk", ticket_ids, timeout)
 
     def requester(self, dimension: str, label: str) -> str:
         return self.runtime.store.customers_by_segment()[(dimension, label)][0].rsplit(":", 1)[1]
@@ -289,6 +277,7 @@ def test_a_vip_tag_on_a_synced_contact_makes_a_vip(
     runtime.store.close()
 
 
+@pytest.mark.slow  # a minute: 120 contacts, one write each, under Freshdesk's rate limit
 def test_the_tag_push_leaves_contacts_whose_tags_are_right_alone(
     fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary
 ) -> None:
@@ -615,9 +604,7 @@ def test_a_repeated_delivery_routes_once_and_keeps_agent_tags(flive: FreshLive) 
         flive, {"ticket": {"id": ticket_id}}, {"X-Tierdesk-Secret": SECRET, "X-Tierdesk-Rule": "other"}
     )
     assert other.status_code == 202
-    deadline = time.monotonic() + 10
-    while flive.runtime.store.queue_counts().get("done", 0) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_idle(flive.runtime)  # both deliveries moved into the queue and worked off
     assert flive.runtime.store.queue_counts() == {"done": 2}
     routed = flive.box.get_ticket(created["id"])
     assert {"agent_flag", MARKER} <= set(routed["tags"])
@@ -653,6 +640,7 @@ def test_sync_command_pulls_from_freshdesk(fsettings: Settings, fseeded: SeedSum
     assert expected in result.output
 
 
+@pytest.mark.slow  # a minute: 120 contacts, one write each, under Freshdesk's rate limit
 def test_scheduled_sync_tags_contacts_without_touching_their_own_tags(
     fsettings: Settings, fbox: FreshdeskSandbox, fseeded: SeedSummary
 ) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from integration import inbox as inbox_module
 from integration.inbox import Inbox
 from integration.store import Store
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,6 +144,18 @@ def test_a_large_backlog_moves_in_batches_without_losing_order(
     assert _tickets(store) == [str(n) for n in range(11)]
 
 
+def _unlocked(path: Path) -> bool:
+    """No process holds `path`'s writer lock: the drain will treat the file as sealed."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock if we took it
+    return True
+
+
 WRITER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
@@ -167,7 +180,8 @@ def test_a_killed_web_process_loses_nothing_it_acknowledged(store: Store) -> Non
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
     writer.stdout.close()
-    time.sleep(0.05)
+    (written,) = inbox.directory.glob("*.jsonl")
+    wait_for(lambda: _unlocked(written), "the killed writer's lock on its file to be released", 5)
     inbox.drain(store, settle=0)
     assert store.queue_counts() == {"pending": 500}
     assert list(inbox.directory.glob("*.jsonl")) == []  # the dead writer's file, moved and gone
@@ -176,7 +190,7 @@ def test_a_killed_web_process_loses_nothing_it_acknowledged(store: Store) -> Non
 def test_the_gate_answers_503_when_the_inbox_cannot_be_written(tmp_path: Path, settings: Any) -> None:
     from integration.runtime import Runtime
     from integration.web.app import create_app
-    from tests.conftest import signed_headers
+    from tests.support import signed_headers
 
     runtime = Runtime.from_settings(settings)
     blocker = tmp_path / "not-a-directory"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +28,7 @@ from integration.core.mapping import (
     parse_expression,
     parse_mapping,
 )
+from tests.support import conditions, feature_sets, reference, render
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_YAML = ROOT / "mappings" / "default.yaml"
@@ -712,143 +712,6 @@ def test_parser_raises_only_mapping_error(text):
     features = {"a": 1, "b": "x", "d": None}
     assert isinstance(evaluate(expr, features), bool)
     assert isinstance(explain(expr, features), str)
-
-
-# A generated condition is a tuple tree; render() writes it as text, reference() is an
-# independent evaluator of the documented semantics.
-
-NAMES = ("a", "b", "c_1")
-OPS = ("<", "<=", ">", ">=", "==", "!=")
-
-
-def _number_literal():
-    ints = st.integers(-20, 20).map(lambda n: (n, str(n)))
-    decimals = st.integers(-200, 200).map(lambda n: (n / 10, f"{n / 10:.1f}"))
-    durations = st.tuples(st.integers(0, 4), st.sampled_from("dwy")).map(
-        lambda t: (t[0] * {"d": 1, "w": 7, "y": 365}[t[1]], f"{t[0]}{t[1]}")
-    )
-    big = st.integers(0, 3_000_000).map(lambda n: (n, f"{n:_}"))
-    return st.one_of(ints, decimals, durations, big)
-
-
-literals = st.one_of(
-    _number_literal(),
-    st.sampled_from(["p", "q", "it's"]).map(lambda s: (s, "'" + s.replace("'", "\\'") + "'")),
-    st.booleans().map(lambda b: (b, "true" if b else "false")),
-).map(lambda lit: ("lit", *lit))
-names = st.sampled_from(NAMES).map(lambda n: ("name", n))
-operands = st.one_of(names, literals)
-
-atoms = st.one_of(
-    st.tuples(st.just("cmp"), st.sampled_from(OPS), operands, operands),
-    st.tuples(st.just("in"), names, st.lists(literals, max_size=3), st.booleans()),
-    st.tuples(st.just("between"), names, operands, operands),
-    st.tuples(st.just("missing"), names, st.booleans()),
-    st.tuples(st.just("truth"), names),
-)
-conditions = st.recursive(
-    atoms,
-    lambda children: st.one_of(
-        st.tuples(st.just("not"), children),
-        st.tuples(st.just("and"), st.lists(children, min_size=2, max_size=3)),
-        st.tuples(st.just("or"), st.lists(children, min_size=2, max_size=3)),
-        st.tuples(st.just("paren"), children),
-    ),
-    max_leaves=8,
-)
-values = st.one_of(
-    st.none(),
-    st.integers(-30, 3_000_000),
-    st.floats(-40, 40),
-    st.just(math.nan),
-    st.sampled_from(["p", "q", "it's"]),
-    st.booleans(),
-)
-feature_sets = st.fixed_dictionaries({}, optional={name: values for name in NAMES})
-
-PRECEDENCE = {"or": 1, "and": 2, "not": 3}
-
-
-def render(node: tuple, parent: int = 0) -> str:
-    kind = node[0]
-    if kind == "lit":
-        return node[2]
-    if kind == "name":
-        return node[1]
-    if kind == "cmp":
-        return f"{render(node[2])} {node[1]} {render(node[3])}"
-    if kind == "in":
-        items = ", ".join(render(item) for item in node[2])
-        return f"{render(node[1])} {'not in' if node[3] else 'in'} [{items}]"
-    if kind == "between":
-        return f"{render(node[1])} between {render(node[2])} and {render(node[3])}"
-    if kind == "missing":
-        return f"{render(node[1])} is {'present' if node[2] else 'missing'}"
-    if kind == "truth":
-        return render(node[1])
-    if kind == "paren":
-        return f"({render(node[1])})"
-    own = PRECEDENCE[kind]
-    if kind == "not":
-        text = "not " + render(node[1], own)
-    else:
-        text = f" {kind} ".join(render(part, own + 1) for part in node[1])
-    return f"({text})" if own < parent else text
-
-
-def _value(operand: tuple, features: dict[str, Any]) -> Any:
-    return operand[1] if operand[0] == "lit" else features.get(operand[1])
-
-
-def _kind(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number" if math.isfinite(value) else None
-    if isinstance(value, str):
-        return "string"
-    return None
-
-
-def _cmp(op: str, left: Any, right: Any) -> bool:
-    kl, kr = _kind(left), _kind(right)
-    if kl is None or kr is None:
-        return False
-    if op == "==":
-        return kl == kr and left == right
-    if op == "!=":
-        return not (kl == kr and left == right)
-    if kl != kr or kl == "bool":
-        return False
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
-
-
-def reference(node: tuple, features: dict[str, Any]) -> bool:
-    kind = node[0]
-    if kind == "cmp":
-        return _cmp(node[1], _value(node[2], features), _value(node[3], features))
-    if kind == "in":
-        value = _value(node[1], features)
-        if _kind(value) is None:
-            return False
-        found = any(_cmp("==", value, _value(item, features)) for item in node[2])
-        return found != node[3]
-    if kind == "between":
-        value = _value(node[1], features)
-        low, high = _value(node[2], features), _value(node[3], features)
-        return _cmp(">=", value, low) and _cmp("<=", value, high)
-    if kind == "missing":
-        return (_kind(_value(node[1], features)) is None) != node[2]
-    if kind == "truth":
-        value = _value(node[1], features)
-        return _kind(value) is not None and bool(value)
-    if kind == "paren":
-        return reference(node[1], features)
-    if kind == "not":
-        return not reference(node[1], features)
-    if kind == "and":
-        return all(reference(part, features) for part in node[1])
-    return any(reference(part, features) for part in node[1])
 
 
 @settings(max_examples=400, deadline=None)

@@ -17,8 +17,7 @@ from integration.core.models import TicketEvent
 from integration.runtime import Runtime
 from integration.store import Store
 from integration.worker import Worker
-from tests.conftest import Live, moved, post_webhook
-from tests.test_cli import _env
+from tests.support import Live, moved, post_webhook, settings_env
 
 
 def test_health_and_readiness_probes(live: Live) -> None:
@@ -196,7 +195,7 @@ def test_replay_all_dead_events_matching_a_filter(live: Live) -> None:
         assert event is not None
         queue.failed(event, error, retriable=False)
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     refused = runner.invoke(main, ["queue", "retry"], env=env)
     assert refused.exit_code != 0
     some = runner.invoke(main, ["queue", "retry", "--error", "503"], env=env)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,28 +18,12 @@ from connectors.zendesk import ZendeskConnector
 from integration.store import Store
 from sandbox.seed import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, TOKEN
+from tests.support import EMAIL, TOKEN, free_port, wait_for, wait_http
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:  # not up yet, or too busy booting to answer
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
+pytestmark = pytest.mark.slow
 
 
 @contextmanager
@@ -73,12 +55,14 @@ def _env(tmp_path: Path, sandbox: ZendeskSandbox, secret: str) -> dict[str, str]
 
 def _wait_routed(db: Path, ticket_ids: list[str], timeout: float = 20.0) -> Store:
     store = Store(db)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(store.get_decision(f"zendesk:ticket:{t}") for t in ticket_ids):
-            return store
-        time.sleep(0.1)
-    raise AssertionError(f"not routed: queue {store.queue_counts()}")
+    wait_for(
+        lambda: all(store.get_decision(f"zendesk:ticket:{t}") for t in ticket_ids),
+        f"decisions for tickets {ticket_ids}",
+        timeout,
+        interval=0.1,
+        state=lambda: f"queue {store.queue_counts()}",
+    )
+    return store
 
 
 def _requester(sandbox: ZendeskSandbox) -> int:
@@ -92,7 +76,7 @@ def _requester(sandbox: ZendeskSandbox) -> int:
 def test_procfile_web_and_worker_route_a_ticket(
     tmp_path: Path, sandbox: ZendeskSandbox, seeded: SeedSummary
 ) -> None:
-    port = _port()
+    port = free_port()
     admin = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
     _, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
     env = {**_env(tmp_path, sandbox, secret), "PORT": str(port), "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -102,7 +86,7 @@ def test_procfile_web_and_worker_route_a_ticket(
         _process(["bash", "-c", f"exec {roles['web']}"], env, tmp_path / "web.log"),
         _process(["bash", "-c", f"exec {roles['worker']}"], env, tmp_path / "worker.log"),
     ):
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
         assert ready["store_writable"] is True
         tickets = [admin.create_ticket(str(_requester(sandbox)), f"proc {i}", "x") for i in range(3)]
@@ -115,18 +99,16 @@ def test_procfile_web_and_worker_route_a_ticket(
 def test_serve_runs_web_worker_and_scheduler_in_one_process(
     tmp_path: Path, sandbox: ZendeskSandbox, seeded: SeedSummary
 ) -> None:
-    port = _port()
+    port = free_port()
     admin = ZendeskConnector(sandbox.base_url, EMAIL, TOKEN)
     _, secret = admin.install_webhook(f"http://127.0.0.1:{port}/webhooks/zendesk")
     env = _env(tmp_path, sandbox, secret)
     serve = [str(BIN / "tierdesk"), "serve", "--port", str(port)]
     with _process(serve, env, tmp_path / "serve.log"):
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/healthz")
         ticket = admin.create_ticket(str(_requester(sandbox)), "serve", "x")
         store = _wait_routed(tmp_path / "tierdesk.db", [ticket.external_id])
         # the scheduler's first sync runs at start: the seeded customers get segmented
-        deadline = time.monotonic() + 20
-        while store.count("customers") < 120 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: store.count("customers") >= 120, "the first sync's 120 customers", 20, interval=0.1)
     assert store.count("customers") >= 120
     assert store.get_decision(ticket.key).outcome == "applied"

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from integration import reroute, segment_service
@@ -18,7 +19,7 @@ from integration.scheduler import refresh
 from integration.store import Store
 from integration.web.admin import reports
 from integration.worker import Worker
-from tests.conftest import EMAIL, TOKEN, Live
+from tests.support import EMAIL, TOKEN, Live
 
 
 def _put_user(live: Live, user_id: str, fields: dict) -> None:
@@ -231,6 +232,7 @@ def test_a_priority_an_agent_raised_is_kept_and_the_decision_says_so() -> None:
 # -- the demo and the admin count re-routes alike -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_demo_prints_the_reroute_count_the_admin_shows() -> None:
     from integration.cli.demo import run
 

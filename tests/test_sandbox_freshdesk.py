@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.freshdesk import FreshdeskSandbox
 from sandbox.freshdesk_seed import GROUPS, seed
 from sandbox.seed import SeedSummary
+from tests.support import wait_for
 
 KEY = "fd-sandbox-test-key"
 
@@ -430,6 +430,18 @@ class Receiver:
         return Response("ok", self.status)
 
 
+def _deliveries_through_a_probe(box: FreshdeskSandbox) -> list[str]:
+    """The ticket ids of every rule delivery so far, sorted, the probe's shown as "probe".
+
+    Freshdesk shows no record of what a change fired, so what proves that an earlier change fired nothing
+    is a later one that does: a portal ticket (the rule runs on creation) whose delivery is awaited. Rules
+    fire in the order of the changes, so a delivery an earlier change fired goes out before the probe's.
+    """
+    probe = box.submit_ticket("probe@example.com", "probe", "does the rule fire?")["id"]
+    wait_for(lambda: any(d["ticket_id"] == probe for d in box.deliveries), "the probe ticket's delivery", 5)
+    return sorted("probe" if d["ticket_id"] == probe else str(d["ticket_id"]) for d in box.deliveries)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
@@ -483,9 +495,9 @@ def test_automation_rule_posts_the_rendered_template_when_a_ticket_is_created(
         "nothing": "",
     }
     # the update that routes the ticket fires nothing: the rule runs on creation only
+    assert len(box.wait_for_deliveries(1)) == 1  # the creation's delivery, recorded once answered
     api.put(f"tickets/{ticket['id']}", {"priority": 4})
-    time.sleep(0.2)
-    assert len(box.deliveries) == 1
+    assert _deliveries_through_a_probe(box) == sorted([str(ticket["id"]), "probe"])
 
 
 def test_automation_rule_can_send_basic_auth_and_is_retried_on_5xx(
@@ -507,5 +519,4 @@ def test_automation_rule_can_send_basic_auth_and_is_retried_on_5xx(
 def test_seeded_history_fires_no_rules(box: FreshdeskSandbox, receiver: Receiver) -> None:
     box.add_automation_rule(receiver.url, '{"id": "{{ticket.id}}"}')
     seed(box, customers=20, seed=1)
-    time.sleep(0.2)
-    assert box.deliveries == []
+    assert _deliveries_through_a_probe(box) == ["probe"]

@@ -33,6 +33,7 @@ from sandbox.zendesk import ZendeskSandbox
 
 EMAIL = "agent@example.com"
 TOKEN = "sandbox-test-token"
+RETRY_DELAY = 0.05  # seconds between a failed webhook attempt and the next (the `fresh` fixture)
 SPEC_PATH = (
     Path(__file__).resolve().parents[2] / "shared" / "specs" / "zendesk" / "zendesk-support-oas.subset.yaml"
 )
@@ -92,7 +93,7 @@ def api(box: ZendeskSandbox) -> Iterator[Api]:
 
 @pytest.fixture
 def fresh() -> Iterator[ZendeskSandbox]:
-    sandbox = ZendeskSandbox(email=EMAIL, token=TOKEN, webhook_retry_delay=0.05)
+    sandbox = ZendeskSandbox(email=EMAIL, token=TOKEN, webhook_retry_delay=RETRY_DELAY)
     sandbox.start()
     yield sandbox
     sandbox.stop()
@@ -149,11 +150,21 @@ def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
     ).decode()
 
 
-def make_ticket(api: Api, **fields: Any) -> dict[str, Any]:
+def make_ticket_with_audit(api: Api, **fields: Any) -> dict[str, Any]:
+    """Create a ticket; the answer holds the ticket and the audit of its creation."""
     body = {"subject": "Printer on fire", "comment": {"body": "It smokes."}, **fields}
     answer = api.post("tickets", {"ticket": body})
     assert answer.status_code == 201, answer.text
-    return answer.json()["ticket"]
+    return answer.json()
+
+
+def make_ticket(api: Api, **fields: Any) -> dict[str, Any]:
+    return make_ticket_with_audit(api, **fields)["ticket"]
+
+
+def notified_webhooks(audit: dict[str, Any]) -> list[str]:
+    """The webhooks a change's triggers notified, from its audit (Zendesk's WebhookNotification events)."""
+    return [e["webhook_id"] for e in audit["events"] if e["type"] == "WebhookNotification"]
 
 
 def wait_for_job(api: Api, job: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
@@ -843,9 +854,10 @@ def test_trigger_fires_a_signed_webhook_with_rendered_body(
     assert record["invocation_id"] == headers["x-zendesk-webhook-invocation-id"]
     assert record["error"] is None
 
-    # Updates are "Change", not "Create": the trigger stays quiet.
-    fresh_api.put(f"tickets/{ticket['id']}", {"ticket": {"priority": "low"}})
-    time.sleep(0.2)
+    # Updates are "Change", not "Create": the trigger stays quiet. Triggers run inside the update, and the
+    # update's audit lists every webhook they notify, so an audit without one means nothing will be sent.
+    changed = fresh_api.put(f"tickets/{ticket['id']}", {"ticket": {"priority": "low"}}).json()
+    assert notified_webhooks(changed["audit"]) == []
     assert len(receiver.requests) == 1
 
 
@@ -868,7 +880,7 @@ def test_webhook_retries_with_the_same_invocation_id(
         )
     records = fresh.wait_for_deliveries(3)
     assert [(r["attempt"], r["status_code"]) for r in records] == [(1, 500), (2, 503), (3, 200)]
-    time.sleep(0.15)
+    time.sleep(3 * RETRY_DELAY)  # kept: a fourth attempt would come one retry delay after the third
     assert len(fresh.deliveries) == 3  # success ends the retries
     over_http = requests.get(f"{fresh.base_url}/__sandbox/deliveries", timeout=5).json()["deliveries"]
     assert [d["status_code"] for d in over_http] == [500, 503, 200]
@@ -881,7 +893,7 @@ def test_webhook_gives_up_after_three_retries(
     install_trigger(fresh_api, receiver.url)
     make_ticket(fresh_api)
     fresh.wait_for_deliveries(4)
-    time.sleep(0.2)
+    time.sleep(3 * RETRY_DELAY)  # kept: a fifth attempt would come one retry delay after the fourth
     assert [r["attempt"] for r in fresh.deliveries] == [1, 2, 3, 4]
 
 
@@ -889,10 +901,11 @@ def test_trigger_skips_tickets_that_carry_the_routed_tag(
     fresh: ZendeskSandbox, fresh_api: Api, receiver: Receiver
 ) -> None:
     install_trigger(fresh_api, receiver.url)
-    make_ticket(fresh_api, tags=["tierdesk_routed"])
-    make_ticket(fresh_api, tags=["other"])
+    routed = make_ticket_with_audit(fresh_api, tags=["tierdesk_routed"])
+    other = make_ticket_with_audit(fresh_api, tags=["other"])
+    assert notified_webhooks(routed["audit"]) == []  # the trigger ran at creation and notified nobody
+    assert len(notified_webhooks(other["audit"])) == 1
     delivered = fresh.wait_for_deliveries(1)
-    time.sleep(0.2)
     assert len(fresh.deliveries) == 1
     assert len(delivered) == 1
     assert json.loads(receiver.requests[0]["body"])["ticket"]["tags"] == "other"

@@ -17,8 +17,7 @@ from integration.core.models import Decision
 from integration.pull import pull
 from integration.runtime import Runtime
 from integration.scheduler import lock_name, refresh, run_job
-from tests.conftest import EMAIL, TOKEN, Live
-from tests.test_cli import _env
+from tests.support import EMAIL, TOKEN, Live, settings_env, wait_for
 
 
 def _user(live: Live, user_id: str) -> dict:
@@ -173,10 +172,7 @@ def test_open_ticket_is_rerouted_when_its_customer_changes_segment(live: Live) -
     ticket = live.zendesk.create_ticket(customer_id, "Still waiting", "x")
     live.sandbox.wait_for_deliveries(1, timeout=5)
     worker = Worker(runtime)
-    for _ in range(100):
-        if worker.run_once():
-            break
-        threading.Event().wait(0.05)
+    wait_for(worker.run_once, "the worker to take the ticket's event", 5)
     first = runtime.store.get_decision(ticket.key)
     assert first is not None
     assert first.outcome == "applied"
@@ -204,7 +200,7 @@ def test_open_ticket_is_rerouted_when_its_customer_changes_segment(live: Live) -
 
 def test_setup_zendesk_is_idempotent_and_dry_run_changes_nothing(live: Live) -> None:
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     dry = runner.invoke(
         main, ["setup", "zendesk", "--url", "https://tierdesk.example.com", "--dry-run"], env=env
     )
@@ -234,7 +230,7 @@ def test_setup_zendesk_is_idempotent_and_dry_run_changes_nothing(live: Live) -> 
 
 def test_jobs_lists_runs_and_runs_one(live: Live) -> None:
     runner = CliRunner()
-    env = _env(live.runtime.settings)
+    env = settings_env(live.runtime.settings)
     ran = runner.invoke(main, ["jobs", "--run", "sync"], env=env)
     assert ran.exit_code == 0, ran.output
     assert '"customers": 120' in ran.output

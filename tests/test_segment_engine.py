@@ -37,7 +37,7 @@ from integration.core.segments import (
     segment,
 )
 from integration.store import Store
-from tests.test_mapping import NAMES, conditions, reference, render, values
+from tests.support import NAMES, conditions, reference, render, values
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DEFAULT_YAML = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"

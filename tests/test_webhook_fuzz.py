@@ -25,7 +25,7 @@ from connectors.zendesk import parse_event
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.web.app import create_app
-from tests.conftest import EMAIL, SECRET, TOKEN, moved, signed_headers
+from tests.support import EMAIL, SECRET, TOKEN, moved, signed_headers
 
 DIGITS = re.compile(r"[0-9]+")
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from connectors.base import WebhookRejected
 from connectors.zendesk import parse_event, sign, verify_signature
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
-from tests.conftest import Live, moved, post_webhook, queued_event, signed_headers
+from tests.support import Live, moved, post_webhook, queued_event, signed_headers
 
 
 def _secret(live: Live) -> str:

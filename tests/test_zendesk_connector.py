@@ -18,7 +18,7 @@ from integration.store import Store
 from integration.worker import Worker
 from sandbox.seed import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from tests.conftest import EMAIL, TOKEN, Live
+from tests.support import EMAIL, TOKEN, Live
 
 
 @pytest.fixture
