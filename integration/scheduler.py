@@ -57,14 +57,14 @@ def lock_name(job: str) -> str:
 
 
 def _api_calls(runtime: Runtime) -> int:
-    return sum(getattr(getattr(c, "http", None), "calls", 0) for c in runtime.connectors.values())
+    return sum(c.http.calls for c in runtime.connectors.values() if c.http is not None)
 
 
 def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
     """Pull, recompute, push tag changes and re-route: the body of the `sync` and `recompute` jobs."""
     runtime.refresh_mapping()  # an admin may have published a mapping version since the last run
     counts: dict[str, Any] = {}
-    for connector in runtime.connectors.values():
+    for connector in runtime.sources.values():
         counts[f"pulled_{connector.name}"] = sync.pull(runtime.store, connector, full=full)
     # Re-route every change since the last re-route: the recompute's, and those the worker recorded when
     # it classified a requester at webhook time. The first run starts from here.

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from connectors.base import STREAMS, Connector
+from connectors.base import Source
 from integration.core import identity, segments
 from integration.core.mapping import MappingSpec
 from integration.core.models import Assignment, Customer, Organization, TicketStats
@@ -22,7 +22,7 @@ MODEL = "segments"
 
 def pull(
     store: Store,
-    connector: Connector,
+    connector: Source,
     *,
     full: bool = False,
     streams: tuple[str, ...] | None = None,
@@ -37,9 +37,9 @@ def pull(
     """
     if full:
         store.clear_cursors(connector.name)
-    sweeps = getattr(connector, "snapshot", False) or (full and getattr(connector, "pull_only", False))
+    sweeps = connector.snapshot or (full and connector.pull_only)
     counts: dict[str, int] = {}
-    for stream in streams or getattr(connector, "streams", STREAMS):
+    for stream in streams or connector.streams:
         counts[stream] = 0
         store.start_stream(connector.name, stream, datetime.now(UTC))
         seen: set[str] | None = set() if sweeps and stream != "tickets" else None

@@ -20,6 +20,7 @@ from integration.runtime import Runtime, check_helpdesks, open_queue, open_store
 from integration.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from connectors.base import Source
     from integration.core.segments import QualityReport
     from integration.queue import Queue
     from integration.store import Store
@@ -175,21 +176,19 @@ class SyncProgress:
     bar; the others a running count. Cron jobs and pipes see nothing but the summary lines.
     """
 
-    def __init__(self, connector: object, store: object, full: bool, enabled: bool | None = None) -> None:
+    def __init__(self, connector: Source, store: object, full: bool, enabled: bool | None = None) -> None:
         self.enabled = sys.stdout.isatty() if enabled is None else enabled
         self.totals: dict[str, int | None] = {}
         self.stream: str | None = None
         self.bar: object = None
         self.done = 0
-        estimate = getattr(connector, "estimate", None)
-        if self.enabled and estimate is not None:
+        if self.enabled:
             from connectors.http import ApiError
 
-            name = getattr(connector, "name", "")
-            for stream in getattr(connector, "streams", ()):
-                cursor = None if full else store.get_cursor(name, stream)  # type: ignore[attr-defined]
+            for stream in connector.streams:
+                cursor = None if full else store.get_cursor(connector.name, stream)  # type: ignore[attr-defined]
                 try:
-                    self.totals[stream] = estimate(stream, cursor)
+                    self.totals[stream] = connector.estimate(stream, cursor)
                 except (ApiError, ValueError, OSError):
                     self.totals[stream] = None  # the pull itself will report the problem
 
@@ -262,14 +261,14 @@ def sync(full: bool, only: str | None, status: bool) -> None:
         print_sync_status(_store(), click.echo)
         return
     runtime = _runtime(webhooks=False, level=QUIET)
-    connectors = list(runtime.connectors.values())
+    connectors = list(runtime.sources.values())
     if only is not None:
-        if only not in runtime.connectors:
-            configured = ", ".join(runtime.connectors) or "none"
+        if only not in runtime.sources:
+            configured = ", ".join(runtime.sources) or "none"
             raise click.BadParameter(
                 f"no connector named {only!r} (configured: {configured})", param_hint="--connector"
             )
-        connectors = [runtime.connectors[only]]
+        connectors = [runtime.sources[only]]
     failed: list[str] = []
     for connector in connectors:
         progress = SyncProgress(connector, runtime.store, full)
@@ -458,7 +457,7 @@ def setup() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 def setup_zendesk(public_url: str, dry_run: bool) -> None:
     """The webhook, the "ticket created" trigger and one SLA policy per SLA in the mapping."""
-    from connectors import zendesk_setup
+    from connectors.zendesk import setup as zendesk_setup
     from integration.core import routing
 
     settings = _settings(QUIET)
@@ -479,7 +478,7 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
         for name in sorted(runtime.mapping.slas)
     ]
     result = zendesk_setup.run(
-        runtime.connectors["zendesk"],  # type: ignore[arg-type]
+        runtime.helpdesks["zendesk"],
         endpoint=f"{public_url.rstrip('/')}/webhooks/zendesk",
         slas=slas,
         dry_run=dry_run,
@@ -499,7 +498,7 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
 )
 def setup_freshdesk(public_url: str) -> None:
     """Freshdesk has no API for automation rules: print the rule to create by hand."""
-    from connectors import freshdesk_setup
+    from connectors.freshdesk import setup as freshdesk_setup
 
     settings = _settings(QUIET)
     with _startup():
