@@ -64,8 +64,8 @@ def refresh(runtime: Runtime, *, full: bool = False) -> dict[str, Any]:
     """Pull, recompute, push tag changes and re-route: the body of the `sync` and `recompute` jobs."""
     runtime.refresh_mapping()  # an admin may have published a mapping version since the last run
     counts: dict[str, Any] = {}
-    for connector in runtime.sources.values():
-        counts[f"pulled_{connector.name}"] = sync.pull(runtime.store, connector, full=full)
+    for source in runtime.sources.values():
+        counts[f"pulled_{source.name}"] = sync.pull(runtime.store, source, full=full)
     # Re-route every change since the last re-route: the recompute's, and those the worker recorded when
     # it classified a requester at webhook time. The first run starts from here.
     saved = runtime.store.load_model(reroute.BOOKMARK)
