@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from connectors.base import STREAMS, Connector
+from connectors.base import Source
 from integration.core import identity
 from integration.store import Store
 
@@ -18,7 +18,7 @@ log = logging.getLogger("tierdesk.sync")
 
 def pull(
     store: Store,
-    connector: Connector,
+    connector: Source,
     *,
     full: bool = False,
     streams: tuple[str, ...] | None = None,
@@ -33,9 +33,9 @@ def pull(
     """
     if full:
         store.clear_cursors(connector.name)
-    sweeps = getattr(connector, "snapshot", False) or (full and getattr(connector, "pull_only", False))
+    sweeps = connector.snapshot or (full and connector.pull_only)
     counts: dict[str, int] = {}
-    for stream in streams or getattr(connector, "streams", STREAMS):
+    for stream in streams or connector.streams:
         counts[stream] = 0
         store.start_stream(connector.name, stream, datetime.now(UTC))
         seen: set[str] | None = set() if sweeps and stream != "tickets" else None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from connectors.base import Connector
+from connectors.base import Connector, Source
 from connectors.http import ApiError
 from integration import reroute, segment_service, tagsync
 from integration.core import identity
@@ -123,7 +123,7 @@ def run(
     full: bool = False,
     only: str | None = None,
     push: bool = True,
-    progress: Callable[[Connector], Progress] | None = None,
+    progress: Callable[[Source], Progress] | None = None,
     pulled: Callable[[SourceReport], None] | None = None,
 ) -> RefreshReport:
     """One refresh cycle (the module's docstring); never raises for one source's or connector's failure.
@@ -136,7 +136,7 @@ def run(
     runtime.refresh_mapping()  # an admin may have published a mapping version since the last run
     store = runtime.store
     report = RefreshReport(full, {name: SourceReport(name) for name in runtime.connectors})
-    for connector in runtime.connectors.values():
+    for connector in runtime.sources.values():
         if only is not None and connector.name != only:
             continue
         source = report.sources[connector.name]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.base import Connector, is_helpdesk
 from connectors.http import ApiError
 from integration import segment_service
 from integration.core import routing
@@ -173,7 +174,7 @@ class RerouteSummary:
 
 def reroute(
     store: Store,
-    connector: object,
+    connector: Connector,
     mapping: MappingSpec,
     bookmark: int,
     mode: str,
@@ -183,9 +184,9 @@ def reroute(
     differ from those the ticket was routed with."""
     now = now or datetime.now(UTC)
     summary = RerouteSummary()
-    if mode == "off" or not hasattr(connector, "update_routing"):
+    if mode == "off" or not is_helpdesk(connector):
         return summary
-    source = connector.name  # type: ignore[attr-defined]
+    source = connector.name
     model = store.model_digest(segment_service.MODEL)  # the stored segments' model version
     changed = [k for k in store.customers_changed_since(bookmark) if k.startswith(f"{source}:")]
     summary.customers = len(changed)
@@ -207,16 +208,19 @@ def reroute(
         feats = segment_service.customer_features(customer, organization, stats, mapping, now)
         new = routing.decide(assignments, mapping, feats)
         try:
-            live = connector.get_ticket(external_id)  # type: ignore[attr-defined]
+            live = connector.get_ticket(external_id)
             what = plan(mode, live.priority, previous.priority, new, live.tags, mapping)
             recorded = outcome(mode, previous, new, live.priority, what, changes)
-            result = connector.update_routing(  # type: ignore[attr-defined]
+            sla = mapping.sla_targets.get(recorded.sla) if recorded.sla else None  # for due dates
+            result = connector.update_routing(
                 live,
                 priority=what.priority,
                 group=what.group,
                 add_tags=what.add_tags,
                 remove_tags=what.remove_tags,
                 note=recorded.note,
+                first_response_minutes=sla.first_response_minutes if sla else None,
+                resolution_minutes=sla.resolution_minutes if sla else None,
             )
         except ApiError as e:
             summary.errors.append(f"{ticket_key}: {e}")

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from connectors.base import Connector
+from connectors import base as capabilities
+from connectors.base import Connector, Helpdesk, Marker, Source, TagTarget
 from connectors.freshdesk import FreshdeskConnector
 from connectors.freshdesk import UnknownGroup as FreshdeskUnknownGroup
 from connectors.http import ApiError, ApiForbidden, ApiUnauthorized, ApiUnavailable
@@ -72,7 +73,7 @@ def _budget(store: Store, name: str, per_minute: int) -> float:
     return store.take_rate_token(name, per_minute, time.time())
 
 
-def build_connectors(settings: Settings, marker_tag: str) -> dict[str, Connector]:
+def build_connectors(settings: Settings, marker_tag: Marker) -> dict[str, Connector]:
     connectors: dict[str, Connector] = {}
     if settings.zendesk_configured:
         connectors["zendesk"] = ZendeskConnector(
@@ -109,7 +110,7 @@ def build_sources(settings: Settings) -> dict[str, Connector]:
 
     sources: dict[str, Connector] = {}
     if settings.hubspot_configured:
-        sources["hubspot"] = HubSpotConnector(  # type: ignore[assignment]
+        sources["hubspot"] = HubSpotConnector(
             settings.hubspot_token or "",
             settings.hubspot_url,
             segment_property=settings.hubspot_segment_property,
@@ -124,14 +125,14 @@ def build_sources(settings: Settings) -> dict[str, Connector]:
         except CsvError as e:
             raise SettingsError(f"TIERDESK_CSV_MAPPING: {e}") from e
         for spec in specs:
-            sources[spec.name] = CsvFileConnector(spec)  # type: ignore[assignment]
+            sources[spec.name] = CsvFileConnector(spec)
     return sources
 
 
 def identity_rules(settings: Settings, connectors: dict[str, Connector]) -> identity.Rules:
     """Match rules and attribute precedence from settings; by default CSV exports (in the mapping file's
     order), then HubSpot, then the helpdesks."""
-    pull_only = [name for name, c in connectors.items() if getattr(c, "pull_only", False)]
+    pull_only = [name for name, c in capabilities.sources(connectors).items() if c.pull_only]
     helpdesks = tuple(dict.fromkeys([*identity.HELPDESKS, *(n for n in connectors if n not in pull_only)]))
     ignored = {d.casefold() for d in settings.names(settings.identity_ignore_domains)}
     precedence = settings.names(settings.identity_precedence)
@@ -180,10 +181,7 @@ class Runtime:
             except MappingError as e:  # never published like this; keep routing with what we have
                 log.error("mapping.refresh_failed", extra={"version": version.id, "error": str(e)})
                 return False
-            self.mapping, self.mapping_digest = mapping, version.digest
-            for connector in self.connectors.values():
-                if hasattr(connector, "marker_tag"):
-                    connector.marker_tag = mapping.tags.routed
+            self.mapping, self.mapping_digest = mapping, version.digest  # the helpdesks' marker follows
         log.info("mapping.refreshed", extra={"version": version.id, "digest": version.digest})
         return True
 
@@ -198,18 +196,38 @@ class Runtime:
         store = open_store(settings)
         mapping, digest = active_mapping(store, settings.mappings, mapping, digest)
         queue = open_queue(settings, store)
-        connectors = build_connectors(settings, mapping.tags.routed)
+
+        def marker() -> str:  # the routed marker of the mapping this runtime routes with, read at each use
+            return runtime.mapping.tags.routed
+
+        connectors = build_connectors(settings, marker)
         store.identity_rules = identity_rules(settings, connectors)
         limits = {"zendesk": settings.zendesk_rate_limit, "freshdesk": settings.freshdesk_rate_limit}
         for name, connector in connectors.items():
-            http = getattr(connector, "http", None)
+            http = connector.http
             if http is None:
                 continue
             http.observer = metrics.observe_api
             limit = limits.get(name, 0)
             if limit > 0:
                 http.throttle = functools.partial(_budget, store, f"api:{name}", limit)
-        return cls(settings, store, queue, mapping, digest, connectors)
+        runtime = cls(settings, store, queue, mapping, digest, connectors)
+        return runtime
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        """The connectors to pull from."""
+        return capabilities.sources(self.connectors)
+
+    @property
+    def helpdesks(self) -> dict[str, Helpdesk]:
+        """The connectors that route tickets: webhooks, the worker, re-routing, group checks."""
+        return capabilities.helpdesks(self.connectors)
+
+    @property
+    def tag_targets(self) -> dict[str, TagTarget]:
+        """The connectors segment tags are written back to."""
+        return capabilities.tag_targets(self.connectors)
 
     @classmethod
     def local(cls, settings: Settings) -> Runtime:
@@ -286,10 +304,9 @@ def _transport_reason(error: BaseException) -> str:
 def explain_api_error(connector: Connector, error: ApiError) -> str:
     """One line a person can act on for a failed call at start or in a sync: which service, which
     address, and which TIERDESK_* variable to look at."""
-    name = getattr(connector, "name", error.connector)
+    name = connector.name
     title = TITLES.get(name, name)
-    http = getattr(connector, "http", None)
-    base = getattr(http, "base_url", "") or ""
+    base = connector.http.base_url if connector.http is not None else ""
     host = urlsplit(base).netloc or base or name
     url_var, secret_vars = VARIABLES.get(name, ("", ""))
     if isinstance(error, ApiUnavailable):
@@ -321,7 +338,7 @@ def _mapping_line(text: str, name: str) -> int | None:
 
 def unknown_groups_message(runtime: Runtime, connector: Connector, known: list[str]) -> str:
     """Each mapped group the helpdesk lacks, with where the mapping names it and the closest real name."""
-    title = TITLES.get(connector.name, connector.name)  # type: ignore[attr-defined]
+    title = TITLES.get(connector.name, connector.name)
     version = runtime.store.active_mapping_version()
     text = version.text if version is not None else ""
     source = runtime.mapping.source
@@ -340,11 +357,11 @@ def unknown_groups_message(runtime: Runtime, connector: Connector, known: list[s
 def check_helpdesks(runtime: Runtime) -> None:
     """Reach every connector once at start: a wrong token, an unreachable host or a mapped group the
     helpdesk lacks stops the process here, with one line that says what to fix."""
-    for connector in runtime.connectors.values():
+    for connector in runtime.helpdesks.values():
         try:
             connector.check_groups(set(runtime.mapping.groups))
         except (ZendeskUnknownGroup, FreshdeskUnknownGroup) as e:
-            known = list(connector.groups())  # type: ignore[attr-defined] - cached by check_groups
+            known = list(connector.groups())  # cached by check_groups
             raise SettingsError(unknown_groups_message(runtime, connector, known)) from e
         except ApiError as e:
             raise SettingsError(explain_api_error(connector, e)) from e

@@ -62,7 +62,7 @@ def lock_name(job: str) -> str:
 
 
 def _api_calls(runtime: Runtime) -> int:
-    return sum(getattr(getattr(c, "http", None), "calls", 0) for c in runtime.connectors.values())
+    return sum(c.http.calls for c in runtime.connectors.values() if c.http is not None)
 
 
 class JobIncomplete(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from connectors.base import TagChange
+from connectors.base import Connector, SegmentWriter, TagChange, writes_segments, writes_tags
 from integration.core import routing
 from integration.core.mapping import MappingSpec
 from integration.store import Store
@@ -40,16 +40,15 @@ class PushSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def push(store: Store, connector: object, mapping: MappingSpec) -> PushSummary:
+def push(store: Store, connector: Connector, mapping: MappingSpec) -> PushSummary:
     """Push tag differences for every user and organization of this connector's source."""
-    if hasattr(connector, "push_segments"):
+    if writes_segments(connector):
         return _push_crm(store, connector, mapping)
     summary = PushSummary()
-    push_tags = getattr(connector, "push_tags", None)
-    if push_tags is None:
+    if not writes_tags(connector):
         return summary  # this connector has nowhere to keep segment tags
-    source = connector.name  # type: ignore[attr-defined]
-    for kind in getattr(connector, "tag_kinds", KINDS):
+    source = connector.name
+    for kind in connector.tag_kinds:
         changes: list[TagChange] = []
         new_tags: dict[str, tuple[str, ...]] = {}
         keys: dict[str, str] = {}
@@ -64,7 +63,7 @@ def push(store: Store, connector: object, mapping: MappingSpec) -> PushSummary:
         summary.planned[kind] = len(changes)
         if not changes:
             continue
-        report = push_tags(kind, changes)
+        report = connector.push_tags(kind, changes)
         summary.write_calls += report.write_calls
         summary.job_polls += report.job_polls
         summary.errors += report.errors
@@ -78,13 +77,13 @@ def push(store: Store, connector: object, mapping: MappingSpec) -> PushSummary:
     return summary
 
 
-def _push_crm(store: Store, connector: object, mapping: MappingSpec) -> PushSummary:
+def _push_crm(store: Store, connector: SegmentWriter, mapping: MappingSpec) -> PushSummary:
     """A CRM keeps the segment tags in one multi-select property that holds only ours: set it whole."""
     summary = PushSummary()
-    source = connector.name  # type: ignore[attr-defined]
+    source = connector.name
     changes: dict[str, list[str]] = {}
-    new_tags: dict[str, dict[str, tuple[str, ...]]] = {kind: {} for kind in KINDS}
-    for kind in KINDS:
+    new_tags: dict[str, dict[str, tuple[str, ...]]] = {kind: {} for kind in connector.tag_kinds}
+    for kind in connector.tag_kinds:
         planned = 0
         for key, record_source, _external_id, current, labels in store.tag_state(kind):
             if record_source != source:
@@ -97,11 +96,12 @@ def _push_crm(store: Store, connector: object, mapping: MappingSpec) -> PushSumm
         summary.planned[kind] = planned
     if not changes:
         return summary
-    report = connector.push_segments(changes)  # type: ignore[attr-defined]
-    summary.write_calls = report.calls
-    summary.errors = [f"{k}: {v}" for k, v in list(report.failed.items())[:20]]
-    for kind in KINDS:
-        done = {k: v for k, v in new_tags[kind].items() if k not in report.failed}
+    report = connector.push_segments(changes)
+    summary.write_calls = report.write_calls
+    summary.errors = report.errors[:20]
+    failed = set(report.failed)
+    for kind in connector.tag_kinds:
+        done = {k: v for k, v in new_tags[kind].items() if k not in failed}
         summary.pushed[kind] = len(done)
         summary.failed[kind] = len(new_tags[kind]) - len(done)
         store.set_tags(kind, done)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connectors.base import ApplyResult, Connector
+from connectors.base import ApplyResult, Helpdesk
 from connectors.http import ApiError, ApiNotFound, ApiRateLimited, wait_limit
 from integration import metrics, segment_service
 from integration.core import keys, routing
@@ -127,13 +127,13 @@ class Worker:
         log.info(f"worker.{outcome.status}", extra={**extra, "detail": outcome.detail})
         return outcome
 
-    def _connector(self, source: str) -> Connector:
-        connector = self.runtime.connectors.get(source)
+    def _connector(self, source: str) -> Helpdesk:
+        connector = self.runtime.helpdesks.get(source)
         if connector is None:
             raise ApiError(source, f"no connector configured for {source!r}")
         return connector
 
-    def _customer(self, connector: Connector, requester_id: str) -> Customer | None:
+    def _customer(self, connector: Helpdesk, requester_id: str) -> Customer | None:
         """The requester as a customer to classify; None when they are none (docs/mapping.md, "Who counts").
 
         Staff (an agent or admin who opened the ticket) are never stored, as the sync keeps only end users;

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -609,6 +609,67 @@ def test_a_repeated_delivery_routes_once_and_keeps_agent_tags(flive: FreshLive) 
     routed = flive.box.get_ticket(created["id"])
     assert {"agent_flag", MARKER} <= set(routed["tags"])
     assert len(_notes(flive.box, ticket_id)) == 1
+
+
+def _plain_customer(runtime: Runtime) -> str:
+    """A Freshdesk contact the default rule routes (established, tier B or C, no value, risk or vip label)
+    with no ticket on record, so its own new ticket changes none of its labels."""
+    with_tickets = set(runtime.store.ticket_stats(datetime.now(UTC)))
+    for key in runtime.store.customers_by_segment()[("lifecycle", "established")]:
+        labels = {d: a.label for d, a in runtime.store.segments_for(key).items()}
+        plain = labels.get("tier") != "A" and not any(labels.get(d) for d in ("value", "risk", "vip"))
+        if plain and key not in with_tickets:
+            return key.rsplit(":", 1)[1]
+    raise AssertionError("the seed has no plain customer")
+
+
+def test_an_open_ticket_is_rerouted_when_its_customer_becomes_a_vip(flive: FreshLive) -> None:
+    """Re-routing works for Freshdesk as for Zendesk: with TIERDESK_REROUTE=all the priority, group, tags
+    and SLA (its due dates) follow the customer's new segment, with a private note saying why, and the
+    agent's own tag stays."""
+    from integration.scheduler import refresh
+
+    flive.start_workers()
+    customer_id = _plain_customer(flive.runtime)
+    created = _new_ticket(flive.box, customer_id, tags=["agent_flag"])
+    ticket_id = str(created["id"])
+    flive.wait_for_decisions([ticket_id])
+    key = f"freshdesk:ticket:{ticket_id}"
+    before = flive.runtime.store.get_decision(key)
+    assert before is not None
+    assert (before.outcome, before.priority, before.sla, before.group_name) == (
+        "applied",
+        "normal",
+        "standard",
+        "General",
+    )
+
+    _api(flive.box, "PUT", f"contacts/{customer_id}", {"tags": ["vip"]})  # an admin marks them VIP
+    runtime = Runtime.from_settings(replace(flive.runtime.settings, reroute="all"))
+    try:
+        assert refresh(runtime)["rerouted_freshdesk"] == 1
+        after = runtime.store.get_decision(key)
+        assert after is not None
+        assert (after.outcome, after.priority, after.sla, after.group_name) == (
+            "rerouted",
+            "urgent",
+            "platinum",
+            "Key Accounts",
+        )
+        routed = flive.box.get_ticket(int(ticket_id))
+        assert routed["priority"] == PRIORITY_TO_FRESHDESK["urgent"]
+        assert routed["group_id"] == flive.admin.groups()["Key Accounts"]
+        assert {"agent_flag", MARKER, "tierdesk_vip_vip", "tierdesk_sla_platinum"} <= set(routed["tags"])
+        assert "tierdesk_sla_standard" not in routed["tags"]
+        opened = _at(routed["created_at"])
+        assert _at(routed["fr_due_by"]) == opened + timedelta(hours=1)  # platinum's targets
+        assert _at(routed["due_by"]) == opened + timedelta(hours=8)
+        notes = _notes(flive.box, ticket_id)
+        assert len(notes) == 2
+        assert notes[-1]["body_text"].startswith("tierdesk re-routed this ticket")
+        assert refresh(runtime)["rerouted_freshdesk"] == 0  # routed with these labels now
+    finally:
+        runtime.store.close()
 
 
 # -- settings and the command line -------------------------------------------------------------------

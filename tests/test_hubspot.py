@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from connectors.base import WebhookRejected
+from connectors.base import is_helpdesk, is_source
 from connectors.http import ApiError, ApiRateLimited, ApiUnauthorized
 from connectors.hubspot import HubSpotConnector, rate_limit_wait
 from integration import segment_service
@@ -253,9 +253,9 @@ def test_push_segments_creates_the_property_and_batches_by_100(
     changes["zendesk:user:5"] = ["tier_a"]
     hub.clear_request_log()
     report = hubspot.push_segments(changes)
-    assert report.updated == 231
-    assert report.failed == {}
-    assert report.skipped == ("zendesk:user:5",)
+    assert len(report.succeeded) == 231
+    assert report.failed == []
+    assert report.skipped == ["zendesk:user:5"]
     prop = hub.property("contacts", "tierdesk_segment")
     assert prop is not None
     assert prop["type"] == "enumeration"
@@ -271,9 +271,10 @@ def test_push_segments_creates_the_property_and_batches_by_100(
     report = hubspot.push_segments(
         {f"hubspot:user:{contacts[2]}": ["at_risk"], "hubspot:user:999999": ["tier_c"]}
     )
-    assert report.updated == 1
-    assert list(report.failed) == ["hubspot:user:999999"]
-    assert "OBJECT_NOT_FOUND" in report.failed["hubspot:user:999999"]
+    assert len(report.succeeded) == 1
+    assert report.failed == ["hubspot:user:999999"]
+    assert report.errors[0].startswith("hubspot:user:999999: ")
+    assert "OBJECT_NOT_FOUND" in report.errors[0]
     assert {o["value"] for o in hub.property("contacts", "tierdesk_segment")["options"]} >= {
         "at_risk",
         "tier_c",
@@ -281,10 +282,9 @@ def test_push_segments_creates_the_property_and_batches_by_100(
 
 
 def test_pull_only_sources_have_no_webhooks(hubspot: HubSpotConnector) -> None:
-    with pytest.raises(WebhookRejected) as raised:
-        hubspot.verify_webhook({}, b"[]", time.time())
-    assert raised.value.status == 404
-    hubspot.check_groups({"General"})  # nothing to check, nothing raised
+    assert is_source(hubspot)
+    assert hubspot.pull_only
+    assert not is_helpdesk(hubspot)  # no webhook to verify, no groups to check, no ticket to route
 
 
 # -- wired into tierdesk next to Zendesk ------------------------------------------------------------------

@@ -16,14 +16,12 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
 from connectors.base import WebhookRejected
+from connectors.hubspot.webhooks import hubspot_uri, sign_hubspot_v3, verify_hubspot_v3
 from connectors.signatures import (
     basic_auth,
-    hubspot_uri,
     sign_hub_sha1,
-    sign_hubspot_v3,
     verify_basic_auth,
     verify_hub_signature_sha1,
-    verify_hubspot_v3,
     verify_shared_secret,
 )
 

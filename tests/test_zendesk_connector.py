@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,6 +15,8 @@ from connectors.zendesk import UnknownGroup, ZendeskConnector
 from integration import segment_service, tagsync
 from integration.core.models import Customer, Decision, TicketEvent
 from integration.pull import pull
+from integration.runtime import Runtime, text_digest
+from integration.settings import Settings
 from integration.store import Store
 from integration.worker import Worker
 from sandbox.seed import SeedSummary
@@ -142,6 +145,21 @@ def test_unknown_group_names_the_group(zendesk: ZendeskConnector) -> None:
 
 
 # -- bulk tag pushes: only what Zendesk wrote counts as written --------------------------------------------
+
+
+def test_the_routed_marker_follows_a_published_mapping(settings: Settings) -> None:
+    """The runtime gives its helpdesks the active mapping's marker to read; it never sets it on them."""
+    runtime = Runtime.from_settings(settings)
+    try:
+        zendesk = runtime.helpdesks["zendesk"]
+        assert zendesk.marker_tag == runtime.mapping.tags.routed == "tierdesk_routed"
+        text = Path(settings.mappings).read_text().replace("routed: tierdesk_routed", "routed: tierdesk_done")
+        runtime.store.publish_mapping_version(text, text_digest(text), "test", "another marker", "test")
+        assert runtime.refresh_mapping()
+        assert zendesk.marker_tag == "tierdesk_done"
+        assert "marker_tag" not in vars(zendesk)
+    finally:
+        runtime.store.close()
 
 
 def test_push_tags_reports_the_records_zendesk_did_not_write(

@@ -170,8 +170,8 @@ def sync(full: bool, only: str | None, status: bool) -> None:
         print_sync_status(_store(), click.echo)
         return
     runtime = _runtime(webhooks=False, level=QUIET)
-    if only is not None and only not in runtime.connectors:
-        configured = ", ".join(runtime.connectors) or "none"
+    if only is not None and only not in runtime.sources:
+        configured = ", ".join(runtime.sources) or "none"
         raise click.BadParameter(
             f"no connector named {only!r} (configured: {configured})", param_hint="--connector"
         )
@@ -345,7 +345,7 @@ def setup() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 def setup_zendesk(public_url: str, dry_run: bool) -> None:
     """The webhook, the "ticket created" trigger and one SLA policy per SLA in the mapping."""
-    from connectors import zendesk_setup
+    from connectors.zendesk import setup as zendesk_setup
     from integration.core import routing
 
     settings = _settings(QUIET)
@@ -366,7 +366,7 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
         for name in sorted(runtime.mapping.slas)
     ]
     result = zendesk_setup.run(
-        runtime.connectors["zendesk"],  # type: ignore[arg-type]
+        runtime.helpdesks["zendesk"],
         endpoint=f"{public_url.rstrip('/')}/webhooks/zendesk",
         slas=slas,
         dry_run=dry_run,
@@ -386,7 +386,7 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
 )
 def setup_freshdesk(public_url: str) -> None:
     """Freshdesk has no API for automation rules: print the rule to create by hand."""
-    from connectors import freshdesk_setup
+    from connectors.freshdesk import setup as freshdesk_setup
 
     settings = _settings(QUIET)
     with _startup():

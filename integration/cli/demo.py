@@ -387,7 +387,7 @@ def _run(
     settings = Settings(db=str(path), worker_threads=2, **admin_login, **desk.settings, **(desk.crm or {}))
     runtime = Runtime.from_settings(settings)
     cleanup.callback(runtime.store.close)
-    connector = runtime.connectors[desk.name]
+    connector = runtime.helpdesks[desk.name]
     connector.check_groups(runtime.mapping.groups)
 
     t0 = time.monotonic()
@@ -455,7 +455,7 @@ def _run(
         customer = runtime.store.get_customer(keys.user(desk.name, ticket.requester_id))
         segs = runtime.store.segments_for(customer.key) if customer else {}
         labels = " ".join(f"{d}={a.label}" for d, a in segs.items() if a.label)
-        group_names = {str(v): k for k, v in connector.groups().items()}  # type: ignore[attr-defined]
+        group_names = {str(v): k for k, v in connector.groups().items()}
         group = group_names.get(live.group_id or "", live.group_id or "-")
         sla = next((t.removeprefix(sla_prefix) for t in live.tags if t.startswith(sla_prefix)), "-")
         ms = decision.latency_ms if decision else None

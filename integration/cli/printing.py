@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from connectors.http import ApiError
+
 if TYPE_CHECKING:
+    from connectors.base import Source
     from integration.core.segments import QualityReport
     from integration.refresh import RefreshReport
     from integration.store import Store
@@ -24,21 +27,17 @@ class SyncProgress:
     bar; the others a running count. Cron jobs and pipes see nothing but the summary lines.
     """
 
-    def __init__(self, connector: object, store: object, full: bool, enabled: bool | None = None) -> None:
+    def __init__(self, connector: Source, store: Store, full: bool, enabled: bool | None = None) -> None:
         self.enabled = sys.stdout.isatty() if enabled is None else enabled
         self.totals: dict[str, int | None] = {}
         self.stream: str | None = None
         self.bar: object = None
         self.done = 0
-        estimate = getattr(connector, "estimate", None)
-        if self.enabled and estimate is not None:
-            from connectors.http import ApiError
-
-            name = getattr(connector, "name", "")
-            for stream in getattr(connector, "streams", ()):
-                cursor = None if full else store.get_cursor(name, stream)  # type: ignore[attr-defined]
+        if self.enabled:
+            for stream in connector.streams:
+                cursor = None if full else store.get_cursor(connector.name, stream)
                 try:
-                    self.totals[stream] = estimate(stream, cursor)
+                    self.totals[stream] = connector.estimate(stream, cursor)
                 except (ApiError, ValueError, OSError):
                     self.totals[stream] = None  # the pull itself will report the problem
 

@@ -13,7 +13,7 @@ from integration.store.connection import Connection, _iso, _json
 class IdentityStore(Connection):
     """The identities and identity_conflicts tables."""
 
-    # The identity rules of this process (integration.core.identity.Rules), set by the runtime; sync.pull
+    # The identity rules of this process (integration.core.identity.Rules), set by the runtime; pull.pull
     # resolves identities with them after every pull (None: the defaults).
     identity_rules: Any = None
 

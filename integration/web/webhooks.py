@@ -37,11 +37,13 @@ def _reject(source: str, reason: str, message: str, status: int) -> ResponseRetu
 def receive(source: str) -> ResponseReturnValue:
     runtime: Runtime = current_app.extensions["tierdesk"]
     runtime.refresh_mapping(max_age=5.0)  # the routed marker comes from the active mapping version
-    connector = runtime.connectors.get(source)
-    if connector is None:  # label it "unknown": a caller must not be able to mint metric labels
+    connector = runtime.helpdesks.get(source)
+    if source not in runtime.connectors:  # label it "unknown": a caller must not mint metric labels
         metrics.WEBHOOKS_RECEIVED.labels("unknown").inc()
         return _reject("unknown", "unknown_source", f"no webhook source named {source[:40]!r}", 404)
     metrics.WEBHOOKS_RECEIVED.labels(source).inc()
+    if connector is None:  # a CRM or a file export: it only enriches customers
+        return _reject(source, "unknown_source", f"{source} is a pull-only source; it has no webhook", 404)
     limit = runtime.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _reject(source, "too_large", f"body larger than {limit} bytes", 413)

@@ -75,7 +75,7 @@ def _line_of(text: str, needle: str) -> int | None:
 
 def check_groups(runtime: Runtime, mapping: MappingSpec, text: str) -> Problem | None:
     """Every group the mapping can set must exist in every connected helpdesk (asked live)."""
-    for connector in runtime.connectors.values():
+    for connector in runtime.helpdesks.values():
         try:
             connector.check_groups(set(mapping.groups))
         except ApiError as e:

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from connectors import base as capabilities
 from integration.core import keys, routing
 from integration.core.mapping import MappingSpec
 from integration.core.models import Assignment, DecisionRecord, Event
@@ -133,7 +134,7 @@ def recent_decisions(store: Store, limit: int = 50, order: tuple[str, ...] = ())
 
 def connector_names(connectors: dict[str, Any]) -> dict[str, list[str]]:
     """Helpdesks (they route tickets) apart from sources (CRM and file exports that only enrich)."""
-    sources = sorted(name for name, c in connectors.items() if getattr(c, "pull_only", False))
+    sources = sorted(name for name, c in capabilities.sources(connectors).items() if c.pull_only)
     return {"helpdesks": sorted(name for name in connectors if name not in sources), "sources": sources}
 
 

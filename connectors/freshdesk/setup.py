@@ -1,12 +1,12 @@
 """`tierdesk setup freshdesk`: Freshdesk has no API for automation rules, so we print the rule to create.
 
-Everything in the text comes from connectors/freshdesk.py (header names, the JSON body), so the printed
-rule always matches what the webhook gate checks.
+Everything in the text comes from connectors/freshdesk/webhooks.py (header names, the JSON body), so the
+printed rule always matches what the webhook gate checks.
 """
 
 from __future__ import annotations
 
-from connectors import freshdesk
+from connectors.freshdesk import webhooks as freshdesk
 
 
 def instructions(endpoint: str, sla_names: list[str]) -> str:

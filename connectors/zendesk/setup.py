@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.zendesk import TRIGGER_BODY, ZendeskConnector
+from connectors.base import Helpdesk
+from connectors.pagination import follow_links
+from connectors.zendesk.webhooks import TRIGGER_BODY
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 
@@ -46,21 +48,22 @@ class SetupResult:
         return sum(1 for s in self.steps if s.action != "unchanged")
 
 
-def _list(zendesk: ZendeskConnector, path: str, key: str) -> Iterator[dict[str, Any]]:
+def _list(zendesk: Helpdesk, path: str, key: str) -> Iterator[dict[str, Any]]:
     """Every item of a Zendesk list, following offset or cursor pagination."""
-    url: str | None = path
-    seen: set[str] = set()
-    while url:
+
+    def fetch(url: str, params: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
         page = zendesk.http.get(url)
-        yield from page.get(key, [])
         links = page.get("links") or {}
-        url = page.get("next_page") or (
+        following = page.get("next_page") or (
             links.get("next") if (page.get("meta") or {}).get("has_more") else None
         )
-        if url in seen:
-            raise RuntimeError(f"pagination of {path} repeated {url}")
-        if url:
-            seen.add(url)
+        return page, following
+
+    def repeated(url: str) -> RuntimeError:
+        return RuntimeError(f"pagination of {path} repeated {url}")
+
+    for page, _ in follow_links(fetch, path, None, repeated):
+        yield from page.get(key, [])
 
 
 def _differs(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
@@ -107,7 +110,7 @@ def _sla_body(title: str, sla: SlaSpec) -> dict[str, Any]:
 
 
 def run(
-    zendesk: ZendeskConnector,
+    zendesk: Helpdesk,
     *,
     endpoint: str,
     slas: list[SlaSpec],

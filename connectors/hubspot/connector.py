@@ -1,4 +1,4 @@
-"""HubSpot CRM (v3): the only module that knows HubSpot's paths and property names.
+"""HubSpot CRM (v3): the client calls, the only code that knows HubSpot's paths.
 
 A pull-only source: it enriches helpdesk customers, it never routes tickets (no webhooks, no apply).
 
@@ -22,23 +22,30 @@ What it does with the API (docs/connectors.md, "HubSpot"):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
-from connectors.base import Batch, WebhookRejected
+from connectors.base import Batch, PushReport, SegmentWriter, Source
 from connectors.http import ApiError, ApiNotFound, HttpClient
-from integration.core.models import Customer, Organization, Purchase, TicketEvent
+from connectors.hubspot.records import (
+    DEFAULT_PROPERTY,
+    NAME,
+    millis,
+    to_customer,
+    to_organization,
+    to_purchase,
+)
+from connectors.pagination import LoopGuard, follow_cursor
+from integration.core import keys
+from integration.core.models import Customer, Organization, Purchase
 
 log = logging.getLogger("tierdesk.hubspot")
 
-NAME = "hubspot"
 DEFAULT_URL = "https://api.hubapi.com"
-DEFAULT_PROPERTY = "tierdesk_segment"
 PAGE_SIZE = 200  # the search API's maximum
 SEARCH_CAP = 10_000  # results one search query can page through
 LOOKBACK_MS = 60_000  # search indexes writes a few seconds late: re-read the last minute before the cursor
@@ -86,127 +93,23 @@ def rate_limit_wait(response: requests.Response) -> float:
     return RATE_WINDOW
 
 
-# -- translation from HubSpot JSON to our records ----------------------------------------------------
-
-
-def _ms(value: Any) -> int | None:
-    """Epoch milliseconds from a HubSpot date value (ISO-8601 text, or ms digits)."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
-def _time(value: Any) -> datetime | None:
-    ms = _ms(value)
-    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
-
-
-def _number(value: Any) -> float | int | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = float(str(value).replace(",", ""))
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else number
-
-
-def _text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _segment_values(props: Mapping[str, Any], segment_property: str) -> tuple[str, ...]:
-    """Our multi-select property as the CRM holds it: the record's "tags", so pushes diff against it."""
-    value = _text(props.get(segment_property))
-    return tuple(v for v in value.split(";") if v) if value else ()
-
-
-def to_customer(contact: Mapping[str, Any], segment_property: str = DEFAULT_PROPERTY) -> Customer:
-    props = contact.get("properties") or {}
-    name = " ".join(p for p in (props.get("firstname"), props.get("lastname")) if p) or None
-    company = props.get("associatedcompanyid")
-    return Customer(
-        source=NAME,
-        external_id=str(contact["id"]),
-        email=_text(props.get("email")),
-        name=name,
-        organization_id=str(_number(company)) if _number(company) is not None else None,
-        tags=_segment_values(props, segment_property),
-        created_at=_time(props.get("createdate")),
-        updated_at=_time(props.get("lastmodifieddate")),
-        attributes={"lifecyclestage": _text(props.get("lifecyclestage"))},
-    )
-
-
-def to_organization(company: Mapping[str, Any], segment_property: str = DEFAULT_PROPERTY) -> Organization:
-    props = company.get("properties") or {}
-    domain = _text(props.get("domain"))
-    return Organization(
-        source=NAME,
-        external_id=str(company["id"]),
-        name=_text(props.get("name")),
-        domains=(domain,) if domain else (),
-        tags=_segment_values(props, segment_property),
-        created_at=_time(props.get("createdate")),
-        updated_at=_time(props.get("hs_lastmodifieddate")),
-        attributes={
-            "lifecyclestage": _text(props.get("lifecyclestage")),
-            "industry": _text(props.get("industry")),
-            "employees": _number(props.get("numberofemployees")),
-        },
-    )
-
-
-def to_purchase(
-    deal: Mapping[str, Any], contacts: Sequence[str], companies: Sequence[str], won_stages: frozenset[str]
-) -> Purchase:
-    props = deal.get("properties") or {}
-    closed_won = props.get("hs_is_closed_won")
-    won = (
-        str(closed_won).lower() == "true"
-        if closed_won not in (None, "")
-        else props.get("dealstage") in won_stages
-    )
-    amount = _number(props.get("amount"))
-    return Purchase(
-        source=NAME,
-        external_id=str(deal["id"]),
-        amount=float(amount) if amount is not None else 0.0,
-        closed_at=_time(props.get("closedate")),
-        won=won and amount is not None,
-        customer_ids=tuple(contacts),
-        organization_ids=tuple(companies),
-    )
-
-
-@dataclass(frozen=True)
-class PushReport:
-    """What a segment write-back did: records updated, refused (with HubSpot's reason) and skipped."""
-
-    updated: int = 0
-    failed: dict[str, str] = field(default_factory=dict)  # record key -> reason
-    skipped: tuple[str, ...] = ()  # keys of other sources, or not HubSpot records
-    calls: int = 0
+def _next_after(page: Mapping[str, Any]) -> int | None:
+    """Where the next page of a search starts (``paging.next.after``); None on the last page."""
+    after = ((page.get("paging") or {}).get("next") or {}).get("after")
+    return int(after) if after else None
 
 
 # -- the connector ------------------------------------------------------------------------------------
 
 
-class HubSpotConnector:
+class HubSpotConnector(Source, SegmentWriter):
     """Pull-only CRM source: no webhooks, no ticket writes; `push_segments` for the scheduler."""
 
     name = NAME
     streams = STREAMS
     pull_only = True
+    snapshot = False
+    tag_kinds = ("users", "organizations")
 
     def __init__(
         self,
@@ -238,15 +141,6 @@ class HubSpotConnector:
         self.search_cap = search_cap
 
     # not a helpdesk: the webhook gate answers 404 for it
-    def verify_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> None:
-        raise WebhookRejected("unknown_source", "hubspot is a pull-only source; it has no webhook here", 404)
-
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TicketEvent:
-        raise WebhookRejected("unknown_source", "hubspot is a pull-only source; it has no webhook here", 404)
-
-    def check_groups(self, names: set[str]) -> None:
-        """Routing groups live in the helpdesk; a CRM has none to check."""
-
     # reads
     def get_customer(self, external_id: str) -> Customer:
         props = ",".join((*PROPERTIES["contacts"], self.segment_property))
@@ -309,6 +203,11 @@ class HubSpotConnector:
             ]
         return body
 
+    def _search_page(self, object_type: str, body: dict[str, Any], after: int | None) -> dict[str, Any]:
+        if after:
+            body["after"] = str(after)
+        return self.http.post(f"/crm/v3/objects/{object_type}/search", body)
+
     def _search_windows(
         self, object_type: str, cursor: str | None
     ) -> Iterator[tuple[list[dict], str | None]]:
@@ -316,30 +215,35 @@ class HubSpotConnector:
         modified = MODIFIED[object_type]
         since = self._since(cursor)
         watermark = int(cursor) if cursor and cursor.isdigit() else None
-        seen_windows: set[int | None] = set()
+        windows: LoopGuard[int | None] = LoopGuard(
+            lambda at: ApiError(NAME, f"{object_type} search window repeated at {modified} >= {at}")
+        )
+
+        def advance(page: dict[str, Any]) -> int | None:
+            after = _next_after(page)
+            if after is None or not page.get("results"):
+                return None
+            if after + self.page_size > self.search_cap:
+                return None  # the next page would pass the cap: start a new window
+            return after
+
+        def repeated(after: int) -> ApiError:
+            return ApiError(NAME, f"{object_type} search repeated after={after}")
+
         while True:
-            if since in seen_windows:
-                raise ApiError(NAME, f"{object_type} search window repeated at {modified} >= {since}")
-            seen_windows.add(since)
-            body = self._search_body(object_type, since)
-            after = 0
+            windows.see(since)
+            fetch = functools.partial(self._search_page, object_type, self._search_body(object_type, since))
             last: int | None = None
-            while True:
-                if after:
-                    body["after"] = str(after)
-                page = self.http.post(f"/crm/v3/objects/{object_type}/search", body)
+            page: dict[str, Any] = {}
+            for page in follow_cursor(fetch, advance, repeated):
                 results = page.get("results") or []
-                stamps = [ms for r in results if (ms := _ms((r.get("properties") or {}).get(modified)))]
+                stamps = [ms for r in results if (ms := millis((r.get("properties") or {}).get(modified)))]
                 if stamps:
                     last = max(stamps)
                     watermark = max(watermark or 0, last)
                 yield results, str(watermark) if watermark is not None else cursor
-                next_after = ((page.get("paging") or {}).get("next") or {}).get("after")
-                if not next_after or not results:
-                    return
-                if int(next_after) + self.page_size > self.search_cap:
-                    break  # the next page would pass the cap: start a new window
-                after = int(next_after)
+            if _next_after(page) is None or not page.get("results"):
+                return
             if last is None or (since is not None and last <= since):
                 raise ApiError(
                     NAME,
@@ -417,31 +321,32 @@ class HubSpotConnector:
 
         Keys are tierdesk record keys: ``hubspot:user:<contact id>`` or ``hubspot:org:<company id>``;
         keys of other sources are skipped. Only what changed should be passed in: every key costs a write.
+        The report names records by key; each refused one has an error line with HubSpot's reason.
         """
         by_type: dict[str, dict[str, str]] = {"contacts": {}, "companies": {}}
-        skipped: list[str] = []
+        report = PushReport()
         values: dict[str, set[str]] = {"contacts": set(), "companies": set()}
         for key, segments in changes.items():
-            source, _, rest = key.partition(":")
-            kind, _, external_id = rest.partition(":")
-            object_type = {"user": "contacts", "org": "companies"}.get(kind)
-            if source != NAME or object_type is None or not external_id:
-                skipped.append(key)
+            try:
+                record = keys.parse(key)
+            except ValueError:
+                record = None
+            object_type = {"user": "contacts", "org": "companies"}.get(record.kind) if record else None
+            if record is None or record.source != NAME or object_type is None:
+                report.skipped.append(key)
                 continue
             labels = sorted(dict.fromkeys(str(s) for s in segments if s))
-            by_type[object_type][external_id] = ";".join(labels)
+            by_type[object_type][record.external_id] = ";".join(labels)
             values[object_type].update(labels)
-        updated, calls = 0, 0
-        failed: dict[str, str] = {}
         for object_type, records in by_type.items():
             if not records:
                 continue
-            calls += self.ensure_property(object_type, values[object_type])
-            kind = "user" if object_type == "contacts" else "org"
+            report.write_calls += self.ensure_property(object_type, values[object_type])
+            kind: keys.Kind = "user" if object_type == "contacts" else "org"
             items = sorted(records.items())
             for start in range(0, len(items), BATCH_SIZE):
                 chunk = items[start : start + BATCH_SIZE]
-                calls += 1
+                report.write_calls += 1
                 answer = self.http.post(
                     f"/crm/v3/objects/{object_type}/batch/update",
                     {"inputs": [{"id": i, "properties": {self.segment_property: v}} for i, v in chunk]},
@@ -452,10 +357,14 @@ class HubSpotConnector:
                     for record_id in context.get("ids") or []:
                         refused[str(record_id)] = f"{error.get('category')}: {error.get('message')}"
                 for record_id, _ in chunk:
+                    written = keys.key(NAME, kind, record_id)
                     if record_id in refused:
-                        failed[f"{NAME}:{kind}:{record_id}"] = refused[record_id]
+                        report.failed.append(written)
+                        report.errors.append(f"{written}: {refused[record_id]}")
                     else:
-                        updated += 1
-        if failed:
-            log.warning("hubspot.push.partial", extra={"failed": len(failed), "updated": updated})
-        return PushReport(updated=updated, failed=failed, skipped=tuple(skipped), calls=calls)
+                        report.succeeded.append(written)
+        if report.failed:
+            log.warning(
+                "hubspot.push.partial", extra={"failed": len(report.failed), "updated": len(report.succeeded)}
+            )
+        return report
