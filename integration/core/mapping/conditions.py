@@ -158,7 +158,7 @@ def _compare(op: str, left: object, right: object) -> bool:
 
 def compile_condition(node: Node) -> Callable[[Features], bool]:
     """The closure for one parsed node, built once and kept on the node (explanations and
-    segments.py's text-column fallback evaluate the same nodes many times)."""
+    segments/masks.py's text-column fallback evaluate the same nodes many times)."""
     test = node.__dict__.get("_compiled")
     if test is None:
         test = _compile(node)

@@ -63,7 +63,8 @@ def parse_mapping(text: str, source: str = "<mapping>") -> MappingSpec:
     tags = _parse_tags(doc, data.get("tags"), ("tags",))
     features = _parse_features(doc, data.get("features"), ("features",))
     segments = _parse_segments(doc, data["segments"], ("segments",))
-    routing = parse_routing(doc, data.get("routing"), ("routing",), segments)
+    labels = {dim.name: dim.labels for dim in segments}
+    routing = parse_routing(doc, data.get("routing"), ("routing",), labels)
     default = parse_fieldset(doc, data.get("default"), ("default",), require_one=False)
     description = data.get("description")
     if description is not None:

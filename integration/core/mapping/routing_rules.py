@@ -31,7 +31,6 @@ from integration.core.mapping.validation import (
     mapping_of,
     text_of,
 )
-from integration.core.segments.base import Dimension
 
 # The keys of the routing section and of the fields it sets (the mapping's KEYS hands them on).
 KEYS: dict[str, tuple[str, ...]] = {"routing": ("when", "set", "description"), "fields": ROUTED_FIELDS}
@@ -60,13 +59,12 @@ def parse_fieldset(doc: Doc, value: Any, path: Path, *, require_one: bool) -> Fi
 
 
 def parse_routing(
-    doc: Doc, value: Any, path: Path, segments: tuple[Dimension, ...]
+    doc: Doc, value: Any, path: Path, labels: dict[str, tuple[str, ...]]
 ) -> tuple[RoutingRule, ...]:
-    """The routing rules in order; every label they name must be one its dimension can give."""
+    """The routing rules in order; every label they name must be in ``labels`` (dimension -> labels)."""
     if value is None:
         return ()
     items = list_of(doc, value, path, "routing")
-    labels = {dim.name: dim.labels for dim in segments}
     rules = []
     for index, item in enumerate(items):
         rule_path = (*path, index)
