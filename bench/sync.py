@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from integration import sync, tagsync  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
-from sandbox.seed import seed  # noqa: E402
 from sandbox.zendesk import ZendeskSandbox  # noqa: E402
+from sandbox.zendesk.seed import seed  # noqa: E402
 
 
 def main() -> None:

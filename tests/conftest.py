@@ -21,8 +21,8 @@ from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Event
 from integration.web.app import create_app
-from sandbox.seed import SeedSummary, seed
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import SeedSummary, seed
 from tests.contract import SPEC_PATH, Contract, Recorder
 
 SECRET = "test-webhook-secret-not-real"

@@ -41,9 +41,9 @@ from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store
 from integration.web.app import create_app
+from sandbox.base.seed import SeedSummary
 from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.freshdesk_seed import seed
-from sandbox.seed import SeedSummary
+from sandbox.freshdesk.seed import seed
 from tests.conftest import moved, queued_event
 
 KEY = "fd-connector-test-key"

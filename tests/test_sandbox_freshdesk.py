@@ -20,9 +20,9 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from sandbox.base.seed import SeedSummary
 from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.freshdesk_seed import GROUPS, seed
-from sandbox.seed import SeedSummary
+from sandbox.freshdesk.seed import GROUPS, seed
 
 KEY = "fd-sandbox-test-key"
 

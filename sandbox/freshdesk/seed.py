@@ -2,9 +2,10 @@
 
 Why: the Freshdesk demo and tests should show the same segment shapes as the Zendesk ones (a heavy revenue
 tail, a few unprofitable customers, new and long-standing customers, VIPs, frustrated customers who write
-often), so the distributions come from the Zendesk seed's generators and the customer attributes carry
-the same names: contact custom fields revenue_12m, lifetime_value, referrals, on_time_payment_rate and
-service_cost_12m, and the contact tag "vip". Everything comes from one random.Random(seed).
+often), so the people come from the generators every helpdesk's seed shares (sandbox/base/seed.py) and the
+customer attributes carry the same names: contact custom fields revenue_12m, lifetime_value, referrals,
+on_time_payment_rate and service_cost_12m, and the contact tag "vip". Everything comes from one
+random.Random(seed).
 
 Records are written straight into the sandbox (no HTTP, no automation rules); every timestamp is at least
 two minutes old. Freshdesk has no CSAT or reopen count on the ticket itself, so neither is seeded.
@@ -15,29 +16,28 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.seed import (
+from sandbox.base.seed import (
+    GROUP_WEIGHTS,
     GROUPS,
     INDUSTRIES,
-    ORG_STEMS,
-    ORG_SUFFIXES,
     REPLIES,
-    TICKET_COST,
     TIME_ZONES,
     TOPICS,
     SeedSummary,
-    _between,
-    _created_at,
-    _referrals,
-    _revenue,
-    _ticket_count,
+    customer_fields,
+    customer_history,
+    organization_names,
     pick_special,
+    random_between,
+    random_signup,
     unique_person,
 )
+from sandbox.freshdesk.server import FreshdeskSandbox
 
-__all__ = ["GROUPS", "seed"]
+__all__ = ["GROUPS", "SeedSummary", "seed"]
 
-GROUP_WEIGHTS = (50, 12, 8, 15, 5, 10)
+# Freshdesk's integer enumerations: priority 1 low .. 4 urgent; status 2 open, 3 pending,
+# 4 resolved, 5 closed; source 1 email, 2 portal, 3 phone.
 # Freshdesk's integer enumerations: priority 1 low .. 4 urgent; status 2 open, 3 pending,
 # 4 resolved, 5 closed; source 1 email, 2 portal, 3 phone.
 PRIORITY_WEIGHTS = {1: 30, 2: 45, 3: 18, 4: 7}
@@ -66,15 +66,10 @@ def seed(
         for first in ("alex", "sam", "robin")
     ]
 
-    company_count = max(1, customers // 10) if customers else 0
-    names = [f"{stem} {suffix}" for stem in ORG_STEMS for suffix in ORG_SUFFIXES]
-    rng.shuffle(names)
+    company_names = organization_names(rng, customers)
     company_ids: list[int] = []
-    for index in range(company_count):
-        name = (
-            names[index] if index < len(names) else f"{names[index % len(names)]} {index // len(names) + 1}"
-        )
-        created = _created_at(rng, now)
+    for name in company_names:
+        created = random_signup(rng, now)
         company_ids.append(
             sandbox.add_company(
                 name,
@@ -82,7 +77,7 @@ def seed(
                 industry=rng.choice(INDUSTRIES),
                 custom_fields={"employees": rng.randint(5, 5000)},
                 created_at=created,
-                updated_at=_between(rng, created, latest),
+                updated_at=random_between(rng, created, latest),
             )["id"]
         )
 
@@ -96,51 +91,21 @@ def seed(
     note_total = 0
     for index in range(customers):
         first, last, email = unique_person(rng, used_emails)
-        created = _created_at(rng, now)
+        created = random_signup(rng, now)
         company_id = rng.choice(company_ids) if company_ids and rng.random() < 0.7 else None
 
-        revenue = _revenue(rng)
-        history_start = max(created, now - timedelta(days=730))
-        count = _ticket_count(rng)
-        if created > now - timedelta(days=30):
-            count = min(count, 2)
-        if revenue == 0 and rng.random() < 0.7:
-            count = 0
-        times = [_between(rng, history_start, latest) for _ in range(count)]
-        if index in frustrated:
-            recent_start = max(created, now - timedelta(days=30))
-            times += [_between(rng, recent_start, latest) for _ in range(rng.randint(3, 6))]
-        times.sort()
-        last_year = sum(1 for t in times if t >= now - timedelta(days=365))
-
-        tenure_years = (now - created).days / 365
-        lifetime = round(revenue * rng.uniform(1.0, 1.0 + 0.9 * tenure_years), 2)
-        if revenue == 0 and rng.random() < 0.5:
-            lifetime = round(rng.uniform(100, 6000), 2)
-        headroom = revenue - last_year * TICKET_COST
-        if revenue == 0:
-            cost = 0.0 if rng.random() < 0.85 else round(rng.uniform(20, 300), 2)
-        elif headroom > 0 and revenue < 2800 and rng.random() < 0.05:
-            cost = round(min(3000.0, headroom + rng.uniform(20, 400)), 2)
-        else:
-            cost = round(min(3000.0, max(0.0, headroom) * rng.uniform(0.05, 0.6)), 2)
+        history = customer_history(rng, now, latest, created, index in frustrated)
 
         contact = sandbox.add_contact(
             f"{first.capitalize()} {last.capitalize()}",
             email,
             company_id=company_id,
             tags=["vip"] if index in tagged else [],
-            custom_fields={
-                "revenue_12m": revenue,
-                "lifetime_value": max(lifetime, revenue),
-                "referrals": _referrals(rng),
-                "on_time_payment_rate": round(1 - 0.5 * rng.betavariate(1.2, 4), 3),
-                "service_cost_12m": cost,
-            },
+            custom_fields=customer_fields(rng, history),
             unique_external_id=f"cust-{index + 1:05d}",
             time_zone=rng.choice(TIME_ZONES),
             created_at=created,
-            updated_at=_between(rng, created, latest),
+            updated_at=random_between(rng, created, latest),
         )
         customer_ids.append(contact["id"])
         if index in listed:
@@ -148,7 +113,7 @@ def seed(
         if index in tagged:
             vip_tagged.append(email)
 
-        for opened in times:
+        for opened in history.ticket_times:
             subject, topic = rng.choice(TOPICS)
             if (now - opened).days > 7:
                 status = rng.choices((5, 4, 2, 3), weights=(60, 33, 5, 2))[0]
@@ -184,7 +149,7 @@ def seed(
         now=now,
         customers=customers,
         agents=len(agent_ids),
-        organizations=company_count,
+        organizations=len(company_names),
         tickets=ticket_total,
         comments=note_total,
         groups=groups,
