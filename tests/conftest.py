@@ -21,8 +21,9 @@ from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Event
 from integration.web.app import create_app
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from sandbox.zendesk.seed import SeedSummary, seed
+from sandbox.zendesk.seed import seed
 from tests.contract import SPEC_PATH, Contract, Recorder
 
 SECRET = "test-webhook-secret-not-real"

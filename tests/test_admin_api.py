@@ -29,7 +29,7 @@ from integration.settings import Settings
 from integration.web.admin import mappings
 from integration.web.app import create_app
 from integration.worker import Worker
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN
 

@@ -25,7 +25,7 @@ from integration.cli.commands import start_workers
 from integration.runtime import Runtime
 from integration.store import Event, Store
 from integration.worker import Worker
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, SECRET, TOKEN, Live, inbox_lines, moved, signed_headers
 from tests.test_processes import _port, _wait_http

@@ -41,7 +41,7 @@ from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store
 from integration.web.app import create_app
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.freshdesk import FreshdeskSandbox
 from sandbox.freshdesk.seed import seed
 from tests.conftest import moved, queued_event

@@ -24,7 +24,7 @@ from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Store
 from integration.web.app import create_app
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.hubspot import HubSpotSandbox
 from sandbox.hubspot.seed import seed as seed_hubspot
 from sandbox.zendesk import ZendeskSandbox

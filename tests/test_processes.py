@@ -18,7 +18,7 @@ import requests
 
 from connectors.zendesk import ZendeskConnector
 from integration.store import Store
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN
 

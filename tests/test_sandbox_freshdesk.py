@@ -20,7 +20,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.freshdesk import FreshdeskSandbox
 from sandbox.freshdesk.seed import GROUPS, seed
 

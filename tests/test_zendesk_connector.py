@@ -15,7 +15,7 @@ from integration import sync, tagsync
 from integration.core.models import Customer, Decision, TicketEvent
 from integration.store import Store
 from integration.worker import Worker
-from sandbox.base.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.conftest import EMAIL, TOKEN, Live
 

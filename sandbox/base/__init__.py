@@ -11,7 +11,8 @@ delay, the request log, webhook delivery bookkeeping and the sandbox-only contro
 - helpdesk.py: what a helpdesk sandbox adds: faults, delays, cut responses, the request log, the clock of
   change stamps, webhook delivery with retries, and the /__sandbox/ control routes.
 - formats.py: wire formats two vendors share (timestamps, stored records, template placeholders).
-- seed.py: the synthetic customers every helpdesk's seed draws from, so one seed gives the same people.
+- people.py: the synthetic customers every helpdesk's seed draws from, so one seed gives the same people,
+  and the SeedSummary a seed returns.
 """
 
 from sandbox.base.formats import export_record, fill_placeholders, iso, parse_utc
@@ -22,12 +23,16 @@ from sandbox.base.helpdesk import (
     HelpdeskSandbox,
 )
 from sandbox.base.limits import SlidingWindow
+from sandbox.base.people import SeedSummary
 from sandbox.base.server import (
     CONTROL,
     KeepAliveQuietHandler,
     QuietHandler,
     Route,
     SandboxServer,
+    control,
+    route,
+    sandbox_arguments,
     serve_until_stopped,
 )
 
@@ -41,10 +46,14 @@ __all__ = [
     "QuietHandler",
     "Route",
     "SandboxServer",
+    "SeedSummary",
     "SlidingWindow",
+    "control",
     "export_record",
     "fill_placeholders",
     "iso",
     "parse_utc",
+    "route",
+    "sandbox_arguments",
     "serve_until_stopped",
 ]

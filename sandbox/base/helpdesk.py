@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 
 import requests
 from flask import Flask, Response, has_request_context, request
+from werkzeug.exceptions import HTTPException
 
-from sandbox.base.server import CONTROL, Route, SandboxServer
+from sandbox.base.server import API_ROUTES, CONTROL, CONTROL_ROUTES, SandboxServer, control
 
 WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_EXTRA_ATTEMPTS = 3
@@ -31,6 +32,8 @@ class HelpdeskSandbox(SandboxServer):
     and the shared sandbox-only control routes (no auth, never rate limited)."""
 
     api_prefix: ClassVar[str] = "/api/v2"
+    app_name: ClassVar[str]
+    error_type: ClassVar[type[Exception]]  # the vendor's API error, answered by _api_error
     # The fields of a pending delivery that each of its log entries repeats, and whether an entry
     # records the headers sent (Freshdesk's rules carry custom headers and auth worth seeing).
     delivery_keys: ClassVar[tuple[str, ...]] = ()
@@ -98,6 +101,34 @@ class HelpdeskSandbox(SandboxServer):
 
     def _note_time(self, value: datetime) -> None:
         self._last_stamp = max(self._last_stamp, value)
+
+    # -- the Flask app -----------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        """The app: the vendor's error bodies, its API routes (@route) and the control routes (@control)."""
+        app = self._new_app(self.app_name)
+        app.register_error_handler(self.error_type, self._api_error)
+        app.register_error_handler(HTTPException, self._http_error)
+        app.register_error_handler(Exception, self._unexpected_error)
+        self._add_routes(app, self._routes(API_ROUTES), self.api_prefix)
+        self._add_routes(app, self._routes(CONTROL_ROUTES), CONTROL, "control ")
+        return app
+
+    @abstractmethod
+    def _api_error(self, error: Any) -> Response:
+        """The vendor's answer for its own API error (`error_type`)."""
+
+    @abstractmethod
+    def _http_error(self, error: HTTPException) -> Response:
+        """The vendor's answer for a werkzeug HTTP error: unknown path, method not allowed, ..."""
+
+    @abstractmethod
+    def _internal_error_body(self, error: Exception) -> dict[str, Any]:
+        """The vendor's 500 body for a sandbox bug."""
+
+    def _unexpected_error(self, error: Exception) -> Response:
+        self.app.logger.exception("sandbox bug while answering %s %s", request.method, request.path)
+        return self._json(self._internal_error_body(error), 500)
 
     # -- test and demo controls --------------------------------------------------------------------
 
@@ -326,18 +357,6 @@ class HelpdeskSandbox(SandboxServer):
 
     # -- sandbox-only control endpoints (no auth, never rate limited) ------------------------------
 
-    def _control_routes(self) -> list[Route]:
-        return [
-            ("/faults", "POST", self._control_faults),
-            ("/delay", "POST", self._control_delay),
-            ("/deliveries", "GET", self._control_deliveries),
-            ("/requests", "GET", self._control_requests),
-            ("/requests", "DELETE", self._control_clear_requests),
-        ]
-
-    def _add_control_routes(self, app: Flask, extra: list[Route]) -> None:
-        self._add_routes(app, self._control_routes() + extra, CONTROL, "control ")
-
     @abstractmethod
     def _control_body(self) -> dict[str, Any]:
         """The JSON body of a control request, read the way this sandbox reads its API bodies."""
@@ -350,6 +369,7 @@ class HelpdeskSandbox(SandboxServer):
         """Hook: extra keyword arguments for inject_faults out of a /faults body."""
         return {}
 
+    @control("/faults", "POST")
     def _control_faults(self) -> Response:
         body = self._control_body()
         try:
@@ -362,6 +382,7 @@ class HelpdeskSandbox(SandboxServer):
             raise self._control_error("status", "status, count and retry_after must be integers") from e
         return self._json({"faults": {"status": status, "count": count, "retry_after": retry_after}})
 
+    @control("/delay", "POST")
     def _control_delay(self) -> Response:
         body = self._control_body()
         try:
@@ -370,13 +391,16 @@ class HelpdeskSandbox(SandboxServer):
             raise self._control_error("seconds", "seconds must be a number") from e
         return self._json({"delay": self._delay})
 
+    @control("/deliveries", "GET")
     def _control_deliveries(self) -> Response:
         return self._json({"deliveries": self.deliveries})
 
+    @control("/requests", "GET")
     def _control_requests(self) -> Response:
         keys = ("method", "path", "query_string", "status")
         return self._json({"requests": [dict(zip(keys, entry, strict=True)) for entry in self.request_log]})
 
+    @control("/requests", "DELETE")
     def _control_clear_requests(self) -> Response:
         self.clear_request_log()
         return Response(status=204)

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from flask import Flask, Response
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 CONTROL = "/__sandbox"
 
-# (rule, HTTP method, view) as the sandboxes list their routes.
+# (rule, HTTP method, view) as the sandboxes register their routes.
 Route = tuple[str, str, Callable[..., Response]]
+
+# Where @route and @control keep their (rule, method) marks on a view.
+API_ROUTES = "sandbox_api_routes"
+CONTROL_ROUTES = "sandbox_control_routes"
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def _mark(kind: str, rule: str, method: str) -> Callable[[_View], _View]:
+    def mark(view: _View) -> _View:
+        # Stacked decorators apply bottom-up; inserting at the front keeps them in reading order.
+        view.__dict__.setdefault(kind, []).insert(0, (rule, method))
+        return view
+
+    return mark
+
+
+def route(rule: str, method: str = "GET") -> Callable[[_View], _View]:
+    """Serve the decorated view at `method rule`, under the sandbox's API prefix; stack for more."""
+    return _mark(API_ROUTES, rule, method)
+
+
+def control(rule: str, method: str = "GET") -> Callable[[_View], _View]:
+    """Serve the decorated view at `method rule` under /__sandbox/ (no auth, never rate limited)."""
+    return _mark(CONTROL_ROUTES, rule, method)
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -115,6 +140,15 @@ class SandboxServer(ABC):
     def _after_request(self, response: Response) -> Response:
         """Each vendor's rate-limit headers and request log."""
 
+    def _routes(self, kind: str = API_ROUTES) -> list[Route]:
+        """The views marked with @route (or @control): base classes' first, each class in its order."""
+        routes: list[Route] = []
+        for cls in reversed(type(self).__mro__):
+            for name, member in vars(cls).items():
+                for rule, method in getattr(member, kind, ()):
+                    routes.append((rule, method, getattr(self, name)))
+        return routes
+
     @staticmethod
     def _add_routes(app: Flask, routes: list[Route], prefix: str = "", endpoint_prefix: str = "") -> None:
         for rule, method, view in routes:
@@ -142,3 +176,15 @@ def serve_until_stopped(sandbox: SandboxServer) -> int:
     finally:
         sandbox.stop()
     return 0
+
+
+def sandbox_arguments(vendor: str, port: int, people: str) -> argparse.ArgumentParser:
+    """The arguments every `python -m sandbox.<vendor>` takes: where to listen and how much to seed."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m sandbox.{vendor.lower()}", description=f"Run the {vendor} sandbox on loopback."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--customers", type=int, default=1000, help=f"synthetic {people} to seed (0: none)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed for the synthetic data")
+    return parser

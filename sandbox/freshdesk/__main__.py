@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from sandbox.base import CONTROL, serve_until_stopped
+from sandbox.base import CONTROL, sandbox_arguments, serve_until_stopped
 from sandbox.freshdesk.common import DEFAULT_RATE_LIMIT
 from sandbox.freshdesk.seed import seed as seed_data
 from sandbox.freshdesk.server import FreshdeskSandbox
@@ -12,13 +10,7 @@ from sandbox.freshdesk.server import FreshdeskSandbox
 
 def main(argv: list[str] | None = None) -> int:
     """Run a seeded sandbox until interrupted; prints the base URL and the credentials to use."""
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox.freshdesk", description="Run the Freshdesk sandbox on loopback."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--customers", type=int, default=1000, help="synthetic contacts to seed (0: none)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed for the synthetic data")
+    parser = sandbox_arguments("Freshdesk", port=8766, people="contacts")
     parser.add_argument("--api-key", default="sandbox-api-key")
     parser.add_argument("--rate-limit", type=int, default=DEFAULT_RATE_LIMIT, help="API credits per minute")
     args = parser.parse_args(argv)

@@ -3,7 +3,6 @@ routes (routes/) served on one Flask app."""
 
 from __future__ import annotations
 
-from sandbox.base import Route
 from sandbox.freshdesk.routes.control import ControlRoutes
 from sandbox.freshdesk.routes.people import PeopleRoutes
 from sandbox.freshdesk.routes.tickets import TicketRoutes
@@ -11,9 +10,3 @@ from sandbox.freshdesk.routes.tickets import TicketRoutes
 
 class FreshdeskSandbox(PeopleRoutes, TicketRoutes, ControlRoutes):
     """In-memory Freshdesk account with an HTTP face; see the package docstring for why."""
-
-    def _api_routes(self) -> list[Route]:
-        return [*self._people_routes(), *self._company_routes(), *self._ticket_routes()]
-
-    def _sandbox_routes(self) -> list[Route]:
-        return self._rule_routes()

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
-
-from flask import Flask
 
 from sandbox.base import HelpdeskSandbox, SlidingWindow, export_record
 from sandbox.freshdesk.common import (
@@ -79,10 +76,6 @@ class FreshdeskState(HelpdeskSandbox):
 
         self.api_agent_id = self.add_agent("Sandbox Agent", agent_email)["id"]
         self.app = self._build_app()
-
-    @abstractmethod
-    def _build_app(self) -> Flask:
-        """The Flask app that serves the API (routes/http.py)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sandbox.base import Route
 from sandbox.hubspot.routes.objects import ObjectRoutes
 from sandbox.hubspot.routes.properties import PropertyRoutes
 from sandbox.hubspot.routes.search import SearchRoutes
@@ -10,6 +9,3 @@ from sandbox.hubspot.routes.search import SearchRoutes
 
 class HubSpotSandbox(ObjectRoutes, SearchRoutes, PropertyRoutes):
     """An in-memory HubSpot portal with an HTTP face; the package docstring says what it serves."""
-
-    def _api_routes(self) -> list[Route]:
-        return [*self._object_routes(), *self._search_routes(), *self._property_routes()]

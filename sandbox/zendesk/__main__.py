@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
-from sandbox.base import CONTROL, serve_until_stopped
+from sandbox.base import CONTROL, sandbox_arguments, serve_until_stopped
 from sandbox.zendesk.seed import seed as seed_data
 from sandbox.zendesk.server import ZendeskSandbox
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a seeded sandbox until interrupted; prints the base URL and the credentials to use."""
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox.zendesk", description="Run the Zendesk sandbox on loopback."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--customers", type=int, default=1000, help="synthetic customers to seed (0: none)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed for the synthetic data")
+    parser = sandbox_arguments("Zendesk", port=8765, people="customers")
     parser.add_argument("--email", default="agent@example.com")
     parser.add_argument("--token", default="sandbox-token")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute (default: none)")

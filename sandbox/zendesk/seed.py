@@ -4,7 +4,7 @@ Why: segments only show something when the data has the shapes real accounts hav
 a few unprofitable customers, brand-new and long-standing customers, VIPs, and a handful of frustrated
 customers who write often, reopen tickets and rate support badly. Everything comes from one
 random.Random(seed), so the same seed (and `now`) always gives the same account; the people are the
-ones every helpdesk's seed shares (sandbox/base/seed.py).
+ones every helpdesk's seed shares (sandbox/base/people.py).
 
 Records are written straight into the sandbox (no HTTP, no triggers), and every timestamp is at least two
 minutes old so an incremental export from "a minute ago" starts empty.
@@ -17,25 +17,12 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.base.seed import (
-    GROUP_WEIGHTS,
-    GROUPS,
-    INDUSTRIES,
-    REPLIES,
-    TIME_ZONES,
-    TOPICS,
-    SeedSummary,
-    customer_fields,
-    customer_history,
-    organization_names,
-    pick_special,
-    random_between,
-    random_signup,
-    unique_person,
-)
+from sandbox.base import people
 from sandbox.zendesk.server import ZendeskSandbox
 
-__all__ = ["GROUPS", "SeedSummary", "seed"]
+__all__ = ["GROUPS", "seed"]
+
+GROUPS = people.GROUPS  # the queues every helpdesk's seed creates
 
 
 def _rating(rng: random.Random, status: str, frustrated: bool) -> dict[str, Any]:
@@ -81,7 +68,7 @@ def _service_times(
 
 def seed(
     sandbox: ZendeskSandbox, customers: int = 1000, seed: int = 42, now: datetime | None = None
-) -> SeedSummary:
+) -> people.SeedSummary:
     """Fill `sandbox` with `customers` end users plus organizations, groups, agents and ticket history."""
     rng = random.Random(seed)
     service_rng = random.Random(f"{seed}:service")  # its own stream: the rest of the data stays the same
@@ -104,58 +91,31 @@ def seed(
         for first in ("alex", "sam", "robin")
     ]
 
-    org_names = organization_names(rng, customers)
-    org_ids: list[int] = []
-    for index, name in enumerate(org_names):
-        slug = name.lower().replace(" ", "-")
-        created = random_signup(rng, now)
-        org_ids.append(
-            sandbox.add_organization(
-                name,
-                domain_names=[f"{slug}.example"],
-                organization_fields={"industry": rng.choice(INDUSTRIES), "employees": rng.randint(5, 5000)},
-                external_id=f"org-{index + 1:04d}",
-                created_at=created,
-                updated_at=random_between(rng, created, latest),
-            )["id"]
+    def add_organization(org: people.Organization) -> int:
+        return sandbox.add_organization(
+            org.name,
+            domain_names=[org.domain],
+            organization_fields={"industry": org.industry, "employees": org.employees},
+            created_at=org.created,
+            updated_at=org.updated,
+            external_id=f"org-{org.index + 1:04d}",
+        )["id"]
+
+    def add_customer(customer: people.Customer) -> dict[str, Any]:
+        return sandbox.add_user(
+            customer.name,
+            customer.email,
+            organization_id=customer.organization_id,
+            user_fields=customer.fields,
+            external_id=customer.external_id,
+            **customer.common_fields,
         )
 
-    tagged, listed, frustrated = pick_special(rng, customers)
-
-    used_emails: set[str] = set()
-    customer_ids: list[int] = []
-    vip_emails: list[str] = []
-    vip_tagged: list[str] = []
-    ticket_total = 0
-    comment_total = 0
-    for index in range(customers):
-        first, last, email = unique_person(rng, used_emails)
-        created = random_signup(rng, now)
-        organization_id = rng.choice(org_ids) if org_ids and rng.random() < 0.7 else None
-        is_frustrated = index in frustrated
-
-        history = customer_history(rng, now, latest, created, is_frustrated)
-
-        tags = ["vip"] if index in tagged else []
-        user = sandbox.add_user(
-            f"{first.capitalize()} {last.capitalize()}",
-            email,
-            organization_id=organization_id,
-            tags=tags,
-            user_fields=customer_fields(rng, history),
-            external_id=f"cust-{index + 1:05d}",
-            time_zone=rng.choice(TIME_ZONES),
-            created_at=created,
-            updated_at=random_between(rng, created, latest),
-        )
-        customer_ids.append(user["id"])
-        if index in listed:
-            vip_emails.append(email)
-        if index in tagged:
-            vip_tagged.append(email)
-
-        for opened in history.ticket_times:
-            subject, topic = rng.choice(TOPICS)
+    tally = people.SeedTally()
+    for customer, user in tally.write_people(rng, customers, now, latest, add_organization, add_customer):
+        is_frustrated = customer.frustrated
+        for opened in customer.history.ticket_times:
+            subject, topic = rng.choice(people.TOPICS)
             age_days = (now - opened).days
             if age_days > 7:
                 status = rng.choices(("closed", "solved", "open", "pending"), weights=(60, 33, 5, 2))[0]
@@ -169,7 +129,7 @@ def seed(
                 reopens = rng.choice((1, 1, 2)) if rng.random() < (0.3 if is_frustrated else 0.04) else 0
             priority = rng.choices((None, "low", "normal", "high", "urgent"), weights=(30, 15, 35, 15, 5))[0]
             first_reply, solved = _service_times(
-                service_rng, status, priority, opened, updated, history.revenue, is_frustrated
+                service_rng, status, priority, opened, updated, customer.history.revenue, is_frustrated
             )
             ticket = sandbox.add_ticket(
                 user["id"],
@@ -177,7 +137,7 @@ def seed(
                 f"{subject}. Could you help?",
                 status=status,
                 priority=priority,
-                group_id=groups[rng.choices(GROUPS, weights=GROUP_WEIGHTS)[0]],
+                group_id=groups[rng.choices(GROUPS, weights=people.GROUP_WEIGHTS)[0]],
                 assignee_id=rng.choice(agent_ids) if status != "new" else None,
                 tags=[topic],
                 via_channel=rng.choices(("email", "web", "api"), weights=(55, 35, 10))[0],
@@ -188,28 +148,15 @@ def seed(
                 first_reply_at=first_reply,
                 solved_at=solved,
             )
-            ticket_total += 1
-            comment_total += 1
+            tally.tickets += 1
+            tally.comments += 1
             if status in ("solved", "closed", "pending"):
                 sandbox.add_comment(
                     ticket["id"],
-                    rng.choice(REPLIES),
+                    rng.choice(people.REPLIES),
                     author_id=ticket["assignee_id"] or agent_ids[0],
                     created_at=updated,
                 )
-                comment_total += 1
+                tally.comments += 1
 
-    return SeedSummary(
-        seed=seed,
-        now=now,
-        customers=customers,
-        agents=len(agent_ids),
-        organizations=len(org_names),
-        tickets=ticket_total,
-        comments=comment_total,
-        groups=groups,
-        vip_emails=vip_emails,
-        vip_tagged_emails=vip_tagged,
-        customer_ids=customer_ids,
-        agent_ids=agent_ids,
-    )
+    return tally.summary(seed, now, groups, agent_ids)

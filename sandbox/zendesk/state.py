@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from datetime import datetime
 from typing import Any
-
-from flask import Flask
 
 from sandbox.base import HelpdeskSandbox, SlidingWindow, export_record
 from sandbox.zendesk.common import API, DEFAULT_ACCOUNT_ID, DEFAULT_BRAND_ID, iso, normalize_tags
@@ -81,10 +78,6 @@ class ZendeskState(HelpdeskSandbox):
             "Sandbox Agent", email, role="agent", created_at=now, updated_at=now
         )["id"]
         self.app = self._build_app()
-
-    @abstractmethod
-    def _build_app(self) -> Flask:
-        """The Flask app that serves the API (routes/http.py)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

@@ -9,21 +9,13 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import control
 from sandbox.freshdesk.common import _validation
 from sandbox.freshdesk.routes.http import FreshdeskHttp
 
 
 class ControlRoutes(FreshdeskHttp):
     """POST|GET /__sandbox/automations, DELETE /__sandbox/automations/{id}, POST /__sandbox/tickets."""
-
-    def _rule_routes(self) -> list[Route]:
-        return [
-            ("/automations", "GET", self._control_list_rules),
-            ("/automations", "POST", self._control_add_rule),
-            ("/automations/<int:rule_id>", "DELETE", self._control_remove_rule),
-            ("/tickets", "POST", self._control_submit_ticket),
-        ]
 
     def _control_body(self) -> dict[str, Any]:
         raw = request.get_data(cache=True)
@@ -42,9 +34,11 @@ class ControlRoutes(FreshdeskHttp):
         method, path = body.get("method"), body.get("path")
         return {"method": str(method) if method else None, "path": str(path) if path else None}
 
+    @control("/automations", "GET")
     def _control_list_rules(self) -> Response:
         return self._json({"automations": self.automation_rules()})
 
+    @control("/automations", "POST")
     def _control_add_rule(self) -> Response:
         """POST {"url", "body", "name"?, "method"?, "headers"?, "auth"?}; auth is {"username", "password"}
         or {"api_key"}."""
@@ -68,10 +62,12 @@ class ControlRoutes(FreshdeskHttp):
             raise _validation("automation", str(e)) from e
         return self._json({"automation": rule}, 201)
 
+    @control("/automations/<int:rule_id>", "DELETE")
     def _control_remove_rule(self, rule_id: int) -> Response:
         self.remove_automation_rule(rule_id)
         return Response(status=204)
 
+    @control("/tickets", "POST")
     def _control_submit_ticket(self) -> Response:
         body = self._control_body()
         email = body.get("email")

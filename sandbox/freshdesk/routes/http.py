@@ -11,12 +11,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, request
+from flask import Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from sandbox.base import Route
 from sandbox.freshdesk.common import (
-    API,
     PER_PAGE_DEFAULT,
     PER_PAGE_MAX,
     FreshdeskError,
@@ -28,26 +26,10 @@ from sandbox.freshdesk.tickets import FreshdeskTickets
 
 
 class FreshdeskHttp(FreshdeskTickets):
-    """The app and the request helpers; the API areas (routes/*.py) list their routes in `_api_routes`."""
+    """The app and the request helpers shared by the API areas (routes/*.py, their views marked @route)."""
 
-    # -- the Flask app -----------------------------------------------------------------------------
-
-    def _build_app(self) -> Flask:
-        app = self._new_app("freshdesk_sandbox")
-        app.register_error_handler(FreshdeskError, self._freshdesk_error)
-        app.register_error_handler(HTTPException, self._http_error)
-        app.register_error_handler(Exception, self._unexpected_error)
-        self._add_routes(app, self._api_routes(), API)
-        self._add_control_routes(app, self._sandbox_routes())
-        return app
-
-    def _api_routes(self) -> list[Route]:
-        """Every API route, area by area (server.py)."""
-        return []
-
-    def _sandbox_routes(self) -> list[Route]:
-        """Freshdesk's own control routes under /__sandbox/, beside the shared ones."""
-        return []
+    app_name = "freshdesk_sandbox"
+    error_type = FreshdeskError
 
     @staticmethod
     def _credits() -> int:
@@ -121,7 +103,7 @@ class FreshdeskHttp(FreshdeskTickets):
             time.sleep(hold)  # the work is done; the answer arrives after the client gave up
         return response
 
-    def _freshdesk_error(self, error: FreshdeskError) -> Response:
+    def _api_error(self, error: FreshdeskError) -> Response:
         if error.body is None:
             return Response(b"", error.status, error.headers)
         return self._json(error.body, error.status, error.headers)
@@ -145,9 +127,8 @@ class FreshdeskHttp(FreshdeskTickets):
             {"code": error.name.lower().replace(" ", "_"), "message": error.description}, status
         )
 
-    def _unexpected_error(self, error: Exception) -> Response:
-        self.app.logger.exception("sandbox bug while answering %s %s", request.method, request.path)
-        return self._json({"code": "internal_error", "message": str(error)}, 500)
+    def _internal_error_body(self, error: Exception) -> dict[str, Any]:
+        return {"code": "internal_error", "message": str(error)}
 
     # -- request helpers ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.freshdesk.common import (
     COMPANY_FIELDS,
     CONTACT_FIELDS,
@@ -24,35 +24,20 @@ from sandbox.freshdesk.routes.http import FreshdeskHttp
 class PeopleRoutes(FreshdeskHttp):
     """/agents/me, /groups, /contacts and /companies."""
 
-    def _people_routes(self) -> list[Route]:
-        return [
-            ("/agents/me", "GET", self._agents_me),
-            ("/groups", "GET", self._list_groups),
-            ("/groups/<int:group_id>", "GET", self._show_group),
-            ("/contacts", "GET", self._list_contacts),
-            ("/contacts", "POST", self._create_contact_view),
-            ("/contacts/<int:contact_id>", "GET", self._show_contact),
-            ("/contacts/<int:contact_id>", "PUT", self._update_contact_view),
-        ]
-
-    def _company_routes(self) -> list[Route]:
-        return [
-            ("/companies", "GET", self._list_companies),
-            ("/companies/<int:company_id>", "GET", self._show_company),
-            ("/companies/<int:company_id>", "PUT", self._update_company_view),
-        ]
-
     # -- agents and groups -------------------------------------------------------------------------
 
+    @route("/agents/me", "GET")
     def _agents_me(self) -> Response:
         with self._lock:
             return self._json(self._render(self._agents[self.api_agent_id]))
 
+    @route("/groups", "GET")
     def _list_groups(self) -> Response:
         with self._lock:
             groups = sorted(self._groups.values(), key=lambda g: g["id"])
             return self._paginate(groups, self._render)
 
+    @route("/groups/<int:group_id>", "GET")
     def _show_group(self, group_id: int) -> Response:
         with self._lock:
             group = self._groups.get(group_id)
@@ -68,6 +53,7 @@ class PeopleRoutes(FreshdeskHttp):
             raise _not_found()
         return contact
 
+    @route("/contacts", "GET")
     def _list_contacts(self) -> Response:
         since = self._since("_updated_since")
         company_id = self._int_filter("company_id")
@@ -94,6 +80,7 @@ class PeopleRoutes(FreshdeskHttp):
         """A contact as the list shows it: without the fields only its own record has (docs)."""
         return {k: v for k, v in cls._render(contact).items() if k not in CONTACT_LIST_OMITS}
 
+    @route("/contacts/<int:contact_id>", "GET")
     def _show_contact(self, contact_id: int) -> Response:
         with self._lock:
             return self._json(self._render(self._contact_or_404(contact_id)))
@@ -132,6 +119,7 @@ class PeopleRoutes(FreshdeskHttp):
             changes["custom_fields"] = merged
         return changes
 
+    @route("/contacts", "POST")
     def _create_contact_view(self) -> Response:
         data = self._body(CONTACT_FIELDS)
         with self._lock:
@@ -143,6 +131,7 @@ class PeopleRoutes(FreshdeskHttp):
                 self._email_index[contact["email"]] = contact["id"]
             return self._json(self._render(contact), 201)
 
+    @route("/contacts/<int:contact_id>", "PUT")
     def _update_contact_view(self, contact_id: int) -> Response:
         data = self._body(CONTACT_FIELDS)
         with self._lock:
@@ -165,15 +154,18 @@ class PeopleRoutes(FreshdeskHttp):
             raise _not_found()
         return company
 
+    @route("/companies", "GET")
     def _list_companies(self) -> Response:
         with self._lock:
             companies = sorted(self._companies.values(), key=lambda c: c["id"])
             return self._paginate(companies, self._render)
 
+    @route("/companies/<int:company_id>", "GET")
     def _show_company(self, company_id: int) -> Response:
         with self._lock:
             return self._json(self._render(self._company_or_404(company_id)))
 
+    @route("/companies/<int:company_id>", "PUT")
     def _update_company_view(self, company_id: int) -> Response:
         data = self._body(COMPANY_FIELDS)
         with self._lock:

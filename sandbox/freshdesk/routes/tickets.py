@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.freshdesk.common import (
     API,
     NOTE_FIELDS,
@@ -25,16 +25,7 @@ from sandbox.freshdesk.routes.http import FreshdeskHttp
 class TicketRoutes(FreshdeskHttp):
     """/tickets, /tickets/{id}/notes and /tickets/{id}/conversations."""
 
-    def _ticket_routes(self) -> list[Route]:
-        return [
-            ("/tickets", "GET", self._list_tickets),
-            ("/tickets", "POST", self._create_ticket_view),
-            ("/tickets/<int:ticket_id>", "GET", self._show_ticket),
-            ("/tickets/<int:ticket_id>", "PUT", self._update_ticket_view),
-            ("/tickets/<int:ticket_id>/notes", "POST", self._create_note_view),
-            ("/tickets/<int:ticket_id>/conversations", "GET", self._list_conversations),
-        ]
-
+    @route("/tickets", "GET")
     def _list_tickets(self) -> Response:
         since = self._since("updated_since")
         requester_id = self._int_filter("requester_id")
@@ -84,12 +75,14 @@ class TicketRoutes(FreshdeskHttp):
                 tickets, lambda t: self._render_ticket(t, include=include), self.ticket_page_max
             )
 
+    @route("/tickets/<int:ticket_id>", "GET")
     def _show_ticket(self, ticket_id: int) -> Response:
         include = self._includes(SHOW_INCLUDES)
         with self._lock:
             ticket = self._ticket_or_404(ticket_id)
             return self._json(self._render_ticket(ticket, full=True, include=include))
 
+    @route("/tickets", "POST")
     def _create_ticket_view(self) -> Response:
         data = self._body(TICKET_CREATE_FIELDS)
         with self._lock:
@@ -97,6 +90,7 @@ class TicketRoutes(FreshdeskHttp):
         self._dispatch(deliveries)
         return self._json(ticket, 201, {"Location": f"{self._host()}{API}/tickets/{ticket['id']}"})
 
+    @route("/tickets/<int:ticket_id>", "PUT")
     def _update_ticket_view(self, ticket_id: int) -> Response:
         data = self._body(TICKET_UPDATE_FIELDS)
         with self._lock:
@@ -119,6 +113,7 @@ class TicketRoutes(FreshdeskHttp):
 
     # -- notes and conversations -------------------------------------------------------------------
 
+    @route("/tickets/<int:ticket_id>/notes", "POST")
     def _create_note_view(self, ticket_id: int) -> Response:
         data = self._body(NOTE_FIELDS)
         with self._lock:
@@ -141,6 +136,7 @@ class TicketRoutes(FreshdeskHttp):
             ticket["updated_at"] = when
             return self._json(self._render(note), 201)
 
+    @route("/tickets/<int:ticket_id>/conversations", "GET")
     def _list_conversations(self, ticket_id: int) -> Response:
         with self._lock:
             self._ticket_or_404(ticket_id)

@@ -12,13 +12,12 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.base import Route
 from sandbox.hubspot.common import OBJECT_TYPES, HubSpotError, _invalid
 from sandbox.hubspot.state import HubSpotState
 
 
 class HubSpotHttp(HubSpotState):
-    """The app and the request helpers; the API areas (routes/*.py) list their routes in `_api_routes`."""
+    """The app and the request helpers shared by the API areas (routes/*.py, their views marked @route)."""
 
     # -- the Flask app -----------------------------------------------------------------------------
 
@@ -26,12 +25,8 @@ class HubSpotHttp(HubSpotState):
         app = self._new_app("hubspot_sandbox")
         app.register_error_handler(HubSpotError, self._hubspot_error)
         app.register_error_handler(HTTPException, self._http_error)
-        self._add_routes(app, self._api_routes())
+        self._add_routes(app, self._routes())
         return app
-
-    def _api_routes(self) -> list[Route]:
-        """Every API route, area by area (server.py)."""
-        return []
 
     def _rate_headers(self, now: float) -> dict[str, str]:
         headers = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.hubspot.common import BATCH_MAX, LIST_LIMIT_MAX, _invalid, _not_found, iso_ms
 from sandbox.hubspot.routes.http import HubSpotHttp
 
@@ -15,15 +15,7 @@ from sandbox.hubspot.routes.http import HubSpotHttp
 class ObjectRoutes(HubSpotHttp):
     """/crm/v3/objects/{type}[/{id}] and /crm/v3/objects/{type}/batch/update."""
 
-    def _object_routes(self) -> list[Route]:
-        return [
-            ("/crm/v3/objects/<object_type>", "GET", self._list),
-            ("/crm/v3/objects/<object_type>", "POST", self._create),
-            ("/crm/v3/objects/<object_type>/batch/update", "POST", self._batch_update),
-            ("/crm/v3/objects/<object_type>/<object_id>", "GET", self._show),
-            ("/crm/v3/objects/<object_type>/<object_id>", "PATCH", self._patch),
-        ]
-
+    @route("/crm/v3/objects/<object_type>", "GET")
     def _list(self, object_type: str) -> Response:
         object_type = self._type(object_type)
         limit = self._limit(request.args.get("limit"), 10, LIST_LIMIT_MAX)
@@ -38,6 +30,7 @@ class ObjectRoutes(HubSpotHttp):
             body["paging"] = {"next": {"after": nxt, "link": f"{request.base_url}?after={nxt}&limit={limit}"}}
         return self._json(body)
 
+    @route("/crm/v3/objects/<object_type>/<object_id>", "GET")
     def _show(self, object_type: str, object_id: str) -> Response:
         object_type = self._type(object_type)
         wanted = self._wanted(object_type, request.args.get("properties"))
@@ -56,16 +49,19 @@ class ObjectRoutes(HubSpotHttp):
                 record = self._object_or_404(object_type, object_id)
             return self._json(self._render(object_type, record, wanted))
 
+    @route("/crm/v3/objects/<object_type>", "POST")
     def _create(self, object_type: str) -> Response:
         object_type = self._type(object_type)
         body = self._body()
         created = self.add(object_type, body.get("properties") or {}, check_unique=True)
         return self._json(created, 201)
 
+    @route("/crm/v3/objects/<object_type>/<object_id>", "PATCH")
     def _patch(self, object_type: str, object_id: str) -> Response:
         object_type = self._type(object_type)
         return self._json(self.update(object_type, object_id, self._body().get("properties") or {}))
 
+    @route("/crm/v3/objects/<object_type>/batch/update", "POST")
     def _batch_update(self, object_type: str) -> Response:
         object_type = self._type(object_type)
         inputs = self._body().get("inputs")

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.hubspot.common import (
     ASSOCIATION_BATCH_MAX,
     ASSOCIATION_TYPE_IDS,
@@ -22,22 +22,15 @@ from sandbox.hubspot.routes.http import HubSpotHttp
 class PropertyRoutes(HubSpotHttp):
     """/crm/v3/properties/{type}[/{name}] and /crm/v4/associations/{from}/{to}/batch/read."""
 
-    def _property_routes(self) -> list[Route]:
-        return [
-            ("/crm/v3/properties/<object_type>", "GET", self._list_properties),
-            ("/crm/v3/properties/<object_type>", "POST", self._create_property),
-            ("/crm/v3/properties/<object_type>/<name>", "GET", self._show_property),
-            ("/crm/v3/properties/<object_type>/<name>", "PATCH", self._patch_property),
-            ("/crm/v4/associations/<from_type>/<to_type>/batch/read", "POST", self._read_associations),
-        ]
-
     # -- properties ------------------------------------------------------------------------------------
 
+    @route("/crm/v3/properties/<object_type>", "GET")
     def _list_properties(self, object_type: str) -> Response:
         object_type = self._type(object_type)
         with self._lock:
             return self._json({"results": deepcopy(list(self._properties[object_type].values()))})
 
+    @route("/crm/v3/properties/<object_type>/<name>", "GET")
     def _show_property(self, object_type: str, name: str) -> Response:
         object_type = self._type(object_type)
         with self._lock:
@@ -71,6 +64,7 @@ class PropertyRoutes(HubSpotHttp):
             raise _invalid("option values must be unique")
         return options
 
+    @route("/crm/v3/properties/<object_type>", "POST")
     def _create_property(self, object_type: str) -> Response:
         object_type = self._type(object_type)
         body = self._body()
@@ -100,6 +94,7 @@ class PropertyRoutes(HubSpotHttp):
             self._properties[object_type][definition["name"]] = definition
             return self._json(deepcopy(definition), 201)
 
+    @route("/crm/v3/properties/<object_type>/<name>", "PATCH")
     def _patch_property(self, object_type: str, name: str) -> Response:
         object_type = self._type(object_type)
         body = self._body()
@@ -120,6 +115,7 @@ class PropertyRoutes(HubSpotHttp):
 
     # -- associations (v4) ---------------------------------------------------------------------------
 
+    @route("/crm/v4/associations/<from_type>/<to_type>/batch/read", "POST")
     def _read_associations(self, from_type: str, to_type: str) -> Response:
         from_type, to_type = self._type(from_type), self._type(to_type)
         if (from_type, to_type) not in self._associations:

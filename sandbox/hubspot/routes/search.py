@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.hubspot.common import (
     MAX_FILTER_GROUPS,
     MAX_FILTERS,
@@ -22,9 +22,6 @@ from sandbox.hubspot.routes.http import HubSpotHttp
 
 class SearchRoutes(HubSpotHttp):
     """POST /crm/v3/objects/{type}/search."""
-
-    def _search_routes(self) -> list[Route]:
-        return [("/crm/v3/objects/<object_type>/search", "POST", self._search)]
 
     def _comparable(self, object_type: str, name: str, value: Any) -> Any:
         definition = self._properties[object_type].get(name) or {}
@@ -118,6 +115,7 @@ class SearchRoutes(HubSpotHttp):
             raise _invalid(f'Property "{name}" does not exist on {object_type}')
         return name, descending
 
+    @route("/crm/v3/objects/<object_type>/search", "POST")
     def _search(self, object_type: str) -> Response:
         object_type = self._type(object_type)
         body = self._body()

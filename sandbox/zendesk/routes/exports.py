@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.zendesk.common import (
     API,
     EXPORT_PAGE_MAX,
@@ -24,15 +24,6 @@ from sandbox.zendesk.routes.http import ZendeskHttp
 
 class ExportRoutes(ZendeskHttp):
     """/incremental/...: ordered by change, so polling with an old cursor returns exactly what came since."""
-
-    def _export_routes(self) -> list[Route]:
-        return [
-            ("/incremental/users/cursor", "GET", self._export_users_cursor),
-            ("/incremental/tickets/cursor", "GET", self._export_tickets_cursor),
-            ("/incremental/users", "GET", self._export_users_time),
-            ("/incremental/tickets", "GET", self._export_tickets_time),
-            ("/incremental/organizations", "GET", self._export_orgs_time),
-        ]
 
     def _start_time(self) -> int:
         raw = request.args.get("start_time")
@@ -110,6 +101,7 @@ class ExportRoutes(ZendeskHttp):
             "end_of_stream": len(chunk) == len(ordered),
         }
 
+    @route("/incremental/users/cursor", "GET")
     def _export_users_cursor(self) -> Response:
         with self._lock:
             return self._json(self._export_cursor("users", self._users.values(), self._render_user))
@@ -144,20 +136,24 @@ class ExportRoutes(ZendeskHttp):
             page["metric_sets"] = [self._metric_set(self._tickets[t["id"]]) for t in page["tickets"]]
         return page
 
+    @route("/incremental/tickets/cursor", "GET")
     def _export_tickets_cursor(self) -> Response:
         with self._lock:
             page = self._export_cursor("tickets", self._tickets.values(), self._render_ticket)
             return self._json(self._with_metric_sets(page))
 
+    @route("/incremental/users", "GET")
     def _export_users_time(self) -> Response:
         with self._lock:
             return self._json(self._export_time("users", self._users.values(), self._render_user))
 
+    @route("/incremental/tickets", "GET")
     def _export_tickets_time(self) -> Response:
         with self._lock:
             page = self._export_time("tickets", self._tickets.values(), self._render_ticket)
             return self._json(self._with_metric_sets(page))
 
+    @route("/incremental/organizations", "GET")
     def _export_orgs_time(self) -> Response:
         with self._lock:
             return self._json(self._export_time("organizations", self._orgs.values(), self._render_org))

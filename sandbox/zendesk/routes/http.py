@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from sandbox.base import CONTROL, Route
+from sandbox.base import CONTROL
 from sandbox.zendesk.common import (
     API,
     BULK_LIMIT,
@@ -42,27 +42,17 @@ class _StripJsonSuffix:
 
 
 class ZendeskHttp(ZendeskTickets):
-    """The app and the request helpers; the API areas (routes/*.py) list their routes in `_api_routes`."""
+    """The app and the request helpers shared by the API areas (routes/*.py, their views marked @route)."""
+
+    app_name = "zendesk_sandbox"
+    error_type = ZendeskError
 
     # -- the Flask app -----------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
-        app = self._new_app("zendesk_sandbox")
+        app = super()._build_app()
         app.wsgi_app = _StripJsonSuffix(app.wsgi_app)  # type: ignore[method-assign]
-        app.register_error_handler(ZendeskError, self._zendesk_error)
-        app.register_error_handler(HTTPException, self._http_error)
-        app.register_error_handler(Exception, self._unexpected_error)
-        self._add_routes(app, self._api_routes(), API)
-        self._add_control_routes(app, self._sandbox_routes())
         return app
-
-    def _api_routes(self) -> list[Route]:
-        """Every API route, area by area (server.py)."""
-        return []
-
-    def _sandbox_routes(self) -> list[Route]:
-        """Zendesk's own control routes under /__sandbox/, beside the shared ones."""
-        return []
 
     def _admit(self) -> Response | None:
         if self._rate is not None:
@@ -111,7 +101,7 @@ class ZendeskHttp(ZendeskTickets):
         self._log_request(path, response)
         return response
 
-    def _zendesk_error(self, error: ZendeskError) -> Response:
+    def _api_error(self, error: ZendeskError) -> Response:
         if isinstance(error.body, str):
             return Response(error.body, error.status, error.headers, content_type="text/plain")
         return self._json(error.body, error.status, error.headers)
@@ -125,9 +115,8 @@ class ZendeskHttp(ZendeskTickets):
             return self._json({"error": "MethodNotAllowed", "description": "Method not allowed"}, 405, allow)
         return self._json({"error": error.name.replace(" ", ""), "description": error.description}, status)
 
-    def _unexpected_error(self, error: Exception) -> Response:
-        self.app.logger.exception("sandbox bug while answering %s %s", request.method, request.path)
-        return self._json({"error": "InternalServerError", "description": str(error)}, 500)
+    def _internal_error_body(self, error: Exception) -> dict[str, Any]:
+        return {"error": "InternalServerError", "description": str(error)}
 
     # -- request helpers ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.zendesk.common import (
     BULK_LIMIT,
     ZendeskError,
@@ -24,17 +24,6 @@ from sandbox.zendesk.routes.http import ZendeskHttp
 
 class JobRoutes(ZendeskHttp):
     """Bulk endpoints answer with a job_status at once; a small pool runs the job in the background."""
-
-    def _job_routes(self) -> list[Route]:
-        return [
-            ("/users/update_many", "PUT", self._update_many_users),
-            ("/organizations/update_many", "PUT", self._update_many_orgs),
-            ("/tickets/update_many", "PUT", self._update_many_tickets),
-            ("/tickets/create_many", "POST", self._create_many_tickets),
-            ("/job_statuses", "GET", self._list_jobs),
-            ("/job_statuses/show_many", "GET", self._show_many_jobs),
-            ("/job_statuses/<job_status_id>", "GET", self._show_job),
-        ]
 
     def _update_many(
         self,
@@ -86,14 +75,17 @@ class JobRoutes(ZendeskHttp):
             job = self._queue_job(f"bulk_update_{plural}", tasks, [_int_or_none(ref) for ref, _ in items])
         return self._json({"job_status": job})
 
+    @route("/users/update_many", "PUT")
     def _update_many_users(self) -> Response:
         return self._update_many("user", "users", self._users, self._user_external_index, self._update_user)
 
+    @route("/organizations/update_many", "PUT")
     def _update_many_orgs(self) -> Response:
         return self._update_many(
             "organization", "organizations", self._orgs, self._org_external_index, self._update_org
         )
 
+    @route("/tickets/update_many", "PUT")
     def _update_many_tickets(self) -> Response:
         body = self._body()
         entries: list[tuple[Any, dict[str, Any]]]
@@ -126,6 +118,7 @@ class JobRoutes(ZendeskHttp):
             job = self._queue_job("bulk_update_tickets", tasks, [_int_or_none(r) for r, _ in entries])
         return self._json({"job_status": job})
 
+    @route("/tickets/create_many", "POST")
     def _create_many_tickets(self) -> Response:
         body = self._body()
         tickets = body.get("tickets")
@@ -203,11 +196,13 @@ class JobRoutes(ZendeskHttp):
             job["message"] = f"Completed at {self._now():%Y-%m-%d %H:%M:%S} +0000"
         self._dispatch(deliveries)
 
+    @route("/job_statuses", "GET")
     def _list_jobs(self) -> Response:
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda j: -j["_seq"])
             return self._json(self._paginate("job_statuses", jobs, self._render_job, lambda j: -j["_seq"]))
 
+    @route("/job_statuses/<job_status_id>", "GET")
     def _show_job(self, job_status_id: str) -> Response:
         with self._lock:
             job = self._jobs.get(job_status_id)
@@ -215,6 +210,7 @@ class JobRoutes(ZendeskHttp):
                 raise _not_found()
             return self._json({"job_status": self._render_job(job)})
 
+    @route("/job_statuses/show_many", "GET")
     def _show_many_jobs(self) -> Response:
         ids = self._id_list("ids", required=True)
         with self._lock:

@@ -7,45 +7,13 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.zendesk.common import ZendeskError, _as_bool, _as_int, _bad_request, _not_found
 from sandbox.zendesk.routes.http import ZendeskHttp
 
 
 class PeopleRoutes(ZendeskHttp):
     """/users, /organizations and /groups (their bulk updates are jobs: routes/jobs.py)."""
-
-    def _user_routes(self) -> list[Route]:
-        return [
-            ("/users/me", "GET", self._users_me),
-            ("/users", "GET", self._list_users),
-            ("/users", "POST", self._create_user_view),
-            ("/users/<int:user_id>", "GET", self._show_user),
-            ("/users/<int:user_id>", "PUT", self._update_user_view),
-            ("/users/<int:user_id>", "DELETE", self._delete_user_view),
-            ("/users/show_many", "GET", self._show_many_users),
-            ("/users/create_or_update", "POST", self._create_or_update_user),
-            ("/users/search", "GET", self._search_users),
-        ]
-
-    def _organization_routes(self) -> list[Route]:
-        return [
-            ("/organizations", "GET", self._list_orgs),
-            ("/organizations", "POST", self._create_org_view),
-            ("/organizations/<int:organization_id>", "GET", self._show_org),
-            ("/organizations/<int:organization_id>", "PUT", self._update_org_view),
-            ("/organizations/show_many", "GET", self._show_many_orgs),
-            ("/organizations/create_or_update", "POST", self._create_or_update_org),
-            ("/organizations/search", "GET", self._search_orgs),
-        ]
-
-    def _group_routes(self) -> list[Route]:
-        return [
-            ("/groups", "GET", self._list_groups),
-            ("/groups", "POST", self._create_group_view),
-            ("/groups/<int:group_id>", "GET", self._show_group),
-            ("/groups/<int:group_id>", "PUT", self._update_group_view),
-        ]
 
     # -- users -------------------------------------------------------------------------------------
 
@@ -55,10 +23,12 @@ class PeopleRoutes(ZendeskHttp):
             raise _not_found()
         return user
 
+    @route("/users/me", "GET")
     def _users_me(self) -> Response:
         with self._lock:
             return self._json({"user": self._render_user(self._users[self.api_user_id])})
 
+    @route("/users", "GET")
     def _list_users(self) -> Response:
         roles = set(request.args.getlist("role") + request.args.getlist("role[]"))
         external_id = request.args.get("external_id")
@@ -70,10 +40,12 @@ class PeopleRoutes(ZendeskHttp):
                 users = [u for u in users if str(u["external_id"] or "").lower() == external_id.lower()]
             return self._json(self._paginate("users", users, self._render_user))
 
+    @route("/users/<int:user_id>", "GET")
     def _show_user(self, user_id: int) -> Response:
         with self._lock:
             return self._json({"user": self._render_user(self._user_or_404(user_id))})
 
+    @route("/users/show_many", "GET")
     def _show_many_users(self) -> Response:
         with self._lock:
             if request.args.get("external_ids"):
@@ -84,6 +56,7 @@ class PeopleRoutes(ZendeskHttp):
             users = [self._render_user(self._users[i]) for i in ids if i in self._users]
             return self._json({"users": users})
 
+    @route("/users/search", "GET")
     def _search_users(self) -> Response:
         query = (request.args.get("query") or "").strip()
         external_id = request.args.get("external_id")
@@ -100,6 +73,7 @@ class PeopleRoutes(ZendeskHttp):
             page = self._paginate("users", users, self._render_user, cursor_default=False)
             return self._json(page)
 
+    @route("/users", "POST")
     def _create_user_view(self) -> Response:
         data = self._wrapped(self._body(), "user")
         with self._lock:
@@ -107,12 +81,14 @@ class PeopleRoutes(ZendeskHttp):
             rendered = self._render_user(user)
         return self._json({"user": rendered}, 201, {"Location": rendered["url"]})
 
+    @route("/users/<int:user_id>", "PUT")
     def _update_user_view(self, user_id: int) -> Response:
         data = self._wrapped(self._body(), "user")
         with self._lock:
             user = self._update_user(self._user_or_404(user_id), data)
             return self._json({"user": self._render_user(user)})
 
+    @route("/users/<int:user_id>", "DELETE")
     def _delete_user_view(self, user_id: int) -> Response:
         """Soft delete (spec): the user answers with ``active: false`` from then on, in reads and in the
         incremental export (recorded: 760 of 1,000 users of one export page)."""
@@ -125,6 +101,7 @@ class PeopleRoutes(ZendeskHttp):
                 self._touch(user)
             return self._json({"user": self._render_user(user)})
 
+    @route("/users/create_or_update", "POST")
     def _create_or_update_user(self) -> Response:
         data = self._wrapped(self._body(), "user")
         with self._lock:
@@ -146,15 +123,18 @@ class PeopleRoutes(ZendeskHttp):
             raise _not_found()
         return org
 
+    @route("/organizations", "GET")
     def _list_orgs(self) -> Response:
         with self._lock:
             orgs = sorted(self._orgs.values(), key=lambda o: o["id"])
             return self._json(self._paginate("organizations", orgs, self._render_org))
 
+    @route("/organizations/<int:organization_id>", "GET")
     def _show_org(self, organization_id: int) -> Response:
         with self._lock:
             return self._json({"organization": self._render_org(self._org_or_404(organization_id))})
 
+    @route("/organizations/show_many", "GET")
     def _show_many_orgs(self) -> Response:
         with self._lock:
             if request.args.get("external_ids"):
@@ -165,6 +145,7 @@ class PeopleRoutes(ZendeskHttp):
             orgs = [self._render_org(self._orgs[i]) for i in ids if i in self._orgs]
             return self._json({"organizations": orgs})
 
+    @route("/organizations/search", "GET")
     def _search_orgs(self) -> Response:
         external_id = request.args.get("external_id")
         name = request.args.get("name")
@@ -180,18 +161,21 @@ class PeopleRoutes(ZendeskHttp):
                 {"organizations": orgs, "count": len(orgs), "next_page": None, "previous_page": None}
             )
 
+    @route("/organizations", "POST")
     def _create_org_view(self) -> Response:
         data = self._wrapped(self._body(), "organization")
         with self._lock:
             rendered = self._render_org(self._create_org(data))
         return self._json({"organization": rendered}, 201, {"Location": rendered["url"]})
 
+    @route("/organizations/<int:organization_id>", "PUT")
     def _update_org_view(self, organization_id: int) -> Response:
         data = self._wrapped(self._body(), "organization")
         with self._lock:
             org = self._update_org(self._org_or_404(organization_id), data)
             return self._json({"organization": self._render_org(org)})
 
+    @route("/organizations/create_or_update", "POST")
     def _create_or_update_org(self) -> Response:
         data = self._wrapped(self._body(), "organization")
         with self._lock:
@@ -219,6 +203,7 @@ class PeopleRoutes(ZendeskHttp):
             raise _not_found()
         return group
 
+    @route("/groups", "GET")
     def _list_groups(self) -> Response:
         with self._lock:
             groups = sorted(self._groups.values(), key=lambda g: g["id"])
@@ -226,10 +211,12 @@ class PeopleRoutes(ZendeskHttp):
                 groups = [g for g in groups if not g["deleted"]]
             return self._json(self._paginate("groups", groups, self._render_group))
 
+    @route("/groups/<int:group_id>", "GET")
     def _show_group(self, group_id: int) -> Response:
         with self._lock:
             return self._json({"group": self._render_group(self._group_or_404(group_id))})
 
+    @route("/groups", "POST")
     def _create_group_view(self) -> Response:
         data = self._wrapped(self._body(), "group")
         with self._lock:
@@ -239,6 +226,7 @@ class PeopleRoutes(ZendeskHttp):
             rendered = self._render_group(self._groups[group["id"]])
         return self._json({"group": rendered}, 201, {"Location": rendered["url"]})
 
+    @route("/groups/<int:group_id>", "PUT")
     def _update_group_view(self, group_id: int) -> Response:
         data = self._wrapped(self._body(), "group")
         with self._lock:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import control, route
 from sandbox.zendesk.common import _bad_request
 from sandbox.zendesk.routes.http import ZendeskHttp
 
@@ -15,25 +15,7 @@ from sandbox.zendesk.routes.http import ZendeskHttp
 class TicketRoutes(ZendeskHttp):
     """/tickets, /tickets/{id}/tags and /tickets/{id}/comments, and POST /__sandbox/tickets."""
 
-    def _ticket_routes(self) -> list[Route]:
-        return [
-            ("/tickets", "GET", self._list_tickets),
-            ("/tickets", "POST", self._create_ticket_view),
-            ("/tickets/<int:ticket_id>", "GET", self._show_ticket),
-            ("/tickets/<int:ticket_id>", "PUT", self._update_ticket_view),
-            ("/tickets/<int:ticket_id>", "DELETE", self._delete_ticket_view),
-            ("/tickets/show_many", "GET", self._show_many_tickets),
-        ]
-
-    def _ticket_part_routes(self) -> list[Route]:
-        return [
-            ("/tickets/<int:ticket_id>/tags", "GET", self._ticket_tags),
-            ("/tickets/<int:ticket_id>/tags", "POST", self._ticket_tags),
-            ("/tickets/<int:ticket_id>/tags", "PUT", self._ticket_tags),
-            ("/tickets/<int:ticket_id>/tags", "DELETE", self._ticket_tags),
-            ("/tickets/<int:ticket_id>/comments", "GET", self._list_comments),
-        ]
-
+    @route("/tickets", "GET")
     def _list_tickets(self) -> Response:
         external_id = request.args.get("external_id")
         with self._lock:
@@ -44,10 +26,12 @@ class TicketRoutes(ZendeskHttp):
                 tickets = [t for t in tickets if t["external_id"] == external_id]
             return self._json(self._paginate("tickets", tickets, self._render_ticket))
 
+    @route("/tickets/<int:ticket_id>", "GET")
     def _show_ticket(self, ticket_id: int) -> Response:
         with self._lock:
             return self._json({"ticket": self._render_ticket(self._ticket_or_404(ticket_id))})
 
+    @route("/tickets/show_many", "GET")
     def _show_many_tickets(self) -> Response:
         ids = self._int_ids("ids", required=True)
         with self._lock:
@@ -58,6 +42,7 @@ class TicketRoutes(ZendeskHttp):
             ]
             return self._json({"tickets": tickets})
 
+    @route("/tickets/<int:ticket_id>", "DELETE")
     def _delete_ticket_view(self, ticket_id: int) -> Response:
         """Soft delete (spec: 204): the ticket keeps its history and shows in the incremental export with
         status "deleted" (recorded: 515 of 1,000 tickets of one export page), but no longer in reads."""
@@ -67,6 +52,7 @@ class TicketRoutes(ZendeskHttp):
             self._touch(ticket)
         return Response(status=204)
 
+    @route("/tickets", "POST")
     def _create_ticket_view(self) -> Response:
         data = self._wrapped(self._body(), "ticket")
         with self._lock:
@@ -74,6 +60,7 @@ class TicketRoutes(ZendeskHttp):
         self._dispatch(deliveries)
         return self._json({"ticket": ticket, "audit": audit}, 201, {"Location": ticket["url"]})
 
+    @route("/tickets/<int:ticket_id>", "PUT")
     def _update_ticket_view(self, ticket_id: int) -> Response:
         data = self._wrapped(self._body(), "ticket")
         with self._lock:
@@ -81,6 +68,10 @@ class TicketRoutes(ZendeskHttp):
         self._dispatch(deliveries)
         return self._json({"ticket": ticket, "audit": audit})
 
+    @route("/tickets/<int:ticket_id>/tags", "GET")
+    @route("/tickets/<int:ticket_id>/tags", "POST")
+    @route("/tickets/<int:ticket_id>/tags", "PUT")
+    @route("/tickets/<int:ticket_id>/tags", "DELETE")
     def _ticket_tags(self, ticket_id: int) -> Response:
         """GET lists; POST sets (replaces, 201); PUT adds (200); DELETE removes (204) -- per the spec."""
         with self._lock:
@@ -102,6 +93,7 @@ class TicketRoutes(ZendeskHttp):
             return Response(status=204)
         return self._json({"tags": ticket["tags"]}, 201 if request.method == "POST" else 200)
 
+    @route("/tickets/<int:ticket_id>/comments", "GET")
     def _list_comments(self, ticket_id: int) -> Response:
         descending = request.args.get("sort") == "-created_at" or request.args.get("sort_order") == "desc"
         with self._lock:
@@ -116,6 +108,7 @@ class TicketRoutes(ZendeskHttp):
 
     # -- sandbox-only control endpoint (no auth, never rate limited) -------------------------------
 
+    @control("/tickets", "POST")
     def _control_submit_ticket(self) -> Response:
         body = self._body()
         requester = body.get("requester") or {}

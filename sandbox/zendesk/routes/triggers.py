@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, request
 
-from sandbox.base import Route
+from sandbox.base import route
 from sandbox.zendesk.common import (
     ACTION_FIELDS,
     CONDITION_OPERATORS,
@@ -26,24 +26,6 @@ from sandbox.zendesk.routes.http import ZendeskHttp
 
 class TriggerRoutes(ZendeskHttp):
     """/triggers and /slas/policies; both list offset-style, as the spec's schemas show."""
-
-    def _trigger_routes(self) -> list[Route]:
-        return [
-            ("/triggers", "GET", self._list_triggers),
-            ("/triggers", "POST", self._create_trigger),
-            ("/triggers/<int:trigger_id>", "GET", self._show_trigger),
-            ("/triggers/<int:trigger_id>", "PUT", self._update_trigger),
-            ("/triggers/<int:trigger_id>", "DELETE", self._delete_trigger),
-        ]
-
-    def _sla_routes(self) -> list[Route]:
-        return [
-            ("/slas/policies", "GET", self._list_slas),
-            ("/slas/policies", "POST", self._create_sla),
-            ("/slas/policies/<int:sla_policy_id>", "GET", self._show_sla),
-            ("/slas/policies/<int:sla_policy_id>", "PUT", self._update_sla),
-            ("/slas/policies/<int:sla_policy_id>", "DELETE", self._delete_sla),
-        ]
 
     # -- validation --------------------------------------------------------------------------------
 
@@ -214,6 +196,7 @@ class TriggerRoutes(ZendeskHttp):
             raise _not_found()
         return trigger
 
+    @route("/triggers", "GET")
     def _list_triggers(self) -> Response:
         active = request.args.get("active")
         with self._lock:
@@ -230,6 +213,7 @@ class TriggerRoutes(ZendeskHttp):
             )
             return self._json(page)
 
+    @route("/triggers", "POST")
     def _create_trigger(self) -> Response:
         data = self._wrapped(self._body(), "trigger")
         with self._lock:
@@ -254,10 +238,12 @@ class TriggerRoutes(ZendeskHttp):
             rendered = self._render_trigger(trigger)
         return self._json({"trigger": rendered}, 201, {"Location": rendered["url"]})
 
+    @route("/triggers/<int:trigger_id>", "GET")
     def _show_trigger(self, trigger_id: int) -> Response:
         with self._lock:
             return self._json({"trigger": self._render_trigger(self._trigger_or_404(trigger_id))})
 
+    @route("/triggers/<int:trigger_id>", "PUT")
     def _update_trigger(self, trigger_id: int) -> Response:
         data = self._wrapped(self._body(), "trigger")
         with self._lock:
@@ -267,6 +253,7 @@ class TriggerRoutes(ZendeskHttp):
             trigger["updated_at"] = self._stamp(trigger["updated_at"])
             return self._json({"trigger": self._render_trigger(trigger)})
 
+    @route("/triggers/<int:trigger_id>", "DELETE")
     def _delete_trigger(self, trigger_id: int) -> Response:
         with self._lock:
             self._trigger_or_404(trigger_id)
@@ -281,6 +268,7 @@ class TriggerRoutes(ZendeskHttp):
             raise _not_found()
         return policy
 
+    @route("/slas/policies", "GET")
     def _list_slas(self) -> Response:
         with self._lock:
             policies = sorted(self._slas.values(), key=lambda p: (p["position"], p["id"]))
@@ -293,6 +281,7 @@ class TriggerRoutes(ZendeskHttp):
                 }
             )
 
+    @route("/slas/policies", "POST")
     def _create_sla(self) -> Response:
         data = self._wrapped(self._body(), "sla_policy")
         with self._lock:
@@ -313,10 +302,12 @@ class TriggerRoutes(ZendeskHttp):
             rendered = self._render_sla(policy)
         return self._json({"sla_policy": rendered}, 201, {"Location": rendered["url"]})
 
+    @route("/slas/policies/<int:sla_policy_id>", "GET")
     def _show_sla(self, sla_policy_id: int) -> Response:
         with self._lock:
             return self._json({"sla_policy": self._render_sla(self._sla_or_404(sla_policy_id))})
 
+    @route("/slas/policies/<int:sla_policy_id>", "PUT")
     def _update_sla(self, sla_policy_id: int) -> Response:
         data = self._wrapped(self._body(), "sla_policy")
         with self._lock:
@@ -325,6 +316,7 @@ class TriggerRoutes(ZendeskHttp):
             policy["updated_at"] = self._stamp(policy["updated_at"])
             return self._json({"sla_policy": self._render_sla(policy)})
 
+    @route("/slas/policies/<int:sla_policy_id>", "DELETE")
     def _delete_sla(self, sla_policy_id: int) -> Response:
         with self._lock:
             self._sla_or_404(sla_policy_id)

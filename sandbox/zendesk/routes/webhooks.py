@@ -12,25 +12,13 @@ from urllib.parse import urlsplit
 
 from flask import Response, request
 
-from sandbox.base import WEBHOOK_METHODS, Route
+from sandbox.base import WEBHOOK_METHODS, route
 from sandbox.zendesk.common import WEBHOOK_FORMATS, ZendeskError, _new_secret, _ulid, _webhook_error
 from sandbox.zendesk.routes.http import ZendeskHttp
 
 
 class WebhookRoutes(ZendeskHttp):
     """/webhooks and /webhooks/{id}/signing_secret."""
-
-    def _webhook_routes(self) -> list[Route]:
-        return [
-            ("/webhooks", "GET", self._list_webhooks),
-            ("/webhooks", "POST", self._create_webhook),
-            ("/webhooks/<webhook_id>", "GET", self._show_webhook),
-            ("/webhooks/<webhook_id>", "PUT", self._replace_webhook),
-            ("/webhooks/<webhook_id>", "PATCH", self._patch_webhook),
-            ("/webhooks/<webhook_id>", "DELETE", self._delete_webhook),
-            ("/webhooks/<webhook_id>/signing_secret", "GET", self._show_signing_secret),
-            ("/webhooks/<webhook_id>/signing_secret", "POST", self._reset_signing_secret),
-        ]
 
     def _webhook_or_404(self, webhook_id: str) -> dict[str, Any]:
         webhook = self._webhooks.get(webhook_id)
@@ -102,6 +90,7 @@ class WebhookRoutes(ZendeskHttp):
             raise ZendeskError(400, {"errors": errors})
         return out
 
+    @route("/webhooks", "GET")
     def _list_webhooks(self) -> Response:
         name_filter = (request.args.get("filter[name_contains]") or "").lower()
         status_filter = request.args.get("filter[status]")
@@ -114,6 +103,7 @@ class WebhookRoutes(ZendeskHttp):
             page = self._paginate("webhooks", hooks, self._render_webhook, lambda w: w["_seq"])
             return self._json(page)
 
+    @route("/webhooks", "POST")
     def _create_webhook(self) -> Response:
         data = self._wrapped(self._body(), "webhook")
         fields = self._webhook_fields(data, partial=False)
@@ -142,6 +132,7 @@ class WebhookRoutes(ZendeskHttp):
             rendered = self._render_webhook(webhook)
         return self._json({"webhook": rendered}, 201, {"Location": self._url(f"webhooks/{webhook['id']}")})
 
+    @route("/webhooks/<webhook_id>", "GET")
     def _show_webhook(self, webhook_id: str) -> Response:
         with self._lock:
             return self._json({"webhook": self._render_webhook(self._webhook_or_404(webhook_id))})
@@ -160,23 +151,28 @@ class WebhookRoutes(ZendeskHttp):
             webhook["updated_by"] = str(self.api_user_id)
         return Response(status=204)
 
+    @route("/webhooks/<webhook_id>", "PUT")
     def _replace_webhook(self, webhook_id: str) -> Response:
         return self._change_webhook(webhook_id, partial=False)
 
+    @route("/webhooks/<webhook_id>", "PATCH")
     def _patch_webhook(self, webhook_id: str) -> Response:
         return self._change_webhook(webhook_id, partial=True)
 
+    @route("/webhooks/<webhook_id>", "DELETE")
     def _delete_webhook(self, webhook_id: str) -> Response:
         with self._lock:
             self._webhook_or_404(webhook_id)
             del self._webhooks[webhook_id]
         return Response(status=204)
 
+    @route("/webhooks/<webhook_id>/signing_secret", "GET")
     def _show_signing_secret(self, webhook_id: str) -> Response:
         with self._lock:
             webhook = self._webhook_or_404(webhook_id)
             return self._json({"signing_secret": {"algorithm": "SHA256", "secret": webhook["_secret"]}})
 
+    @route("/webhooks/<webhook_id>/signing_secret", "POST")
     def _reset_signing_secret(self, webhook_id: str) -> Response:
         with self._lock:
             webhook = self._webhook_or_404(webhook_id)

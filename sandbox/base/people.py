@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,15 +138,42 @@ def random_ticket_count(rng: random.Random) -> int:
     return rng.choices((0, 1, 2, 3), weights=(38, 30, 20, 12))[0]
 
 
-def organization_names(rng: random.Random, customers: int) -> list[str]:
-    """Names for the organizations (companies) of `customers` customers: one for every ten, shuffled."""
+@dataclass(frozen=True)
+class Organization:
+    """One synthetic organization (a company), before a vendor seed writes it in its own shapes."""
+
+    index: int
+    name: str
+    created: datetime
+    industry: str
+    employees: int
+    updated: datetime
+
+    @property
+    def domain(self) -> str:
+        return f"{self.name.lower().replace(' ', '-')}.example"
+
+
+def synthetic_organizations(
+    rng: random.Random, customers: int, now: datetime, latest: datetime
+) -> Iterator[Organization]:
+    """The organizations of `customers` customers, one for every ten, drawn lazily like the customers."""
     count = max(1, customers // 10) if customers else 0
     names = [f"{stem} {suffix}" for stem in ORG_STEMS for suffix in ORG_SUFFIXES]
     rng.shuffle(names)
-    return [
-        names[index] if index < len(names) else f"{names[index % len(names)]} {index // len(names) + 1}"
-        for index in range(count)
-    ]
+    for index in range(count):
+        name = (
+            names[index] if index < len(names) else f"{names[index % len(names)]} {index // len(names) + 1}"
+        )
+        created = random_signup(rng, now)
+        yield Organization(
+            index=index,
+            name=name,
+            created=created,
+            industry=rng.choice(INDUSTRIES),
+            employees=rng.randint(5, 5000),
+            updated=random_between(rng, created, latest),
+        )
 
 
 @dataclass(frozen=True)
@@ -199,3 +227,126 @@ def customer_fields(rng: random.Random, history: CustomerHistory) -> dict[str, A
         "on_time_payment_rate": round(1 - 0.5 * rng.betavariate(1.2, 4), 3),
         "service_cost_12m": history.cost,
     }
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One synthetic customer, before a vendor seed writes them in its own shapes."""
+
+    index: int
+    first: str
+    last: str
+    email: str
+    created: datetime
+    organization_id: int | None  # one of the organization ids given, or None
+    history: CustomerHistory
+    tagged: bool  # carries the "vip" tag
+    listed: bool  # on the manual VIP list (not tagged; the demo's mapping names them)
+    frustrated: bool  # writes often, reopens tickets, rates support badly
+    fields: dict[str, Any]  # the customer attributes (customer_fields)
+    time_zone: str
+    updated: datetime
+
+    @property
+    def common_fields(self) -> dict[str, Any]:
+        """The keyword arguments every helpdesk sandbox's add_user / add_contact names alike."""
+        return {
+            "tags": ["vip"] if self.tagged else [],
+            "time_zone": self.time_zone,
+            "created_at": self.created,
+            "updated_at": self.updated,
+        }
+
+    @property
+    def name(self) -> str:
+        return f"{self.first.capitalize()} {self.last.capitalize()}"
+
+    @property
+    def external_id(self) -> str:
+        return f"cust-{self.index + 1:05d}"
+
+
+def synthetic_customers(
+    rng: random.Random, customers: int, now: datetime, latest: datetime, organization_ids: list[int]
+) -> Iterator[Customer]:
+    """`customers` people, drawn lazily: the vendor seed draws its own values (tickets) from the same
+    `rng` between two customers, in the order every seed has always drawn them."""
+    tagged, listed, frustrated = pick_special(rng, customers)
+    used_emails: set[str] = set()
+    for index in range(customers):
+        first, last, email = unique_person(rng, used_emails)
+        created = random_signup(rng, now)
+        organization_id = rng.choice(organization_ids) if organization_ids and rng.random() < 0.7 else None
+        history = customer_history(rng, now, latest, created, index in frustrated)
+        fields = customer_fields(rng, history)
+        time_zone = rng.choice(TIME_ZONES)
+        yield Customer(
+            index=index,
+            first=first,
+            last=last,
+            email=email,
+            created=created,
+            organization_id=organization_id,
+            history=history,
+            tagged=index in tagged,
+            listed=index in listed,
+            frustrated=index in frustrated,
+            fields=fields,
+            time_zone=time_zone,
+            updated=random_between(rng, created, latest),
+        )
+
+
+@dataclass
+class SeedTally:
+    """What a helpdesk seed wrote, counted as it goes; `summary` turns it into the SeedSummary."""
+
+    customer_ids: list[int] = field(default_factory=list)
+    vip_emails: list[str] = field(default_factory=list)
+    vip_tagged_emails: list[str] = field(default_factory=list)
+    organizations: int = 0
+    tickets: int = 0
+    comments: int = 0
+
+    def write_people(
+        self,
+        rng: random.Random,
+        customers: int,
+        now: datetime,
+        latest: datetime,
+        add_organization: Callable[[Organization], int],
+        add_customer: Callable[[Customer], dict[str, Any]],
+    ) -> Iterator[tuple[Customer, dict[str, Any]]]:
+        """Write the organizations (`add_organization` returns the new id), then yield each customer with
+        what `add_customer` wrote; the caller writes that customer's tickets before asking for the next."""
+        organization_ids = [
+            add_organization(org) for org in synthetic_organizations(rng, customers, now, latest)
+        ]
+        self.organizations = len(organization_ids)
+        for customer in synthetic_customers(rng, customers, now, latest, organization_ids):
+            yield customer, self.customer(customer, add_customer(customer))
+
+    def customer(self, customer: Customer, record: dict[str, Any]) -> dict[str, Any]:
+        """Count a customer the seed wrote (`record` is what the sandbox returned); returns `record`."""
+        self.customer_ids.append(record["id"])
+        if customer.listed:
+            self.vip_emails.append(customer.email)
+        if customer.tagged:
+            self.vip_tagged_emails.append(customer.email)
+        return record
+
+    def summary(self, seed: int, now: datetime, groups: dict[str, int], agent_ids: list[int]) -> SeedSummary:
+        return SeedSummary(
+            seed=seed,
+            now=now,
+            customers=len(self.customer_ids),
+            agents=len(agent_ids),
+            organizations=self.organizations,
+            tickets=self.tickets,
+            comments=self.comments,
+            groups=groups,
+            vip_emails=self.vip_emails,
+            vip_tagged_emails=self.vip_tagged_emails,
+            customer_ids=self.customer_ids,
+            agent_ids=agent_ids,
+        )
