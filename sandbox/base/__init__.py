@@ -6,7 +6,8 @@ helper, the sliding-window rate limiter, and -- for the helpdesk sandboxes -- fa
 delay, the request log, webhook delivery bookkeeping and the sandbox-only control routes under
 /__sandbox/. Everything vendor-specific (bodies, headers, status codes, auth) stays in the vendor package.
 
-- server.py: the werkzeug thread, the Flask app skeleton, route tables, `serve_until_stopped`.
+- server.py: the werkzeug thread, the Flask app skeleton, the @route / @control marks views carry,
+  `serve_until_stopped` and the arguments every `python -m sandbox.<vendor>` takes.
 - limits.py: the sliding-window rate limiter behind every 429.
 - helpdesk.py: what a helpdesk sandbox adds: faults, delays, cut responses, the request log, the clock of
   change stamps, webhook delivery with retries, and the /__sandbox/ control routes.

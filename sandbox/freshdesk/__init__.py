@@ -47,6 +47,14 @@ Behaviour worth knowing (docs = Freshdesk's documentation; choice = ours where i
   {{ticket.tags}} renders comma-separated; unknown placeholders render "" (choice); values are
   JSON-escaped in JSON templates (choice). Only tickets created through the API or the portal
   (``submit_ticket``) fire rules; seeded history does not.
+
+Layout (each layer builds on the one before; seed.py and __main__.py import the sandbox, never the reverse):
+- common.py: constants, pure helpers, error shapes.
+- state.py: the account in memory (records, ids, validation, rendering, direct access for seeding and tests).
+- rules.py, tickets.py: the operations: automation rules and their webhooks, tickets and notes.
+- routes/: the API by area (people, tickets) and the /__sandbox/ controls, each view marked @route or
+  @control; routes/http.py holds auth, rate-limit credits, error bodies, request parsing and lists.
+- server.py: FreshdeskSandbox, all of it on one app. seed.py: synthetic data. __main__.py: the CLI.
 """
 
 from sandbox.freshdesk.common import FreshdeskError, html_text, iso, merge_tags, note_html, parse_time

@@ -92,7 +92,7 @@ def html_text(markup: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -111,11 +111,11 @@ class FreshdeskError(Exception):
         self.headers = dict(headers or {})
 
 
-def _not_found() -> FreshdeskError:
+def not_found() -> FreshdeskError:
     return FreshdeskError(404, None)
 
 
-class _Errors:
+class Errors:
     """Collects validation errors in Freshdesk's shape; raises them all at once."""
 
     def __init__(self) -> None:
@@ -132,7 +132,7 @@ class _Errors:
             raise FreshdeskError(self.status, {"description": "Validation failed", "errors": self.items})
 
 
-def _validation(field: str, message: str, code: str = "invalid_value") -> FreshdeskError:
-    errors = _Errors()
+def validation_error(field: str, message: str, code: str = "invalid_value") -> FreshdeskError:
+    errors = Errors()
     errors.add(field, message, code)
     return FreshdeskError(errors.status, {"description": "Validation failed", "errors": errors.items})

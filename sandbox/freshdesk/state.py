@@ -21,8 +21,8 @@ from sandbox.freshdesk.common import (
     DEFAULT_SLA,
     EMBEDDED_CONVERSATIONS,
     TICKET_PAGE_MAX,
-    _Errors,
-    _is_int,
+    Errors,
+    is_int,
     iso,
     merge_tags,
 )
@@ -355,12 +355,12 @@ class FreshdeskState(HelpdeskSandbox):
 
     # -- validation shared by the API's writes ------------------------------------------------------
 
-    def _ref(self, errors: _Errors, data: Mapping[str, Any], field: str, table: Mapping[int, Any]) -> None:
+    def _ref(self, errors: Errors, data: Mapping[str, Any], field: str, table: Mapping[int, Any]) -> None:
         """A reference field must name an existing record; null clears it."""
         if field not in data or data[field] is None:
             return
         value = data[field]
-        if not _is_int(value):
+        if not is_int(value):
             errors.add(field, "It should be a/an Positive Integer", "datatype_mismatch")
         elif value not in table:
             label = {"group_id": "group", "company_id": "company", "responder_id": "agent"}.get(
@@ -369,14 +369,14 @@ class FreshdeskState(HelpdeskSandbox):
             errors.add(field, f"There is no {label} matching the given {field}")
 
     @staticmethod
-    def _string_list(errors: _Errors, data: Mapping[str, Any], field: str) -> None:
+    def _string_list(errors: Errors, data: Mapping[str, Any], field: str) -> None:
         if field in data and not (
             isinstance(data[field], list) and all(isinstance(t, str) and t.strip() for t in data[field])
         ):
             errors.add(field, "It should be a/an Array", "datatype_mismatch")
 
     @staticmethod
-    def _custom_fields(errors: _Errors, data: Mapping[str, Any]) -> None:
+    def _custom_fields(errors: Errors, data: Mapping[str, Any]) -> None:
         if "custom_fields" in data and not isinstance(data["custom_fields"], dict):
             errors.add("custom_fields", "It should be a/an key/value pair", "datatype_mismatch")
 

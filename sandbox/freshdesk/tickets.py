@@ -11,14 +11,14 @@ from sandbox.freshdesk.common import (
     PRIORITIES,
     SOURCES,
     STATUSES,
-    _Errors,
-    _is_int,
-    _not_found,
-    _validation,
+    Errors,
     html_text,
+    is_int,
     merge_tags,
+    not_found,
     note_html,
     parse_time,
+    validation_error,
 )
 from sandbox.freshdesk.rules import FreshdeskRules
 
@@ -113,14 +113,14 @@ class FreshdeskTickets(FreshdeskRules):
     def _ticket_or_404(self, ticket_id: int) -> dict[str, Any]:
         ticket = self._tickets.get(ticket_id)
         if ticket is None or ticket["deleted"]:
-            raise _not_found()
+            raise not_found()
         return ticket
 
     def _ticket_changes(self, data: Mapping[str, Any], ticket: Mapping[str, Any] | None) -> dict[str, Any]:
         """Validate ticket fields into changes (ints for priority, status and source, as Freshdesk)."""
-        errors = _Errors()
+        errors = Errors()
         for field, values in (("priority", PRIORITIES), ("status", STATUSES), ("source", SOURCES)):
-            if field in data and not (_is_int(data[field]) and data[field] in values):
+            if field in data and not (is_int(data[field]) and data[field] in values):
                 allowed = ",".join(str(v) for v in values)
                 errors.add(field, f"It should be one of these values: '{allowed}'")
         for field in ("subject", "description", "type", "name", "phone"):
@@ -174,7 +174,7 @@ class FreshdeskTickets(FreshdeskRules):
 
     def _create_ticket(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Create a ticket as the API would; returns (ticket JSON, webhook deliveries to send)."""
-        errors = _Errors()
+        errors = Errors()
         identities = ("requester_id", "email", "phone", "unique_external_id")
         if not any(data.get(k) not in (None, "") for k in identities):
             errors.add(
@@ -199,7 +199,7 @@ class FreshdeskTickets(FreshdeskRules):
                 name = data.get("name") or email.split("@")[0]
                 requester_id = self.add_contact(name, email, created_at=self._stamp())["id"]
         if requester_id is None:
-            raise _validation("requester_id", "There is no contact matching the given identity")
+            raise validation_error("requester_id", "There is no contact matching the given identity")
         when = self._stamp()
         ticket = self._new_ticket(next(self._ticket_ids), when)
         ticket["requester_id"] = requester_id

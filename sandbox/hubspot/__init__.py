@@ -29,6 +29,11 @@ What it serves (base URL = the sandbox's; HubSpot's is https://api.hubapi.com):
   a 429 has the same headers and no Retry-After. (HubSpot may omit the headers on search: choice.)
 - ``lastmodifieddate`` (contacts) and ``hs_lastmodifieddate`` (companies, deals) move on every write; deals
   get the calculated ``hs_is_closed_won``. Property values are strings, dates ISO-8601 with milliseconds.
+
+Layout: common.py (constants, property definitions, date formats, errors), state.py (the portal in memory,
+direct access for seeding and tests), routes/ (objects, search, properties and associations, each view
+marked @route; routes/http.py holds auth, rate limits, error bodies and request parsing), server.py
+(HubSpotSandbox), seed.py (CRM data overlapping the Zendesk sandbox's customers).
 """
 
 from sandbox.hubspot.common import SEARCH_CAP, HubSpotError, iso_ms, to_ms

@@ -48,7 +48,7 @@ WON_STAGES = frozenset({"closedwon"})
 FIRST_IDS = {"contacts": 101, "companies": 5001, "deals": 90001}
 
 
-def _prop(name: str, label: str, kind: str, field: str, group: str, **extra: Any) -> dict[str, Any]:
+def prop(name: str, label: str, kind: str, field: str, group: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "label": label,
@@ -80,54 +80,54 @@ DEAL_STAGES = (
 )  # fmt: skip
 
 
-def _builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
+def builtin_properties() -> dict[str, dict[str, dict[str, Any]]]:
     common = {
-        "hs_object_id": _prop("hs_object_id", "Record ID", "number", "number", "info"),
-        "createdate": _prop("createdate", "Create Date", "datetime", "date", "info"),
+        "hs_object_id": prop("hs_object_id", "Record ID", "number", "number", "info"),
+        "createdate": prop("createdate", "Create Date", "datetime", "date", "info"),
     }
     contacts = {
         **deepcopy(common),
-        "email": _prop("email", "Email", "string", "text", "contactinformation", hasUniqueValue=True),
-        "firstname": _prop("firstname", "First Name", "string", "text", "contactinformation"),
-        "lastname": _prop("lastname", "Last Name", "string", "text", "contactinformation"),
-        "lastmodifieddate": _prop("lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
-        "lifecyclestage": _prop(
+        "email": prop("email", "Email", "string", "text", "contactinformation", hasUniqueValue=True),
+        "firstname": prop("firstname", "First Name", "string", "text", "contactinformation"),
+        "lastname": prop("lastname", "Last Name", "string", "text", "contactinformation"),
+        "lastmodifieddate": prop("lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
+        "lifecyclestage": prop(
             "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "contactinformation",
             options=_options(LIFECYCLE),
         ),
-        "associatedcompanyid": _prop(
+        "associatedcompanyid": prop(
             "associatedcompanyid", "Primary Associated Company ID", "number", "number", "contactinformation"
         ),
-        "company": _prop("company", "Company Name", "string", "text", "contactinformation"),
+        "company": prop("company", "Company Name", "string", "text", "contactinformation"),
     }  # fmt: skip
     companies = {
         **deepcopy(common),
-        "name": _prop("name", "Name", "string", "text", "companyinformation"),
-        "domain": _prop("domain", "Company Domain Name", "string", "text", "companyinformation"),
-        "industry": _prop("industry", "Industry", "string", "text", "companyinformation"),
-        "numberofemployees": _prop(
+        "name": prop("name", "Name", "string", "text", "companyinformation"),
+        "domain": prop("domain", "Company Domain Name", "string", "text", "companyinformation"),
+        "industry": prop("industry", "Industry", "string", "text", "companyinformation"),
+        "numberofemployees": prop(
             "numberofemployees", "Employees", "number", "number", "companyinformation"
         ),
-        "hs_lastmodifieddate": _prop("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
-        "lifecyclestage": _prop(
+        "hs_lastmodifieddate": prop("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
+        "lifecyclestage": prop(
             "lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "companyinformation",
             options=_options(LIFECYCLE),
         ),
     }  # fmt: skip
     deals = {
         **deepcopy(common),
-        "dealname": _prop("dealname", "Deal Name", "string", "text", "dealinformation"),
-        "amount": _prop("amount", "Amount", "number", "number", "dealinformation"),
-        "closedate": _prop("closedate", "Close Date", "datetime", "date", "dealinformation"),
-        "pipeline": _prop("pipeline", "Pipeline", "enumeration", "select", "dealinformation",
+        "dealname": prop("dealname", "Deal Name", "string", "text", "dealinformation"),
+        "amount": prop("amount", "Amount", "number", "number", "dealinformation"),
+        "closedate": prop("closedate", "Close Date", "datetime", "date", "dealinformation"),
+        "pipeline": prop("pipeline", "Pipeline", "enumeration", "select", "dealinformation",
                           options=_options(("default",))),
-        "dealstage": _prop("dealstage", "Deal Stage", "enumeration", "radio", "dealinformation",
+        "dealstage": prop("dealstage", "Deal Stage", "enumeration", "radio", "dealinformation",
                            options=_options(DEAL_STAGES)),
-        "hs_is_closed_won": _prop(
+        "hs_is_closed_won": prop(
             "hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", "dealinformation",
             calculated=True,
         ),
-        "hs_lastmodifieddate": _prop("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
+        "hs_lastmodifieddate": prop("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "info"),
     }  # fmt: skip
     return {"contacts": contacts, "companies": companies, "deals": deals}
 
@@ -169,10 +169,10 @@ class HubSpotError(Exception):
         }
 
 
-def _invalid(message: str, **extra: Any) -> HubSpotError:
+def invalid(message: str, **extra: Any) -> HubSpotError:
     return HubSpotError(400, message, "VALIDATION_ERROR", **extra)
 
 
-def _not_found(object_type: str, object_id: str) -> HubSpotError:
+def not_found(object_type: str, object_id: str) -> HubSpotError:
     return HubSpotError(404, f"Object not found.  objectId are usually numeric. ({object_type} {object_id})",
                         "OBJECT_NOT_FOUND")  # fmt: skip

@@ -27,10 +27,10 @@ from sandbox.hubspot.common import (
     SEARCH_CAP,
     WON_STAGES,
     HubSpotError,
-    _builtin_properties,
-    _invalid,
-    _not_found,
+    builtin_properties,
+    invalid,
     iso_ms,
+    not_found,
     to_ms,
 )
 
@@ -61,7 +61,7 @@ class HubSpotState(SandboxServer):
         self._associations: dict[tuple[str, str], dict[str, list[str]]] = {
             k: {} for k in ASSOCIATION_TYPE_IDS
         }
-        self._properties = _builtin_properties()
+        self._properties = builtin_properties()
         self._ids = {t: itertools.count(FIRST_IDS[t]) for t in OBJECT_TYPES}
         self._rate = SlidingWindow(rate_limit, window_ms / 1000) if rate_limit else None
         self._daily_used = 0
@@ -175,7 +175,7 @@ class HubSpotState(SandboxServer):
     def _object_or_404(self, object_type: str, object_id: str) -> dict[str, Any]:
         record = self._objects[object_type].get(str(object_id))
         if record is None or record["archived"]:
-            raise _not_found(object_type, str(object_id))
+            raise not_found(object_type, str(object_id))
         return record
 
     def _live(self, object_type: str) -> list[dict[str, Any]]:
@@ -186,7 +186,7 @@ class HubSpotState(SandboxServer):
     def _validated(self, object_type: str, properties: Mapping[str, Any]) -> dict[str, str]:
         """Stringify values like HubSpot and refuse unknown properties and enumeration values."""
         if not isinstance(properties, Mapping):
-            raise _invalid("properties must be an object")
+            raise invalid("properties must be an object")
         out: dict[str, str] = {}
         errors = []
         for name, value in properties.items():
@@ -229,7 +229,7 @@ class HubSpotState(SandboxServer):
                 text = iso_ms(datetime.fromtimestamp(ms / 1000, UTC))
             out[name] = text
         if errors:
-            raise _invalid(f"Property values were not valid: {json.dumps(errors)}", errors=errors)
+            raise invalid(f"Property values were not valid: {json.dumps(errors)}", errors=errors)
         return out
 
     def _check_unique_email(self, object_type: str, values: Mapping[str, str]) -> None:

@@ -39,6 +39,15 @@ Behaviour worth knowing (spec = the OpenAPI subset; choice = ours where Zendesk'
 - Bulk job results, as recorded from Zendesk (shared/recordings/zendesk): a written record is
   ``{"id", "action", "status", "success": true}``; a failed one is ``{"index", "error", "id", "details"}``
   with no ``success`` key (an organizations update_many answered 99 of its 100 records so).
+
+Layout (each layer builds on the one before; seed.py and __main__.py import the sandbox, never the reverse):
+- common.py: constants, pure helpers, error shapes.
+- state.py: the account in memory (records, ids, indexes, rendering, direct access for seeding and tests).
+- people.py, rules.py, tickets.py: the operations: users/organizations/groups, triggers and SLA policies
+  at work (with signed webhook delivery), tickets and comments.
+- routes/: the API by area (people, tickets, jobs, exports, webhooks, triggers), each view marked @route;
+  routes/http.py holds auth, rate limits, error bodies, request parsing and pagination.
+- server.py: ZendeskSandbox, all of it on one app. seed.py: synthetic data. __main__.py: the CLI.
 """
 
 from sandbox.zendesk.common import ZendeskError, iso, normalize_tags, parse_time

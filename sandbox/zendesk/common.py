@@ -87,7 +87,7 @@ ACTION_FIELDS = frozenset(
     }
 )
 # One unit of a bulk job: does its work under the lock, appends webhook deliveries, returns its result.
-_Task = Callable[[list[dict[str, Any]]], dict[str, Any]]
+Task = Callable[[list[dict[str, Any]]], dict[str, Any]]
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -122,7 +122,7 @@ def normalize_tags(value: Any) -> list[str]:
     return list(seen)
 
 
-def _ulid() -> str:
+def ulid() -> str:
     """A ULID-shaped id (26 Crockford base32 chars), the shape Zendesk gives webhooks."""
     number = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
@@ -132,7 +132,7 @@ def _ulid() -> str:
     return "".join(reversed(chars))
 
 
-def _as_int(value: Any) -> int:
+def as_int(value: Any) -> int:
     """Ids arrive as JSON numbers or digit strings; anything else is invalid."""
     if isinstance(value, bool):
         raise ValueError("boolean is not an id")
@@ -143,18 +143,18 @@ def _as_int(value: Any) -> int:
     raise ValueError(f"not an id: {value!r}")
 
 
-def _as_bool(value: Any) -> bool:
+def as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("false", "0", "", "no")
     return bool(value)
 
 
-def _encode_cursor(data: Mapping[str, Any]) -> str:
+def encode_cursor(data: Mapping[str, Any]) -> str:
     raw = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, kind: str, fields: tuple[str, ...]) -> dict[str, Any]:
+def decode_cursor(cursor: str, kind: str, fields: tuple[str, ...]) -> dict[str, Any]:
     """Read back a cursor we issued; anything else (or one from another endpoint) is a 400."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -169,11 +169,11 @@ def _decode_cursor(cursor: str, kind: str, fields: tuple[str, ...]) -> dict[str,
     return data
 
 
-def _plain_text(markup: str) -> str:
+def plain_text(markup: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", markup)).strip()
 
 
-def _new_secret() -> str:
+def new_secret() -> str:
     """A signing secret shaped like Zendesk's (URL-safe base64 of 32 random bytes)."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
@@ -191,20 +191,20 @@ class ZendeskError(Exception):
         self.headers = dict(headers or {})
 
 
-def _not_found() -> ZendeskError:
+def not_found() -> ZendeskError:
     return ZendeskError(404, {"error": "RecordNotFound", "description": "Not found"})
 
 
-def _bad_request(error: str, description: str) -> ZendeskError:
+def bad_request(error: str, description: str) -> ZendeskError:
     return ZendeskError(400, {"error": error, "description": description})
 
 
-def _webhook_error(status: int, code: str, title: str) -> ZendeskError:
+def webhook_error(status: int, code: str, title: str) -> ZendeskError:
     """The Webhooks API is newer than Support's and answers in the JSON:API-style errors list."""
     return ZendeskError(status, {"errors": [{"code": code, "title": title}]})
 
 
-class _Details:
+class Details:
     """Collects 422 validation details in Zendesk's shape: {field: [{"description", "error"}]}."""
 
     def __init__(self) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from copy import deepcopy
 from typing import Any
 
-from sandbox.zendesk.common import USER_ROLES, _as_bool, _as_int, _Details, normalize_tags
+from sandbox.zendesk.common import USER_ROLES, Details, as_bool, as_int, normalize_tags
 from sandbox.zendesk.state import ZendeskState
 
 
@@ -21,14 +21,14 @@ class ZendeskPeople(ZendeskState):
 
     @staticmethod
     def _ref(
-        details: _Details, value: Any, field: str, table: Mapping[int, Any], label: str = ""
+        details: Details, value: Any, field: str, table: Mapping[int, Any], label: str = ""
     ) -> int | None:
         """A nullable reference to an existing record; unknown ids are a 422 naming the field."""
         if value is None or value == "":
             return None
         label = label or field.removesuffix("_id").replace("_", " ").capitalize()
         try:
-            ref = _as_int(value)
+            ref = as_int(value)
         except ValueError:
             details.add(field, f"{label}: {value!r} is not a valid id")
             return None
@@ -39,7 +39,7 @@ class ZendeskPeople(ZendeskState):
         return ref
 
     @staticmethod
-    def _tag_changes(data: Mapping[str, Any], current: list[str], details: _Details) -> list[str] | None:
+    def _tag_changes(data: Mapping[str, Any], current: list[str], details: Details) -> list[str] | None:
         """tags replaces the list; additional_tags and remove_tags add and remove without replacing."""
         if not any(k in data for k in ("tags", "additional_tags", "remove_tags")):
             return None
@@ -60,7 +60,7 @@ class ZendeskPeople(ZendeskState):
     # -- users -------------------------------------------------------------------------------------
 
     def _user_changes(
-        self, data: Mapping[str, Any], user: Mapping[str, Any] | None, details: _Details
+        self, data: Mapping[str, Any], user: Mapping[str, Any] | None, details: Details
     ) -> dict[str, Any]:
         """Validate a user payload into field changes; problems go to `details`."""
         changes: dict[str, Any] = {}
@@ -127,7 +127,7 @@ class ZendeskPeople(ZendeskState):
                 changes[key] = data[key]
         for key in ("verified", "suspended", "moderator", "only_private_comments", "shared_phone_number"):
             if key in data:
-                changes[key] = _as_bool(data[key])
+                changes[key] = as_bool(data[key])
         return changes
 
     def _apply_user_changes(self, user: dict[str, Any], changes: Mapping[str, Any]) -> bool:
@@ -151,7 +151,7 @@ class ZendeskPeople(ZendeskState):
         return changed
 
     def _create_user(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         changes = self._user_changes(data, None, details)
         details.raise_if_any()
         now = self._stamp()
@@ -161,7 +161,7 @@ class ZendeskPeople(ZendeskState):
         return user
 
     def _update_user(self, user: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         changes = self._user_changes(data, user, details)
         details.raise_if_any()
         if self._apply_user_changes(user, changes):
@@ -172,7 +172,7 @@ class ZendeskPeople(ZendeskState):
         """create_or_update identifies a user by id, external_id or email (never by name)."""
         if data.get("id") is not None:
             try:
-                return self._users.get(_as_int(data["id"]))
+                return self._users.get(as_int(data["id"]))
             except ValueError:
                 return None
         if data.get("external_id") is not None:
@@ -188,7 +188,7 @@ class ZendeskPeople(ZendeskState):
     # -- organizations -----------------------------------------------------------------------------
 
     def _org_changes(
-        self, data: Mapping[str, Any], org: Mapping[str, Any] | None, details: _Details
+        self, data: Mapping[str, Any], org: Mapping[str, Any] | None, details: Details
     ) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         if "name" in data or org is None:
@@ -235,7 +235,7 @@ class ZendeskPeople(ZendeskState):
                 changes[key] = data[key]
         for key in ("shared_tickets", "shared_comments"):
             if key in data:
-                changes[key] = _as_bool(data[key])
+                changes[key] = as_bool(data[key])
         return changes
 
     def _apply_org_changes(self, org: dict[str, Any], changes: Mapping[str, Any]) -> bool:
@@ -249,7 +249,7 @@ class ZendeskPeople(ZendeskState):
         return changed
 
     def _create_org(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         changes = self._org_changes(data, None, details)
         details.raise_if_any()
         org = self._new_org(next(self._org_ids), self._stamp())
@@ -258,7 +258,7 @@ class ZendeskPeople(ZendeskState):
         return org
 
     def _update_org(self, org: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         changes = self._org_changes(data, org, details)
         details.raise_if_any()
         if self._apply_org_changes(org, changes):
@@ -268,7 +268,7 @@ class ZendeskPeople(ZendeskState):
     # -- groups ------------------------------------------------------------------------------------
 
     def _group_changes(self, data: Mapping[str, Any], group: Mapping[str, Any] | None) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         changes: dict[str, Any] = {}
         if "name" in data or group is None:
             name = data.get("name")
@@ -279,6 +279,6 @@ class ZendeskPeople(ZendeskState):
         if "description" in data:
             changes["description"] = data["description"] or ""
         if "is_public" in data:
-            changes["is_public"] = _as_bool(data["is_public"])
+            changes["is_public"] = as_bool(data["is_public"])
         details.raise_if_any()
         return changes

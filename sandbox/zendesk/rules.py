@@ -19,7 +19,7 @@ from sandbox.zendesk.common import (
     STATUS_RANK,
     VIA_LABELS,
     WEBHOOK_FORMATS,
-    _as_int,
+    as_int,
     iso,
     normalize_tags,
 )
@@ -123,12 +123,12 @@ class ZendeskRules(ZendeskPeople):
         if field in ("status", "priority", "type"):
             changes[field] = value or None
         elif field == "group_id":
-            changes["group_id"] = _as_int(value) if value not in (None, "") else None
+            changes["group_id"] = as_int(value) if value not in (None, "") else None
         elif field == "assignee_id":
             if value == "current_user":
                 changes["assignee_id"] = actor_id
             else:
-                changes["assignee_id"] = _as_int(value) if value not in (None, "") else None
+                changes["assignee_id"] = as_int(value) if value not in (None, "") else None
         elif field == "set_tags":
             changes["tags"] = normalize_tags(value)
         elif field == "current_tags":

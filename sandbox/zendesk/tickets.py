@@ -13,15 +13,15 @@ from sandbox.zendesk.common import (
     PRIORITIES,
     STATUSES,
     TICKET_TYPES,
+    Details,
     ZendeskError,
-    _as_bool,
-    _as_int,
-    _Details,
-    _not_found,
-    _plain_text,
+    as_bool,
+    as_int,
     iso,
     normalize_tags,
+    not_found,
     parse_time,
+    plain_text,
 )
 from sandbox.zendesk.rules import ZendeskRules
 
@@ -140,11 +140,11 @@ class ZendeskTickets(ZendeskRules):
     def _ticket_or_404(self, ticket_id: int) -> dict[str, Any]:
         ticket = self._tickets.get(ticket_id)
         if ticket is None or ticket["status"] == "deleted":  # deleted tickets live under /deleted_tickets
-            raise _not_found()
+            raise not_found()
         return ticket
 
     def _ticket_changes(
-        self, data: Mapping[str, Any], ticket: Mapping[str, Any] | None, details: _Details
+        self, data: Mapping[str, Any], ticket: Mapping[str, Any] | None, details: Details
     ) -> dict[str, Any]:
         """Validate ticket fields into changes; unknown fields are ignored, as Zendesk does."""
         changes: dict[str, Any] = {}
@@ -219,14 +219,14 @@ class ZendeskTickets(ZendeskRules):
         for key in ("collaborator_ids", "follower_ids", "email_cc_ids"):
             if key in data:
                 try:
-                    changes[key] = [_as_int(v) for v in data[key] or []]
+                    changes[key] = [as_int(v) for v in data[key] or []]
                 except (ValueError, TypeError):
                     details.add(key, f"{key}: must be a list of ids")
         if "recipient" in data:
             changes["recipient"] = data["recipient"]
         if "brand_id" in data:
             try:
-                changes["brand_id"] = _as_int(data["brand_id"])
+                changes["brand_id"] = as_int(data["brand_id"])
             except ValueError:
                 details.add("brand_id", "Brand: is invalid")
         tags = self._tag_changes(data, list(ticket["tags"]) if ticket else [], details)
@@ -235,7 +235,7 @@ class ZendeskTickets(ZendeskRules):
         return changes
 
     def _comment_input(
-        self, value: Any, ticket: Mapping[str, Any] | None, actor_id: int, details: _Details
+        self, value: Any, ticket: Mapping[str, Any] | None, actor_id: int, details: Details
     ) -> dict[str, Any] | None:
         if value is None:
             return None
@@ -252,7 +252,7 @@ class ZendeskTickets(ZendeskRules):
             details.add("comment", "Comment: cannot be blank", "BlankValue")
             return None
         if "public" in value:
-            public = _as_bool(value["public"])
+            public = as_bool(value["public"])
         elif ticket is not None and self._comments.get(ticket["id"]):
             # The spec: "The initial value set on ticket creation persists for any additional comment".
             public = bool(self._comments[ticket["id"]][0]["public"])
@@ -272,7 +272,7 @@ class ZendeskTickets(ZendeskRules):
         body = data.get("body")
         html_body = data.get("html_body")
         if not body and html_body:
-            body = _plain_text(html_body)
+            body = plain_text(html_body)
         if not html_body:
             paragraphs = "".join(f'<p dir="auto">{html.escape(p)}</p>' for p in str(body).split("\n\n"))
             html_body = f'<div class="zd-comment" dir="auto">{paragraphs}</div>'
@@ -351,7 +351,7 @@ class ZendeskTickets(ZendeskRules):
         self, data: Mapping[str, Any], actor_id: int, *, via_channel: str = "api"
     ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         """Create a ticket as `actor_id` would through the API; returns (ticket, audit, deliveries)."""
-        details = _Details()
+        details = Details()
         comment = self._comment_input(data.get("comment"), None, actor_id, details)
         if "comment" not in data:
             details.add("comment", "Description: cannot be blank", "BlankValue")
@@ -389,7 +389,7 @@ class ZendeskTickets(ZendeskRules):
         self._tickets[ticket["id"]] = ticket
         self._comments[ticket["id"]] = []
         assert comment is not None  # noqa: S101 - validated above
-        ticket["description"] = comment["body"] or _plain_text(comment["html_body"] or "")
+        ticket["description"] = comment["body"] or plain_text(comment["html_body"] or "")
         base = {
             "subject": "",
             "raw_subject": "",
@@ -436,10 +436,10 @@ class ZendeskTickets(ZendeskRules):
         ticket = self._ticket_or_404(ticket_id)
         self._check_safe_update(ticket, data)
         if ticket["status"] == "closed":
-            details = _Details()
+            details = Details()
             details.add("status", "Status: closed prevents ticket update", "ClosedPreventsUpdate")
             details.raise_if_any()
-        details = _Details()
+        details = Details()
         changes = self._ticket_changes(data, ticket, details)
         comment = (
             self._comment_input(data.get("comment"), ticket, actor_id, details) if "comment" in data else None

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, request
 
 from sandbox.base import control
-from sandbox.freshdesk.common import _validation
+from sandbox.freshdesk.common import validation_error
 from sandbox.freshdesk.routes.http import FreshdeskHttp
 
 
@@ -22,13 +22,13 @@ class ControlRoutes(FreshdeskHttp):
         try:
             data = json.loads(raw) if raw.strip() else {}
         except (ValueError, UnicodeDecodeError) as e:
-            raise _validation("body", "Request body has invalid json format", "invalid_json") from e
+            raise validation_error("body", "Request body has invalid json format", "invalid_json") from e
         if not isinstance(data, dict):
-            raise _validation("body", "Request body must be a JSON object", "invalid_json")
+            raise validation_error("body", "Request body must be a JSON object", "invalid_json")
         return data
 
     def _control_error(self, field: str, message: str) -> Exception:
-        return _validation(field, message)
+        return validation_error(field, message)
 
     def _fault_options(self, body: Mapping[str, Any]) -> dict[str, Any]:
         method, path = body.get("method"), body.get("path")
@@ -59,7 +59,7 @@ class ControlRoutes(FreshdeskHttp):
                 active=bool(data.get("active", True)),
             )
         except (KeyError, ValueError) as e:
-            raise _validation("automation", str(e)) from e
+            raise validation_error("automation", str(e)) from e
         return self._json({"automation": rule}, 201)
 
     @control("/automations/<int:rule_id>", "DELETE")
@@ -72,7 +72,7 @@ class ControlRoutes(FreshdeskHttp):
         body = self._control_body()
         email = body.get("email")
         if not isinstance(email, str) or "@" not in email:
-            raise _validation("email", "email is required", "missing_field")
+            raise validation_error("email", "email is required", "missing_field")
         extra = {k: v for k, v in body.items() if k not in ("email", "subject", "description", "name")}
         ticket = self.submit_ticket(
             email,

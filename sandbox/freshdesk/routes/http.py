@@ -17,10 +17,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from sandbox.freshdesk.common import (
     PER_PAGE_DEFAULT,
     PER_PAGE_MAX,
+    Errors,
     FreshdeskError,
-    _Errors,
-    _validation,
     parse_time,
+    validation_error,
 )
 from sandbox.freshdesk.tickets import FreshdeskTickets
 
@@ -155,7 +155,7 @@ class FreshdeskHttp(FreshdeskTickets):
                     "errors": [{"code": "invalid_json", "message": "Request body must be a JSON object"}],
                 },
             )
-        errors = _Errors()
+        errors = Errors()
         for key in data:
             if key not in allowed:
                 errors.add(key, "Unexpected/invalid field in request", "invalid_field")
@@ -163,7 +163,7 @@ class FreshdeskHttp(FreshdeskTickets):
         return data
 
     def _page_args(self, page_max: int | None = None) -> tuple[int, int]:
-        errors = _Errors()
+        errors = Errors()
         values = {}
         for name, default in (("page", 1), ("per_page", PER_PAGE_DEFAULT)):
             raw = request.args.get(name)
@@ -210,7 +210,7 @@ class FreshdeskHttp(FreshdeskTickets):
         try:
             return parse_time(raw)
         except ValueError as e:
-            raise _validation(name, "It should be in the 'valid date time' format") from e
+            raise validation_error(name, "It should be in the 'valid date time' format") from e
 
     @staticmethod
     def _int_filter(name: str) -> int | None:
@@ -218,7 +218,7 @@ class FreshdeskHttp(FreshdeskTickets):
         if raw in (None, ""):
             return None
         if not raw.isdigit():
-            raise _validation(name, "It should be a Positive Number", "datatype_mismatch")
+            raise validation_error(name, "It should be a Positive Number", "datatype_mismatch")
         return int(raw)
 
     @staticmethod
@@ -227,5 +227,5 @@ class FreshdeskHttp(FreshdeskTickets):
         names = [part.strip() for part in raw.split(",") if part.strip()]
         bad = [n for n in names if n not in allowed]
         if bad:
-            raise _validation("include", f"It should be one of these values: '{','.join(allowed)}'")
+            raise validation_error("include", f"It should be one of these values: '{','.join(allowed)}'")
         return names

@@ -13,10 +13,10 @@ from sandbox.freshdesk.common import (
     COMPANY_FIELDS,
     CONTACT_FIELDS,
     CONTACT_LIST_OMITS,
-    _Errors,
-    _not_found,
-    _validation,
+    Errors,
     merge_tags,
+    not_found,
+    validation_error,
 )
 from sandbox.freshdesk.routes.http import FreshdeskHttp
 
@@ -42,7 +42,7 @@ class PeopleRoutes(FreshdeskHttp):
         with self._lock:
             group = self._groups.get(group_id)
             if group is None:
-                raise _not_found()
+                raise not_found()
             return self._json(self._render(group))
 
     # -- contacts ----------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class PeopleRoutes(FreshdeskHttp):
     def _contact_or_404(self, contact_id: int) -> dict[str, Any]:
         contact = self._contacts.get(contact_id)
         if contact is None:
-            raise _not_found()
+            raise not_found()
         return contact
 
     @route("/contacts", "GET")
@@ -60,7 +60,7 @@ class PeopleRoutes(FreshdeskHttp):
         email = (request.args.get("email") or "").lower() or None
         state = request.args.get("state")
         if state not in (None, "", "verified", "unverified", "blocked", "deleted"):
-            raise _validation(
+            raise validation_error(
                 "state", "It should be one of these values: 'blocked,deleted,unverified,verified'"
             )
         with self._lock:
@@ -86,7 +86,7 @@ class PeopleRoutes(FreshdeskHttp):
             return self._json(self._render(self._contact_or_404(contact_id)))
 
     def _contact_changes(self, data: Mapping[str, Any], contact: Mapping[str, Any] | None) -> dict[str, Any]:
-        errors = _Errors()
+        errors = Errors()
         if contact is None:
             if not isinstance(data.get("name"), str) or not data["name"].strip():
                 errors.add("name", "It should be a/an String", "missing_field")
@@ -151,7 +151,7 @@ class PeopleRoutes(FreshdeskHttp):
     def _company_or_404(self, company_id: int) -> dict[str, Any]:
         company = self._companies.get(company_id)
         if company is None:
-            raise _not_found()
+            raise not_found()
         return company
 
     @route("/companies", "GET")
@@ -170,7 +170,7 @@ class PeopleRoutes(FreshdeskHttp):
         data = self._body(COMPANY_FIELDS)
         with self._lock:
             company = self._company_or_404(company_id)
-            errors = _Errors()
+            errors = Errors()
             if "name" in data and (not isinstance(data["name"], str) or not data["name"].strip()):
                 errors.add("name", "It should be a/an String", "datatype_mismatch")
             self._string_list(errors, data, "domains")

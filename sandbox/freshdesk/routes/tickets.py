@@ -16,8 +16,8 @@ from sandbox.freshdesk.common import (
     TICKET_INCLUDES,
     TICKET_LIST_DAYS,
     TICKET_UPDATE_FIELDS,
-    _Errors,
-    _is_int,
+    Errors,
+    is_int,
 )
 from sandbox.freshdesk.routes.http import FreshdeskHttp
 
@@ -34,7 +34,7 @@ class TicketRoutes(FreshdeskHttp):
         order_by = request.args.get("order_by") or "created_at"
         order_type = request.args.get("order_type") or "desc"
         list_filter = request.args.get("filter")
-        errors = _Errors()
+        errors = Errors()
         if order_by not in ORDER_BY:
             errors.add("order_by", f"It should be one of these values: '{','.join(ORDER_BY)}'")
         if order_type not in ("asc", "desc"):
@@ -118,14 +118,14 @@ class TicketRoutes(FreshdeskHttp):
         data = self._body(NOTE_FIELDS)
         with self._lock:
             ticket = self._ticket_or_404(ticket_id)
-            errors = _Errors()
+            errors = Errors()
             if not isinstance(data.get("body"), str) or not data["body"].strip():
                 errors.add("body", "It should not be blank as this is a mandatory field", "missing_field")
             for field in ("private", "incoming"):
                 if field in data and not isinstance(data[field], bool):
                     errors.add(field, "It should be a/an Boolean", "datatype_mismatch")
             if "user_id" in data and not (
-                _is_int(data["user_id"])
+                is_int(data["user_id"])
                 and (data["user_id"] in self._agents or data["user_id"] in self._contacts)
             ):
                 errors.add("user_id", "There is no contact or agent matching the given user_id")

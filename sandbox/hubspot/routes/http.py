@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.hubspot.common import OBJECT_TYPES, HubSpotError, _invalid
+from sandbox.hubspot.common import OBJECT_TYPES, HubSpotError, invalid
 from sandbox.hubspot.state import HubSpotState
 
 
@@ -134,9 +134,9 @@ class HubSpotHttp(HubSpotState):
         try:
             data = json.loads(request.get_data(cache=True) or b"{}")
         except ValueError as e:
-            raise _invalid("Invalid input JSON on line 1: the body is not JSON") from e
+            raise invalid("Invalid input JSON on line 1: the body is not JSON") from e
         if not isinstance(data, dict):
-            raise _invalid("Invalid input JSON: expected an object")
+            raise invalid("Invalid input JSON: expected an object")
         return data
 
     @staticmethod
@@ -150,9 +150,9 @@ class HubSpotHttp(HubSpotState):
         try:
             limit = int(raw) if raw not in (None, "") else default
         except (TypeError, ValueError) as e:
-            raise _invalid(f"limit must be an integer, got {raw!r}") from e
+            raise invalid(f"limit must be an integer, got {raw!r}") from e
         if limit < 1 or limit > maximum:
-            raise _invalid(f"limit must be between 1 and {maximum}, got {limit}")
+            raise invalid(f"limit must be between 1 and {maximum}, got {limit}")
         return limit
 
     @staticmethod
@@ -162,9 +162,9 @@ class HubSpotHttp(HubSpotState):
         try:
             after = int(str(raw))
         except ValueError as e:
-            raise _invalid(f"after must be a paging cursor returned by the API, got {raw!r}") from e
+            raise invalid(f"after must be a paging cursor returned by the API, got {raw!r}") from e
         if after < 0:
-            raise _invalid("after must not be negative")
+            raise invalid("after must not be negative")
         return after
 
     def _wanted(self, object_type: str, raw: Any) -> list[str] | None:

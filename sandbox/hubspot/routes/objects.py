@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, request
 
 from sandbox.base import route
-from sandbox.hubspot.common import BATCH_MAX, LIST_LIMIT_MAX, _invalid, _not_found, iso_ms
+from sandbox.hubspot.common import BATCH_MAX, LIST_LIMIT_MAX, invalid, iso_ms, not_found
 from sandbox.hubspot.routes.http import HubSpotHttp
 
 
@@ -43,7 +43,7 @@ class ObjectRoutes(HubSpotHttp):
                     if str(r["properties"].get(id_property, "")).casefold() == object_id.casefold()
                 ]
                 if not matches:
-                    raise _not_found(object_type, object_id)
+                    raise not_found(object_type, object_id)
                 record = matches[0]
             else:
                 record = self._object_or_404(object_type, object_id)
@@ -66,15 +66,15 @@ class ObjectRoutes(HubSpotHttp):
         object_type = self._type(object_type)
         inputs = self._body().get("inputs")
         if not isinstance(inputs, list) or not inputs:
-            raise _invalid("inputs must be a non-empty array")
+            raise invalid("inputs must be a non-empty array")
         if len(inputs) > BATCH_MAX:
-            raise _invalid(f"Batch input limit exceeded: at most {BATCH_MAX} inputs, got {len(inputs)}")
+            raise invalid(f"Batch input limit exceeded: at most {BATCH_MAX} inputs, got {len(inputs)}")
         started = iso_ms(self._now())
         with self._lock:
             checked = []
             for item in inputs:
                 if not isinstance(item, dict) or "id" not in item:
-                    raise _invalid("every input needs an id and properties")
+                    raise invalid("every input needs an id and properties")
                 checked.append((str(item["id"]), self._validated(object_type, item.get("properties") or {})))
             results, missing = [], []
             for object_id, values in checked:

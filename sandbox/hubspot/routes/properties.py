@@ -12,9 +12,9 @@ from sandbox.hubspot.common import (
     ASSOCIATION_BATCH_MAX,
     ASSOCIATION_TYPE_IDS,
     HubSpotError,
-    _invalid,
-    _prop,
+    invalid,
     iso_ms,
+    prop,
 )
 from sandbox.hubspot.routes.http import HubSpotHttp
 
@@ -46,11 +46,11 @@ class PropertyRoutes(HubSpotHttp):
         if raw is None:
             return []
         if not isinstance(raw, list):
-            raise _invalid("options must be an array")
+            raise invalid("options must be an array")
         options = []
         for i, option in enumerate(raw):
             if not isinstance(option, dict) or not option.get("value") or not option.get("label"):
-                raise _invalid(f"option {i} needs a label and a value")
+                raise invalid(f"option {i} needs a label and a value")
             options.append(
                 {
                     "label": str(option["label"]),
@@ -61,7 +61,7 @@ class PropertyRoutes(HubSpotHttp):
             )
         values = [o["value"] for o in options]
         if len(set(values)) != len(values):
-            raise _invalid("option values must be unique")
+            raise invalid("option values must be unique")
         return options
 
     @route("/crm/v3/properties/<object_type>", "POST")
@@ -70,18 +70,18 @@ class PropertyRoutes(HubSpotHttp):
         body = self._body()
         missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
         if missing:
-            raise _invalid(f"missing required fields: {', '.join(missing)}")
+            raise invalid(f"missing required fields: {', '.join(missing)}")
         if body["type"] == "enumeration" and body["fieldType"] not in (
             "select",
             "radio",
             "checkbox",
             "booleancheckbox",
         ):
-            raise _invalid(f"fieldType {body['fieldType']} does not fit an enumeration")
+            raise invalid(f"fieldType {body['fieldType']} does not fit an enumeration")
         with self._lock:
             if body["name"] in self._properties[object_type]:
                 raise HubSpotError(409, f"A property named '{body['name']}' already exists.", "CONFLICT")
-            definition = _prop(
+            definition = prop(
                 str(body["name"]),
                 str(body["label"]),
                 str(body["type"]),
@@ -105,7 +105,7 @@ class PropertyRoutes(HubSpotHttp):
                     404, f"Unable to find property {name} on {object_type}", "OBJECT_NOT_FOUND"
                 )
             if found.get("hubspotDefined"):
-                raise _invalid(f"{name} is a HubSpot-defined property and cannot be changed here")
+                raise invalid(f"{name} is a HubSpot-defined property and cannot be changed here")
             for key in ("label", "description", "groupName"):
                 if key in body:
                     found[key] = str(body[key])
@@ -119,12 +119,12 @@ class PropertyRoutes(HubSpotHttp):
     def _read_associations(self, from_type: str, to_type: str) -> Response:
         from_type, to_type = self._type(from_type), self._type(to_type)
         if (from_type, to_type) not in self._associations:
-            raise _invalid(f"no associations between {from_type} and {to_type}")
+            raise invalid(f"no associations between {from_type} and {to_type}")
         inputs = self._body().get("inputs")
         if not isinstance(inputs, list) or not inputs:
-            raise _invalid("inputs must be a non-empty array")
+            raise invalid("inputs must be a non-empty array")
         if len(inputs) > ASSOCIATION_BATCH_MAX:
-            raise _invalid(f"Batch input limit exceeded: at most {ASSOCIATION_BATCH_MAX} inputs")
+            raise invalid(f"Batch input limit exceeded: at most {ASSOCIATION_BATCH_MAX} inputs")
         started = iso_ms(self._now())
         type_id = ASSOCIATION_TYPE_IDS[(from_type, to_type)]
         results, missing = [], []

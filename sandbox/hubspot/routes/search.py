@@ -14,7 +14,7 @@ from sandbox.hubspot.common import (
     MAX_FILTERS_PER_GROUP,
     OPERATORS,
     SEARCH_LIMIT_MAX,
-    _invalid,
+    invalid,
     to_ms,
 )
 from sandbox.hubspot.routes.http import HubSpotHttp
@@ -79,22 +79,22 @@ class SearchRoutes(HubSpotHttp):
     def _check_search(self, object_type: str, body: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
         groups = body.get("filterGroups") or []
         if not isinstance(groups, list) or len(groups) > MAX_FILTER_GROUPS:
-            raise _invalid(f"at most {MAX_FILTER_GROUPS} filterGroups are allowed")
+            raise invalid(f"at most {MAX_FILTER_GROUPS} filterGroups are allowed")
         out = []
         total = 0
         for group in groups:
             filters = group.get("filters") if isinstance(group, dict) else None
             if not isinstance(filters, list) or len(filters) > MAX_FILTERS_PER_GROUP:
-                raise _invalid(f"each filterGroup needs a filters array of at most {MAX_FILTERS_PER_GROUP}")
+                raise invalid(f"each filterGroup needs a filters array of at most {MAX_FILTERS_PER_GROUP}")
             total += len(filters)
             for flt in filters:
                 if not isinstance(flt, dict) or flt.get("operator") not in OPERATORS:
-                    raise _invalid(f"unknown filter operator in {flt!r}")
+                    raise invalid(f"unknown filter operator in {flt!r}")
                 if flt.get("propertyName") not in self._properties[object_type]:
-                    raise _invalid(f'Property "{flt.get("propertyName")}" does not exist on {object_type}')
+                    raise invalid(f'Property "{flt.get("propertyName")}" does not exist on {object_type}')
             out.append(filters)
         if total > MAX_FILTERS:
-            raise _invalid(f"at most {MAX_FILTERS} filters are allowed in all")
+            raise invalid(f"at most {MAX_FILTERS} filters are allowed in all")
         return out
 
     def _sort(self, object_type: str, body: Mapping[str, Any]) -> tuple[str, bool] | None:
@@ -102,7 +102,7 @@ class SearchRoutes(HubSpotHttp):
         if not sorts:
             return None
         if len(sorts) > 1:
-            raise _invalid("only one sort is allowed")
+            raise invalid("only one sort is allowed")
         sort = sorts[0]
         if isinstance(sort, str):
             name, descending = sort.lstrip("-"), sort.startswith("-")
@@ -110,9 +110,9 @@ class SearchRoutes(HubSpotHttp):
             name = sort.get("propertyName", "")
             descending = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
         else:
-            raise _invalid("sorts must be property names or {propertyName, direction}")
+            raise invalid("sorts must be property names or {propertyName, direction}")
         if name not in self._properties[object_type]:
-            raise _invalid(f'Property "{name}" does not exist on {object_type}')
+            raise invalid(f'Property "{name}" does not exist on {object_type}')
         return name, descending
 
     @route("/crm/v3/objects/<object_type>/search", "POST")
@@ -122,7 +122,7 @@ class SearchRoutes(HubSpotHttp):
         limit = self._limit(body.get("limit"), 10, SEARCH_LIMIT_MAX)
         after = self._after(body.get("after"))
         if after >= self.search_cap or after + limit > self.search_cap:
-            raise _invalid(
+            raise invalid(
                 f"The search API returns at most {self.search_cap} results for a query: after={after} with "
                 f"limit={limit} goes past it. Narrow the query (e.g. by date) instead of paging further."
             )

@@ -14,9 +14,9 @@ from sandbox.base import route
 from sandbox.zendesk.common import (
     API,
     EXPORT_PAGE_MAX,
-    _bad_request,
-    _decode_cursor,
-    _encode_cursor,
+    bad_request,
+    decode_cursor,
+    encode_cursor,
     iso,
 )
 from sandbox.zendesk.routes.http import ZendeskHttp
@@ -28,13 +28,13 @@ class ExportRoutes(ZendeskHttp):
     def _start_time(self) -> int:
         raw = request.args.get("start_time")
         if raw is None or raw == "":
-            raise _bad_request("InvalidValue", "start_time is required")
+            raise bad_request("InvalidValue", "start_time is required")
         try:
             start = int(raw)
         except ValueError as e:
-            raise _bad_request("InvalidValue", "start_time must be a unix timestamp in seconds") from e
+            raise bad_request("InvalidValue", "start_time must be a unix timestamp in seconds") from e
         if start > self._now().timestamp() - 60:
-            raise _bad_request("InvalidValue", "Too recent start_time. Use a start_time older than 1 minute")
+            raise bad_request("InvalidValue", "Too recent start_time. Use a start_time older than 1 minute")
         return max(0, start)
 
     @staticmethod
@@ -51,7 +51,7 @@ class ExportRoutes(ZendeskHttp):
         cursor = request.args.get("cursor")
         per_page = self._int_arg("per_page", EXPORT_PAGE_MAX, EXPORT_PAGE_MAX)
         if cursor:
-            data = _decode_cursor(cursor, f"export:{kind}", ("t", "s"))
+            data = decode_cursor(cursor, f"export:{kind}", ("t", "s"))
             position = (data["t"], data["s"])
         else:
             position = (self._start_time(), -1)
@@ -59,7 +59,7 @@ class ExportRoutes(ZendeskHttp):
         chunk = ordered[:per_page]
         if chunk:
             position = self._change_key(chunk[-1])
-        after = _encode_cursor({"k": f"export:{kind}", "t": position[0], "s": position[1]})
+        after = encode_cursor({"k": f"export:{kind}", "t": position[0], "s": position[1]})
         return {
             kind: [render(r) for r in chunk],
             "after_cursor": after,

@@ -19,10 +19,10 @@ from sandbox.zendesk.common import (
     BULK_LIMIT,
     PAGE_SIZE_MAX,
     ZendeskError,
-    _as_int,
-    _bad_request,
-    _decode_cursor,
-    _encode_cursor,
+    as_int,
+    bad_request,
+    decode_cursor,
+    encode_cursor,
 )
 from sandbox.zendesk.tickets import ZendeskTickets
 
@@ -128,16 +128,16 @@ class ZendeskHttp(ZendeskTickets):
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
-            raise _bad_request("InvalidJSON", "The request body is not valid JSON") from e
+            raise bad_request("InvalidJSON", "The request body is not valid JSON") from e
         if not isinstance(data, dict):
-            raise _bad_request("InvalidJSON", "The request body must be a JSON object")
+            raise bad_request("InvalidJSON", "The request body must be a JSON object")
         return data
 
     @staticmethod
     def _wrapped(body: Mapping[str, Any], key: str) -> dict[str, Any]:
         value = body.get(key)
         if not isinstance(value, dict):
-            raise _bad_request("ParameterMissing", f"param is missing or the value is empty: {key}")
+            raise bad_request("ParameterMissing", f"param is missing or the value is empty: {key}")
         return value
 
     @staticmethod
@@ -148,11 +148,11 @@ class ZendeskHttp(ZendeskTickets):
         try:
             value = int(raw)
         except ValueError as e:
-            raise _bad_request("InvalidPaginationParameter", f"{name} must be an integer") from e
+            raise bad_request("InvalidPaginationParameter", f"{name} must be an integer") from e
         if value < 1:
-            raise _bad_request("InvalidPaginationParameter", f"{name} must be at least 1")
+            raise bad_request("InvalidPaginationParameter", f"{name} must be at least 1")
         if value > maximum:
-            raise _bad_request("InvalidPaginationParameter", f"{name} is more than the maximum {maximum}")
+            raise bad_request("InvalidPaginationParameter", f"{name} is more than the maximum {maximum}")
         return value
 
     @staticmethod
@@ -160,16 +160,16 @@ class ZendeskHttp(ZendeskTickets):
         raw = request.args.get(name, "")
         ids = [part.strip() for part in raw.split(",") if part.strip()]
         if required and not ids:
-            raise _bad_request("ParameterMissing", f"param is missing or the value is empty: {name}")
+            raise bad_request("ParameterMissing", f"param is missing or the value is empty: {name}")
         if len(ids) > BULK_LIMIT:
-            raise _bad_request("InvalidValue", f"{name} accepts at most {BULK_LIMIT} values")
+            raise bad_request("InvalidValue", f"{name} accepts at most {BULK_LIMIT} values")
         return ids
 
     def _int_ids(self, name: str, *, required: bool = False) -> list[int]:
         try:
-            return [_as_int(v) for v in self._id_list(name, required=required)]
+            return [as_int(v) for v in self._id_list(name, required=required)]
         except ValueError as e:
-            raise _bad_request("InvalidValue", f"{name} must be a comma-separated list of ids") from e
+            raise bad_request("InvalidValue", f"{name} must be a comma-separated list of ids") from e
 
     def _page_link(self, **params: str) -> str:
         args = request.args.to_dict(flat=False)
@@ -210,19 +210,19 @@ class ZendeskHttp(ZendeskTickets):
         after = request.args.get("page[after]")
         before = request.args.get("page[before]")
         if after:
-            position = _decode_cursor(after, "page", ("v",))["v"]
+            position = decode_cursor(after, "page", ("v",))["v"]
             start = next((i for i, k in enumerate(keys) if k > position), len(keys))
             end = start + size
         elif before:
-            position = _decode_cursor(before, "page", ("v",))["v"]
+            position = decode_cursor(before, "page", ("v",))["v"]
             end = next((i for i, k in enumerate(keys) if k >= position), len(keys))
             start = max(0, end - size)
         else:
             start, end = 0, size
         chunk = records[start:end]
         has_more = end < len(records)
-        after_cursor = _encode_cursor({"k": "page", "v": key(chunk[-1])}) if chunk else None
-        before_cursor = _encode_cursor({"k": "page", "v": key(chunk[0])}) if chunk else None
+        after_cursor = encode_cursor({"k": "page", "v": key(chunk[-1])}) if chunk else None
+        before_cursor = encode_cursor({"k": "page", "v": key(chunk[0])}) if chunk else None
         return {
             name: [render(r) for r in chunk],
             "meta": {"has_more": has_more, "after_cursor": after_cursor, "before_cursor": before_cursor},
@@ -242,4 +242,4 @@ class ZendeskHttp(ZendeskTickets):
         return self._body()
 
     def _control_error(self, field: str, message: str) -> Exception:
-        return _bad_request("InvalidValue", message)
+        return bad_request("InvalidValue", message)

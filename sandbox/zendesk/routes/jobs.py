@@ -13,11 +13,11 @@ from flask import Response, request
 from sandbox.base import route
 from sandbox.zendesk.common import (
     BULK_LIMIT,
+    Task,
     ZendeskError,
-    _as_int,
-    _bad_request,
-    _not_found,
-    _Task,
+    as_int,
+    bad_request,
+    not_found,
 )
 from sandbox.zendesk.routes.http import ZendeskHttp
 
@@ -39,10 +39,10 @@ class JobRoutes(ZendeskHttp):
         if isinstance(body.get(plural), list):
             batch = body[plural]
             if len(batch) > BULK_LIMIT:
-                raise _bad_request("InvalidValue", f"{plural} accepts at most {BULK_LIMIT} records")
+                raise bad_request("InvalidValue", f"{plural} accepts at most {BULK_LIMIT} records")
             for entry in batch:
                 if not isinstance(entry, dict):
-                    raise _bad_request("InvalidValue", f"every entry of {plural} must be an object")
+                    raise bad_request("InvalidValue", f"every entry of {plural} must be an object")
                 items.append((entry.get("id", ("external_id", entry.get("external_id"))), entry))
         else:
             data = self._wrapped(body, single)
@@ -51,19 +51,19 @@ class JobRoutes(ZendeskHttp):
             else:
                 items = [(i, data) for i in self._int_ids("ids", required=True)]
 
-        def make_task(ref: Any, data: Mapping[str, Any]) -> _Task:
+        def make_task(ref: Any, data: Mapping[str, Any]) -> Task:
             def task(_deliveries: list[dict[str, Any]]) -> dict[str, Any]:
                 record_id: int | None
                 if isinstance(ref, tuple):
                     record_id = external_index.get(str(ref[1]).lower()) if ref[1] is not None else None
                 else:
                     try:
-                        record_id = _as_int(ref)
+                        record_id = as_int(ref)
                     except ValueError:
                         record_id = None
                 record = table.get(record_id) if record_id is not None else None
                 if record is None:
-                    raise _not_found()
+                    raise not_found()
                 fields = {k: v for k, v in data.items() if k not in ("id",)}
                 update(record, fields)
                 return {"id": record["id"], "action": "update", "status": "Updated", "success": True}
@@ -91,21 +91,21 @@ class JobRoutes(ZendeskHttp):
         entries: list[tuple[Any, dict[str, Any]]]
         if isinstance(body.get("tickets"), list):
             if len(body["tickets"]) > BULK_LIMIT:
-                raise _bad_request("InvalidValue", f"tickets accepts at most {BULK_LIMIT} records")
+                raise bad_request("InvalidValue", f"tickets accepts at most {BULK_LIMIT} records")
             if not all(isinstance(t, dict) for t in body["tickets"]):
-                raise _bad_request("InvalidValue", "every entry of tickets must be an object")
+                raise bad_request("InvalidValue", "every entry of tickets must be an object")
             entries = [(t.get("id"), t) for t in body["tickets"]]
         else:
             data = self._wrapped(body, "ticket")
             entries = [(i, data) for i in self._int_ids("ids", required=True)]
         actor = self.api_user_id
 
-        def make_task(ref: Any, data: Mapping[str, Any]) -> _Task:
+        def make_task(ref: Any, data: Mapping[str, Any]) -> Task:
             def task(out: list[dict[str, Any]]) -> dict[str, Any]:
                 try:
-                    ticket_id = _as_int(ref)
+                    ticket_id = as_int(ref)
                 except ValueError:
-                    raise _not_found() from None
+                    raise not_found() from None
                 fields = {k: v for k, v in data.items() if k != "id"}
                 ticket, _audit, deliveries = self._update_ticket(ticket_id, fields, actor)
                 out.extend(deliveries)
@@ -123,15 +123,15 @@ class JobRoutes(ZendeskHttp):
         body = self._body()
         tickets = body.get("tickets")
         if not isinstance(tickets, list) or not tickets:
-            raise _bad_request("ParameterMissing", "param is missing or the value is empty: tickets")
+            raise bad_request("ParameterMissing", "param is missing or the value is empty: tickets")
         if len(tickets) > BULK_LIMIT:
-            raise _bad_request("InvalidValue", f"tickets accepts at most {BULK_LIMIT} records")
+            raise bad_request("InvalidValue", f"tickets accepts at most {BULK_LIMIT} records")
         actor = self.api_user_id
 
-        def make_task(data: Any) -> _Task:
+        def make_task(data: Any) -> Task:
             def task(out: list[dict[str, Any]]) -> dict[str, Any]:
                 if not isinstance(data, dict):
-                    raise _bad_request("InvalidValue", "ticket must be an object")
+                    raise bad_request("InvalidValue", "ticket must be an object")
                 ticket, _audit, deliveries = self._create_ticket(data, actor)
                 out.extend(deliveries)
                 return {"id": ticket["id"], "action": "create", "status": "Created", "success": True}
@@ -143,7 +143,7 @@ class JobRoutes(ZendeskHttp):
         return self._json({"job_status": job})
 
     def _queue_job(
-        self, job_type: str, tasks: list[_Task], record_ids: list[int | None] | None = None
+        self, job_type: str, tasks: list[Task], record_ids: list[int | None] | None = None
     ) -> dict[str, Any]:
         """Queue a bulk job; `record_ids` (one per task, where the request named a record by id) let a
         failed record's result carry its id, as Zendesk's do."""
@@ -162,7 +162,7 @@ class JobRoutes(ZendeskHttp):
         self._job_pool.submit(self._run_job, job["id"], tasks, record_ids)
         return rendered
 
-    def _run_job(self, job_id: str, tasks: list[_Task], record_ids: list[int | None] | None = None) -> None:
+    def _run_job(self, job_id: str, tasks: list[Task], record_ids: list[int | None] | None = None) -> None:
         """Work a bulk job off like Zendesk's job queue: queued, working, then completed."""
         time.sleep(0.005)
         deliveries: list[dict[str, Any]] = []
@@ -207,7 +207,7 @@ class JobRoutes(ZendeskHttp):
         with self._lock:
             job = self._jobs.get(job_status_id)
             if job is None:
-                raise _not_found()
+                raise not_found()
             return self._json({"job_status": self._render_job(job)})
 
     @route("/job_statuses/show_many", "GET")
@@ -224,7 +224,7 @@ def _int_or_none(ref: Any) -> int | None:
     if isinstance(ref, tuple):
         return None
     try:
-        return _as_int(ref)
+        return as_int(ref)
     except (TypeError, ValueError):
         return None
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, request
 
 from sandbox.base import route
-from sandbox.zendesk.common import ZendeskError, _as_bool, _as_int, _bad_request, _not_found
+from sandbox.zendesk.common import ZendeskError, as_bool, as_int, bad_request, not_found
 from sandbox.zendesk.routes.http import ZendeskHttp
 
 
@@ -20,7 +20,7 @@ class PeopleRoutes(ZendeskHttp):
     def _user_or_404(self, user_id: int) -> dict[str, Any]:
         user = self._users.get(user_id)
         if user is None:
-            raise _not_found()
+            raise not_found()
         return user
 
     @route("/users/me", "GET")
@@ -69,7 +69,7 @@ class PeopleRoutes(ZendeskHttp):
                     u for u in sorted(self._users.values(), key=lambda u: u["id"]) if _user_matches(u, query)
                 ]
             else:
-                raise _bad_request("ParameterMissing", "Provide query or external_id")
+                raise bad_request("ParameterMissing", "Provide query or external_id")
             page = self._paginate("users", users, self._render_user, cursor_default=False)
             return self._json(page)
 
@@ -120,7 +120,7 @@ class PeopleRoutes(ZendeskHttp):
     def _org_or_404(self, org_id: int) -> dict[str, Any]:
         org = self._orgs.get(org_id)
         if org is None:
-            raise _not_found()
+            raise not_found()
         return org
 
     @route("/organizations", "GET")
@@ -155,7 +155,7 @@ class PeopleRoutes(ZendeskHttp):
             elif name:
                 found = self._org_name_index.get(name.lower())
             else:
-                raise _bad_request("ParameterMissing", "Provide external_id or name")
+                raise bad_request("ParameterMissing", "Provide external_id or name")
             orgs = [self._render_org(self._orgs[found])] if found else []
             return self._json(
                 {"organizations": orgs, "count": len(orgs), "next_page": None, "previous_page": None}
@@ -182,7 +182,7 @@ class PeopleRoutes(ZendeskHttp):
             existing = None
             if data.get("id") is not None:
                 try:
-                    existing = self._orgs.get(_as_int(data["id"]))
+                    existing = self._orgs.get(as_int(data["id"]))
                 except ValueError:
                     existing = None
             elif data.get("external_id") is not None:
@@ -200,14 +200,14 @@ class PeopleRoutes(ZendeskHttp):
     def _group_or_404(self, group_id: int) -> dict[str, Any]:
         group = self._groups.get(group_id)
         if group is None:
-            raise _not_found()
+            raise not_found()
         return group
 
     @route("/groups", "GET")
     def _list_groups(self) -> Response:
         with self._lock:
             groups = sorted(self._groups.values(), key=lambda g: g["id"])
-            if _as_bool(request.args.get("exclude_deleted", "false")):
+            if as_bool(request.args.get("exclude_deleted", "false")):
                 groups = [g for g in groups if not g["deleted"]]
             return self._json(self._paginate("groups", groups, self._render_group))
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, request
 
 from sandbox.base import control, route
-from sandbox.zendesk.common import _bad_request
+from sandbox.zendesk.common import bad_request
 from sandbox.zendesk.routes.http import ZendeskHttp
 
 
@@ -80,7 +80,7 @@ class TicketRoutes(ZendeskHttp):
                 return self._json({"tags": list(ticket["tags"])})
         body = self._body()
         if "tags" not in body:
-            raise _bad_request("ParameterMissing", "param is missing or the value is empty: tags")
+            raise bad_request("ParameterMissing", "param is missing or the value is empty: tags")
         key = {"POST": "tags", "PUT": "additional_tags", "DELETE": "remove_tags"}[request.method]
         update: dict[str, Any] = {key: body["tags"]}
         for extra in ("safe_update", "updated_stamp"):
@@ -114,7 +114,7 @@ class TicketRoutes(ZendeskHttp):
         requester = body.get("requester") or {}
         email = requester.get("email") if isinstance(requester, dict) else None
         if not isinstance(email, str) or "@" not in email:
-            raise _bad_request("ParameterMissing", "requester.email is required")
+            raise bad_request("ParameterMissing", "requester.email is required")
         extra = {k: v for k, v in body.items() if k not in ("requester", "subject", "body")}
         ticket = self.submit_ticket(
             email,

@@ -16,10 +16,10 @@ from sandbox.zendesk.common import (
     SLA_METRICS,
     STATUSES,
     TICKET_TYPES,
-    _as_bool,
-    _as_int,
-    _Details,
-    _not_found,
+    Details,
+    as_bool,
+    as_int,
+    not_found,
 )
 from sandbox.zendesk.routes.http import ZendeskHttp
 
@@ -30,7 +30,7 @@ class TriggerRoutes(ZendeskHttp):
     # -- validation --------------------------------------------------------------------------------
 
     def _validate_conditions(
-        self, conditions: Any, details: _Details, field: str, *, triggers: bool
+        self, conditions: Any, details: Details, field: str, *, triggers: bool
     ) -> dict[str, Any]:
         if not isinstance(conditions, dict):
             details.add(field, f"{field.capitalize()}: must be an object with 'all' and 'any' lists")
@@ -61,7 +61,7 @@ class TriggerRoutes(ZendeskHttp):
                 )
         return out
 
-    def _validate_actions(self, actions: Any, details: _Details) -> list[dict[str, Any]]:
+    def _validate_actions(self, actions: Any, details: Details) -> list[dict[str, Any]]:
         if not isinstance(actions, list) or not actions:
             details.add("actions", "Actions: at least one action is required", "BlankValue")
             return []
@@ -106,7 +106,7 @@ class TriggerRoutes(ZendeskHttp):
         return out
 
     def _trigger_fields(self, data: Mapping[str, Any], trigger: Mapping[str, Any] | None) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         out: dict[str, Any] = {}
         if "title" in data or trigger is None:
             title = data.get("title")
@@ -121,21 +121,21 @@ class TriggerRoutes(ZendeskHttp):
         if "actions" in data or trigger is None:
             out["actions"] = self._validate_actions(data.get("actions"), details)
         if "active" in data:
-            out["active"] = _as_bool(data["active"])
+            out["active"] = as_bool(data["active"])
         if "description" in data:
             out["description"] = data["description"]
         if "category_id" in data:
             out["category_id"] = None if data["category_id"] is None else str(data["category_id"])
         if "position" in data:
             try:
-                out["position"] = _as_int(data["position"])
+                out["position"] = as_int(data["position"])
             except ValueError:
                 details.add("position", "Position: must be an integer")
         details.raise_if_any()
         return out
 
     def _sla_fields(self, data: Mapping[str, Any], policy: Mapping[str, Any] | None) -> dict[str, Any]:
-        details = _Details()
+        details = Details()
         out: dict[str, Any] = {}
         if "title" in data or policy is None:
             title = data.get("title")
@@ -152,7 +152,7 @@ class TriggerRoutes(ZendeskHttp):
             out["description"] = data["description"] or ""
         if "position" in data:
             try:
-                out["position"] = _as_int(data["position"])
+                out["position"] = as_int(data["position"])
             except ValueError:
                 details.add("position", "Position: must be an integer")
         if "policy_metrics" in data:
@@ -181,7 +181,7 @@ class TriggerRoutes(ZendeskHttp):
                         "priority": metric.get("priority"),
                         "metric": metric.get("metric"),
                         "target": target,
-                        "business_hours": _as_bool(metric.get("business_hours", False)),
+                        "business_hours": as_bool(metric.get("business_hours", False)),
                     }
                 )
             out["policy_metrics"] = clean
@@ -193,7 +193,7 @@ class TriggerRoutes(ZendeskHttp):
     def _trigger_or_404(self, trigger_id: int) -> dict[str, Any]:
         trigger = self._triggers.get(trigger_id)
         if trigger is None:
-            raise _not_found()
+            raise not_found()
         return trigger
 
     @route("/triggers", "GET")
@@ -202,7 +202,7 @@ class TriggerRoutes(ZendeskHttp):
         with self._lock:
             triggers = sorted(self._triggers.values(), key=lambda t: (t["position"], t["id"]))
             if active is not None:
-                triggers = [t for t in triggers if t["active"] == _as_bool(active)]
+                triggers = [t for t in triggers if t["active"] == as_bool(active)]
             ordered = list(enumerate(triggers))
             page = self._paginate(
                 "triggers",
@@ -265,7 +265,7 @@ class TriggerRoutes(ZendeskHttp):
     def _sla_or_404(self, sla_policy_id: int) -> dict[str, Any]:
         policy = self._slas.get(sla_policy_id)
         if policy is None:
-            raise _not_found()
+            raise not_found()
         return policy
 
     @route("/slas/policies", "GET")

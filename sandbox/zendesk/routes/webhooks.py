@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from flask import Response, request
 
 from sandbox.base import WEBHOOK_METHODS, route
-from sandbox.zendesk.common import WEBHOOK_FORMATS, ZendeskError, _new_secret, _ulid, _webhook_error
+from sandbox.zendesk.common import WEBHOOK_FORMATS, ZendeskError, new_secret, ulid, webhook_error
 from sandbox.zendesk.routes.http import ZendeskHttp
 
 
@@ -23,7 +23,7 @@ class WebhookRoutes(ZendeskHttp):
     def _webhook_or_404(self, webhook_id: str) -> dict[str, Any]:
         webhook = self._webhooks.get(webhook_id)
         if webhook is None:
-            raise _webhook_error(404, "WebhookNotFound", f"Webhook {webhook_id} not found")
+            raise webhook_error(404, "WebhookNotFound", f"Webhook {webhook_id} not found")
         return webhook
 
     @staticmethod
@@ -112,7 +112,7 @@ class WebhookRoutes(ZendeskHttp):
         with self._lock:
             now = self._stamp()
             webhook = {
-                "id": _ulid(),
+                "id": ulid(),
                 "name": "",
                 "description": "",
                 "endpoint": "",
@@ -124,7 +124,7 @@ class WebhookRoutes(ZendeskHttp):
                 "created_by": str(self.api_user_id),
                 "updated_at": now,
                 "updated_by": str(self.api_user_id),
-                "_secret": secret or _new_secret(),
+                "_secret": secret or new_secret(),
                 "_seq": next(self._seq),
             }
             webhook.update(fields)
@@ -176,5 +176,5 @@ class WebhookRoutes(ZendeskHttp):
     def _reset_signing_secret(self, webhook_id: str) -> Response:
         with self._lock:
             webhook = self._webhook_or_404(webhook_id)
-            webhook["_secret"] = _new_secret()
+            webhook["_secret"] = new_secret()
             return self._json({"signing_secret": {"algorithm": "SHA256", "secret": webhook["_secret"]}}, 201)
