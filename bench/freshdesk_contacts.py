@@ -28,7 +28,7 @@ from integration.runtime import Runtime  # noqa: E402
 from integration.scheduler import refresh  # noqa: E402
 from integration.settings import Settings  # noqa: E402
 from sandbox.freshdesk import FreshdeskSandbox  # noqa: E402
-from sandbox.freshdesk_seed import seed  # noqa: E402
+from sandbox.freshdesk.seed import seed  # noqa: E402
 
 KEY = "bench-api-key"
 

@@ -39,8 +39,8 @@ def main() -> None:
     from integration.runtime import Runtime
     from integration.settings import Settings
     from integration.web.app import create_app
-    from sandbox.seed import seed
     from sandbox.zendesk import ZendeskSandbox
+    from sandbox.zendesk.seed import seed
 
     try:
         from integration import segment_service

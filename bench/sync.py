@@ -29,8 +29,8 @@ from integration import segment_service, tagsync  # noqa: E402
 from integration.pull import pull  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
-from sandbox.seed import seed  # noqa: E402
 from sandbox.zendesk import ZendeskSandbox  # noqa: E402
+from sandbox.zendesk.seed import seed  # noqa: E402
 
 
 def main() -> None:

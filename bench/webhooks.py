@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 from connectors.zendesk import ZendeskConnector  # noqa: E402
 from integration.inbox import Inbox  # noqa: E402
 from integration.store import Store  # noqa: E402
-from sandbox.seed import seed  # noqa: E402
 from sandbox.zendesk import ZendeskSandbox  # noqa: E402
+from sandbox.zendesk.seed import seed  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-secret-not-real"  # noqa: S105 - a fake secret for loopback only

@@ -19,8 +19,9 @@ from integration.pull import pull
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.web.app import create_app
-from sandbox.seed import SeedSummary, seed
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import seed
 from tests.contract import SPEC_PATH, Contract, Recorder
 from tests.support import EMAIL, RECORDERS, SECRET, TOKEN, AdminApp, Live, admin_settings, fast_settings
 

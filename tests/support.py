@@ -33,7 +33,7 @@ from connectors.zendesk import ZendeskConnector, sign
 from integration.core.models import Event
 from integration.runtime import Runtime
 from integration.settings import Settings
-from sandbox.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.contract import Recorder
 

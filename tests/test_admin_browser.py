@@ -26,8 +26,8 @@ from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.web.app import create_app
 from integration.worker import Worker
-from sandbox.seed import seed
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import seed
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"

@@ -40,11 +40,11 @@ from integration.pull import pull
 from integration.runtime import load_mapping as load_routing
 from integration.store import Store
 from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.freshdesk_seed import seed as seed_freshdesk
+from sandbox.freshdesk.seed import seed as seed_freshdesk
 from sandbox.hubspot import HubSpotSandbox
-from sandbox.hubspot_seed import seed as seed_hubspot
-from sandbox.seed import seed as seed_zendesk
+from sandbox.hubspot.seed import seed as seed_hubspot
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import seed as seed_zendesk
 from tests.contract import Contract, Recorder
 from tests.support import ROOT, signed_headers
 

@@ -13,7 +13,7 @@ import requests
 
 from connectors.zendesk import ZendeskConnector
 from integration.core.models import Decision
-from sandbox.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.contract import SPEC_PATH, Contract, Recorded
 from tests.support import EMAIL, RECORDERS, TOKEN

@@ -26,7 +26,7 @@ from integration.core.models import Event
 from integration.runtime import Runtime
 from integration.store import Store
 from integration.worker import Worker
-from sandbox.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.support import (
     EMAIL,

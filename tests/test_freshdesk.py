@@ -42,9 +42,9 @@ from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.store import Store
 from integration.web.app import create_app
+from sandbox.base import SeedSummary
 from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.freshdesk_seed import seed
-from sandbox.seed import SeedSummary
+from sandbox.freshdesk.seed import seed
 from tests.support import fast_settings, moved, queued_event, wait_for_decisions, wait_idle
 
 KEY = "fd-connector-test-key"

@@ -25,9 +25,9 @@ from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Store
 from integration.web.app import create_app
+from sandbox.base import SeedSummary
 from sandbox.hubspot import HubSpotSandbox
-from sandbox.hubspot_seed import seed as seed_hubspot
-from sandbox.seed import SeedSummary
+from sandbox.hubspot.seed import seed as seed_hubspot
 from sandbox.zendesk import ZendeskSandbox
 
 TOKEN = "hs-test-token"

@@ -16,7 +16,7 @@ import requests
 
 from connectors.zendesk import ZendeskConnector
 from integration.store import Store
-from sandbox.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.support import EMAIL, TOKEN, free_port, wait_for, wait_http
 

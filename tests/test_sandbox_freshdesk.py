@@ -19,9 +19,9 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from sandbox.base import SeedSummary
 from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.freshdesk_seed import GROUPS, seed
-from sandbox.seed import SeedSummary
+from sandbox.freshdesk.seed import GROUPS, seed
 from tests.support import wait_for
 
 KEY = "fd-sandbox-test-key"

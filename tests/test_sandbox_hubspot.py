@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from sandbox.hubspot import SEARCH_CAP, HubSpotSandbox, iso_ms
-from sandbox.hubspot_seed import seed
-from sandbox.seed import seed as seed_zendesk
+from sandbox.hubspot.seed import seed
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import seed as seed_zendesk
 
 TOKEN = "hs-sandbox-test-token"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -28,8 +28,8 @@ import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from sandbox.seed import GROUPS, seed
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import GROUPS, seed
 
 EMAIL = "agent@example.com"
 TOKEN = "sandbox-test-token"

@@ -19,7 +19,7 @@ from integration.runtime import Runtime, text_digest
 from integration.settings import Settings
 from integration.store import Store
 from integration.worker import Worker
-from sandbox.seed import SeedSummary
+from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
 from tests.support import EMAIL, TOKEN, Live
 

@@ -452,8 +452,8 @@ def demo(
 @click.option("--seed", default=42, show_default=True)
 def sandbox(host: str, port: int, customers: int, seed: int) -> None:
     """Run the Zendesk sandbox on its own, seeded with synthetic customers."""
-    from sandbox.seed import seed as seed_data
     from sandbox.zendesk import ZendeskSandbox
+    from sandbox.zendesk.seed import seed as seed_data
 
     box = ZendeskSandbox()
     seed_data(box, customers=customers, seed=seed)

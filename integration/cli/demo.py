@@ -37,11 +37,11 @@ from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from integration.web.app import create_app
 from sandbox.freshdesk import FreshdeskSandbox
-from sandbox.freshdesk_seed import seed as seed_freshdesk
+from sandbox.freshdesk.seed import seed as seed_freshdesk
 from sandbox.hubspot import HubSpotSandbox
-from sandbox.hubspot_seed import seed as seed_hubspot
-from sandbox.seed import seed as seed_sandbox
+from sandbox.hubspot.seed import seed as seed_hubspot
 from sandbox.zendesk import ZendeskSandbox
+from sandbox.zendesk.seed import seed as seed_sandbox
 
 SUBJECTS = [
     "Invoice shows the wrong amount",

@@ -1,186 +1,30 @@
-"""Scaffolding shared by the local API stand-ins (Zendesk, Freshdesk, HubSpot).
+"""What a helpdesk sandbox adds to the server: faults, delays, cut responses, the request log, change
+stamps, webhook delivery with retries, and the sandbox-only control routes (no auth, never rate limited).
 
-Each sandbox is a Flask app served by werkzeug on a daemon thread over loopback. What is the same in all
-of them lives here: starting and stopping that server, the quiet request handlers, the JSON response
-helper, the sliding-window rate limiter, and -- for the helpdesk sandboxes -- fault injection, response
-delay, the request log, webhook delivery bookkeeping and the sandbox-only control routes under
-/__sandbox/. Everything vendor-specific (bodies, headers, status codes, auth) stays in the vendor module.
+The Zendesk and Freshdesk sandboxes fill in the vendor's side through the abstract hooks: auth and rate
+limits, how a fault or a 429 looks, what a webhook request carries and when it is retried.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import signal
 import socket
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections import deque
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from copy import deepcopy
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
-from flask import Flask, Response, request
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from flask import Flask, Response, has_request_context, request
+from werkzeug.exceptions import HTTPException
 
-CONTROL = "/__sandbox"
+from sandbox.base.server import API_ROUTES, CONTROL, CONTROL_ROUTES, SandboxServer, control
 
-# (rule, HTTP method, view) as the sandboxes list their routes.
-Route = tuple[str, str, Callable[..., Response]]
-
-
-class QuietHandler(WSGIRequestHandler):
-    """No per-request access log on stderr."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
-class KeepAliveQuietHandler(QuietHandler):
-    """Keep-alive like a real API server, and no per-request access log on stderr."""
-
-    protocol_version = "HTTP/1.1"
-
-
-class SlidingWindow:
-    """Credits spent in the last `window` seconds; per-minute (or per-ten-seconds) limits behave like this.
-
-    A plain request limit is a budget of one credit a request (`admit`).
-    """
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._spent: deque[tuple[float, int]] = deque()
-        self._total = 0
-        self._lock = threading.Lock()
-
-    def _trim(self, now: float) -> None:
-        while self._spent and self._spent[0][0] <= now - self.window:
-            self._total -= self._spent.popleft()[1]
-
-    def spend(self, credits: int, now: float | None = None) -> tuple[bool, int, int]:
-        """Spend `credits` if the budget allows: (admitted, remaining, seconds until credits free up)."""
-        if now is None:
-            now = time.monotonic()
-        with self._lock:
-            self._trim(now)
-            if self._total + credits > self.limit:
-                retry_after = max(1, math.ceil(self._spent[0][0] + self.window - now)) if self._spent else 1
-                return False, max(0, self.limit - self._total), retry_after
-            self._spent.append((now, credits))
-            self._total += credits
-            return True, self.limit - self._total, 0
-
-    def admit(self, now: float | None = None) -> tuple[bool, int, int]:
-        """Take one slot if one is free: (admitted, remaining, seconds until a slot frees)."""
-        return self.spend(1, now)
-
-    def remaining(self, now: float | None = None) -> int:
-        with self._lock:
-            self._trim(time.monotonic() if now is None else now)
-            return max(0, self.limit - self._total)
-
-
-class SandboxServer(ABC):
-    """A Flask app served on a background werkzeug thread; subclasses build `app` and name the thread."""
-
-    thread_name: ClassVar[str] = "sandbox"
-    request_handler: ClassVar[type[WSGIRequestHandler]] = KeepAliveQuietHandler
-    json_content_type: ClassVar[str] = "application/json; charset=utf-8"
-
-    app: Flask
-    _lock: threading.RLock
-
-    def _init_server(self) -> None:
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-
-    def _before_start(self) -> None:
-        """Hook: runs before the server is made (e.g. to reopen pools after stop())."""
-        return None  # optional: a sandbox overrides what it needs
-
-    def _begin_stop(self) -> None:
-        """Hook: runs before the server shuts down."""
-        return None  # optional: a sandbox overrides what it needs
-
-    def _end_stop(self) -> None:
-        """Hook: runs after the serving thread has ended."""
-        return None  # optional: a sandbox overrides what it needs
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve the API on a background thread; returns the base URL (port 0 picks a free one)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        self._before_start()
-        server = make_server(host, port, self.app, threaded=True, request_handler=self.request_handler)
-        self._server = server
-        self._base_url = f"http://{host}:{server.server_port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
-        )
-        self._thread.start()
-        return self._base_url
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._begin_stop()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._end_stop()
-        self._server = None
-        self._thread = None
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("sandbox not started")
-        return self._base_url
-
-    # -- the Flask app -----------------------------------------------------------------------------
-
-    def _new_app(self, name: str) -> Flask:
-        """A Flask app with the sandbox's before/after request hooks; routes and error handlers follow."""
-        app = Flask(name)
-        app.url_map.strict_slashes = False
-        app.before_request(self._before_request)
-        app.after_request(self._last_touch)  # registered first, so it runs after every other hook
-        app.after_request(self._after_request)
-        return app
-
-    def _last_touch(self, response: Response) -> Response:
-        """Hook: the final say over a response on its way out (a helpdesk sandbox may cut it off)."""
-        return response
-
-    @abstractmethod
-    def _before_request(self) -> Response | None:
-        """Each vendor's auth, faults and rate limit, in its own order."""
-
-    @abstractmethod
-    def _after_request(self, response: Response) -> Response:
-        """Each vendor's rate-limit headers and request log."""
-
-    @staticmethod
-    def _add_routes(app: Flask, routes: list[Route], prefix: str = "", endpoint_prefix: str = "") -> None:
-        for rule, method, view in routes:
-            app.add_url_rule(f"{prefix}{rule}", f"{endpoint_prefix}{method} {rule}", view, methods=[method])
-
-    @classmethod
-    def _json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-        return Response(
-            json.dumps(payload),
-            status=status,
-            headers=dict(headers or {}),
-            content_type=cls.json_content_type,
-        )
+WEBHOOK_TIMEOUT = 10.0
+WEBHOOK_EXTRA_ATTEMPTS = 3
+WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class HelpdeskSandbox(SandboxServer):
@@ -188,9 +32,20 @@ class HelpdeskSandbox(SandboxServer):
     and the shared sandbox-only control routes (no auth, never rate limited)."""
 
     api_prefix: ClassVar[str] = "/api/v2"
+    app_name: ClassVar[str]
+    error_type: ClassVar[type[Exception]]  # the vendor's API error, answered by _api_error
+    # The fields of a pending delivery that each of its log entries repeats, and whether an entry
+    # records the headers sent (Freshdesk's rules carry custom headers and auth worth seeing).
+    delivery_keys: ClassVar[tuple[str, ...]] = ()
+    record_headers: ClassVar[bool] = False
+
+    webhook_retry_delay: float
+    _webhook_pool: Any  # a ThreadPoolExecutor opened by _open_pools
 
     def _init_controls(self) -> None:
         """Set up the shared state; call from __init__ once whatever `_open_pools` needs exists."""
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests move time by replacing it
+        self._last_stamp = datetime.fromtimestamp(0, UTC)
         self._faults: dict[str, Any] = {"status": 0, "remaining": 0, "retry_after": None}
         self._delay = 0.0
         self._cuts = 0
@@ -225,6 +80,55 @@ class HelpdeskSandbox(SandboxServer):
     def stop(self) -> None:
         """Stop serving and abandon pending webhook retries."""
         super().stop()
+
+    # -- the account's clock -------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self.clock().astimezone(UTC).replace(microsecond=0)
+
+    def _stamp(self, previous: datetime | None = None) -> datetime:
+        """A change time: never earlier than any earlier change, and distinct from `previous`.
+
+        Helpdesk timestamps have whole seconds; two updates of one ticket within a second must still
+        differ (Zendesk's safe_update compares them), and incremental cursors and change filters need
+        change times that never go backwards.
+        """
+        stamp = max(self._now(), self._last_stamp)
+        if previous is not None and stamp <= previous:
+            stamp = previous + timedelta(seconds=1)
+        self._last_stamp = stamp
+        return stamp
+
+    def _note_time(self, value: datetime) -> None:
+        self._last_stamp = max(self._last_stamp, value)
+
+    # -- the Flask app -----------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        """The app: the vendor's error bodies, its API routes (@route) and the control routes (@control)."""
+        app = self._new_app(self.app_name)
+        app.register_error_handler(self.error_type, self._api_error)
+        app.register_error_handler(HTTPException, self._http_error)
+        app.register_error_handler(Exception, self._unexpected_error)
+        self._add_routes(app, self._routes(API_ROUTES), self.api_prefix)
+        self._add_routes(app, self._routes(CONTROL_ROUTES), CONTROL, "control ")
+        return app
+
+    @abstractmethod
+    def _api_error(self, error: Any) -> Response:
+        """The vendor's answer for its own API error (`error_type`)."""
+
+    @abstractmethod
+    def _http_error(self, error: HTTPException) -> Response:
+        """The vendor's answer for a werkzeug HTTP error: unknown path, method not allowed, ..."""
+
+    @abstractmethod
+    def _internal_error_body(self, error: Exception) -> dict[str, Any]:
+        """The vendor's 500 body for a sandbox bug."""
+
+    def _unexpected_error(self, error: Exception) -> Response:
+        self.app.logger.exception("sandbox bug while answering %s %s", request.method, request.path)
+        return self._json(self._internal_error_body(error), 500)
 
     # -- test and demo controls --------------------------------------------------------------------
 
@@ -286,13 +190,42 @@ class HelpdeskSandbox(SandboxServer):
     def _is_api(cls) -> bool:
         return request.path.startswith(cls.api_prefix)
 
+    def _host(self) -> str:
+        if has_request_context():
+            return request.host_url.rstrip("/")
+        return self._base_url or "http://127.0.0.1"
+
+    def _before_request(self) -> Response | None:
+        request.get_data(cache=True)  # always drain the body: keep-alive connections stay in sync
+        if not self._is_api():
+            return None  # control endpoints and unknown paths: no auth, no limits, no faults
+        fault = self._delay_or_fault()
+        if fault is not None:
+            return fault
+        return self._admit()
+
+    @abstractmethod
+    def _admit(self) -> Response | None:
+        """Each vendor's rate limits and auth, in its own order: a Response refuses the API request."""
+
     def _fault_matches(self, fault: Mapping[str, Any]) -> bool:
         """Hook: whether a pending fault applies to this request."""
         return True
 
     @abstractmethod
+    def _rate_limited(self, retry_after: int) -> Response:
+        """A 429 as this vendor answers it, with Retry-After."""
+
+    @abstractmethod
+    def _fault_body(self, status: int) -> dict[str, Any]:
+        """The JSON body of an injected failure, shaped the way this vendor answers with that status."""
+
     def _fault_response(self, status: int, retry_after: int | None) -> Response:
-        """An injected failure, shaped the way this vendor answers with that status."""
+        """An injected failure: a vendor-shaped 429, or the vendor's error body with any Retry-After."""
+        if status == 429:
+            return self._rate_limited(retry_after or 1)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return self._json(self._fault_body(status), status, headers)
 
     def _delay_or_fault(self) -> Response | None:
         """Sleep the configured delay, then answer with an injected fault if one is pending."""
@@ -332,10 +265,69 @@ class HelpdeskSandbox(SandboxServer):
 
     # -- webhook deliveries ------------------------------------------------------------------------
 
+    def _dispatch(self, deliveries: list[dict[str, Any]]) -> None:
+        for delivery in deliveries:
+            try:
+                self._webhook_pool.submit(self._deliver, delivery)
+            except RuntimeError:  # the sandbox is stopping: record that nothing was sent
+                self._record_delivery(delivery, 1, None, "sandbox stopped", {})
+
+    def _record_delivery(
+        self,
+        delivery: Mapping[str, Any],
+        attempt: int,
+        status: int | None,
+        error: str | None,
+        headers: Mapping[str, str],
+        sent_at: float | None = None,
+    ) -> None:
+        entry = {key: delivery[key] for key in self.delivery_keys}
+        entry.update(
+            status_code=status,
+            sent_at=sent_at if sent_at is not None else time.time(),
+            attempt=attempt,
+            error=error,
+            body=delivery["body"],
+        )
+        if self.record_headers:
+            entry["headers"] = dict(headers)
+        self._append_delivery(entry)
+
     def _append_delivery(self, entry: dict[str, Any]) -> None:
         with self._deliveries_changed:
             self._deliveries.append(entry)
             self._deliveries_changed.notify_all()
+
+    @abstractmethod
+    def _delivery_target(self, delivery: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Under the lock: the configuration the delivery goes out by (a webhook, a rule); None if gone."""
+
+    @abstractmethod
+    def _webhook_request(
+        self, target: Mapping[str, Any], delivery: Mapping[str, Any], body: bytes
+    ) -> tuple[str, str, dict[str, str]]:
+        """(method, URL, headers) of one attempt; signatures are made afresh for each."""
+
+    @abstractmethod
+    def _retry_delivery(self, status: int | None, error: str | None) -> bool:
+        """Whether the vendor tries again after this answer (or connection error)."""
+
+    def _deliver(self, delivery: Mapping[str, Any]) -> None:
+        """Send one delivery as the vendor does: its target's method, URL and headers, a 10 s timeout,
+        retried on the answers the vendor retries (at most WEBHOOK_EXTRA_ATTEMPTS more times)."""
+        body = delivery["body"].encode("utf-8")
+        for attempt in range(1, WEBHOOK_EXTRA_ATTEMPTS + 2):
+            with self._lock:
+                target = deepcopy(self._delivery_target(delivery))
+            if target is None or self._stopped.is_set():
+                return
+            method, url, headers = self._webhook_request(target, delivery, body)
+            status, error, sent_at = self._send_webhook(method, url, body, headers, WEBHOOK_TIMEOUT)
+            self._record_delivery(delivery, attempt, status, error, headers, sent_at)
+            if not self._retry_delivery(status, error) or attempt > WEBHOOK_EXTRA_ATTEMPTS:
+                return
+            if self._stopped.wait(self.webhook_retry_delay):
+                return
 
     @staticmethod
     def _send_webhook(
@@ -365,18 +357,6 @@ class HelpdeskSandbox(SandboxServer):
 
     # -- sandbox-only control endpoints (no auth, never rate limited) ------------------------------
 
-    def _control_routes(self) -> list[Route]:
-        return [
-            ("/faults", "POST", self._control_faults),
-            ("/delay", "POST", self._control_delay),
-            ("/deliveries", "GET", self._control_deliveries),
-            ("/requests", "GET", self._control_requests),
-            ("/requests", "DELETE", self._control_clear_requests),
-        ]
-
-    def _add_control_routes(self, app: Flask, extra: list[Route]) -> None:
-        self._add_routes(app, self._control_routes() + extra, CONTROL, "control ")
-
     @abstractmethod
     def _control_body(self) -> dict[str, Any]:
         """The JSON body of a control request, read the way this sandbox reads its API bodies."""
@@ -389,6 +369,7 @@ class HelpdeskSandbox(SandboxServer):
         """Hook: extra keyword arguments for inject_faults out of a /faults body."""
         return {}
 
+    @control("/faults", "POST")
     def _control_faults(self) -> Response:
         body = self._control_body()
         try:
@@ -401,6 +382,7 @@ class HelpdeskSandbox(SandboxServer):
             raise self._control_error("status", "status, count and retry_after must be integers") from e
         return self._json({"faults": {"status": status, "count": count, "retry_after": retry_after}})
 
+    @control("/delay", "POST")
     def _control_delay(self) -> Response:
         body = self._control_body()
         try:
@@ -409,27 +391,16 @@ class HelpdeskSandbox(SandboxServer):
             raise self._control_error("seconds", "seconds must be a number") from e
         return self._json({"delay": self._delay})
 
+    @control("/deliveries", "GET")
     def _control_deliveries(self) -> Response:
         return self._json({"deliveries": self.deliveries})
 
+    @control("/requests", "GET")
     def _control_requests(self) -> Response:
         keys = ("method", "path", "query_string", "status")
         return self._json({"requests": [dict(zip(keys, entry, strict=True)) for entry in self.request_log]})
 
+    @control("/requests", "DELETE")
     def _control_clear_requests(self) -> Response:
         self.clear_request_log()
         return Response(status=204)
-
-
-def serve_until_stopped(sandbox: SandboxServer) -> int:
-    """Block until Ctrl-C or SIGTERM, then stop the sandbox; a `main()` helper."""
-    print("Ctrl-C to stop.", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-    return 0

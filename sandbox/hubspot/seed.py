@@ -1,7 +1,7 @@
 """Synthetic CRM data for the HubSpot sandbox that overlaps the Zendesk sandbox's seeded customers.
 
 Why: enrichment only shows something when the CRM and the helpdesk share people. With the same `seed` and
-`customers` as sandbox/seed.py, most Zendesk customers appear here as contacts with the same
+`customers` as sandbox/zendesk/seed.py, most Zendesk customers appear here as contacts with the same
 email (a few in different letter case), their organizations as companies with the same domain, and their
 revenue as closed-won deals whose amounts add up to the Zendesk user's revenue_12m and lifetime_value. Then
 there is what real CRMs have: contacts support never heard from, prospects without deals, open and lost
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.hubspot import HubSpotSandbox
-from sandbox.seed import seed as seed_zendesk
-from sandbox.zendesk import ZendeskSandbox
+from sandbox.hubspot.server import HubSpotSandbox
+from sandbox.zendesk.seed import seed as seed_zendesk
+from sandbox.zendesk.server import ZendeskSandbox
 
 MATCH_SHARE = 0.85  # Zendesk customers who are also HubSpot contacts
 COMPANY_SHARE = 0.9  # Zendesk organizations that are also HubSpot companies
