@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tierdesk demo
 
-# The admin's browser tests (tests/test_admin_browser.py) drive Debian's Chromium through Playwright.
+# The admin's browser tests (tests/web/test_admin_browser.py) drive Debian's Chromium through Playwright.
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \

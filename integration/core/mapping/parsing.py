@@ -39,7 +39,7 @@ from integration.core.segments.methods import METHODS, SPECS
 _TAG_RE = re.compile(r"[a-z0-9_]+", re.ASCII)
 
 # Every key a mapping may use, by where it may appear. Anything else is an error; docs/mapping.md
-# documents each of them (tests/test_mapping.py checks). Each method's own keys come with it.
+# documents each of them (tests/core/test_mapping.py checks). Each method's own keys come with it.
 KEYS: dict[str, tuple[str, ...]] = {
     "top": ("description", "segments", "routing", "default", "tags", "features", "slas"),
     "dimension": ("method", "description", "level", "multiple"),

@@ -28,9 +28,10 @@ from integration.web.app import create_app
 from integration.worker import Worker
 from sandbox.zendesk import ZendeskSandbox
 from sandbox.zendesk.seed import seed
+from tests.support import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "admin"
+ARTIFACTS = ROOT / "test-artifacts" / "admin"
 PASSWORD = "browser-test-password"
 TOKEN = "browser-test-token"
 CHROMIUM_ARGS = [

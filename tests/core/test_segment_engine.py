@@ -37,10 +37,10 @@ from integration.core.segments import (
     segment,
 )
 from integration.store import Store
-from tests.support import NAMES, conditions, reference, render, values
+from tests.support import NAMES, ROOT, conditions, reference, render, values
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-DEFAULT_YAML = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
+DEFAULT_YAML = ROOT / "mappings" / "default.yaml"
 
 
 def mapping_of(text: str):

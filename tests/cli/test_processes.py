@@ -18,10 +18,9 @@ from connectors.zendesk import ZendeskConnector
 from integration.store import Store
 from sandbox.base import SeedSummary
 from sandbox.zendesk import ZendeskSandbox
-from tests.support import EMAIL, TOKEN, free_port, wait_for, wait_http
+from tests.support import EMAIL, ROOT, TOKEN, free_port, wait_for, wait_http
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 

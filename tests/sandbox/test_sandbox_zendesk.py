@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,13 +29,12 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.zendesk import ZendeskSandbox
 from sandbox.zendesk.seed import GROUPS, seed
+from tests.support import ROOT
 
 EMAIL = "agent@example.com"
 TOKEN = "sandbox-test-token"
 RETRY_DELAY = 0.05  # seconds between a failed webhook attempt and the next (the `fresh` fixture)
-SPEC_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "specs" / "zendesk" / "zendesk-support-oas.subset.yaml"
-)
+SPEC_PATH = ROOT.parent / "shared" / "specs" / "zendesk" / "zendesk-support-oas.subset.yaml"
 
 
 # -- fixtures and helpers -----------------------------------------------------------------------------
@@ -1052,7 +1050,7 @@ def test_module_runs_standalone_and_stops_on_sigterm() -> None:
             "--seed",
             "5",
         ],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )

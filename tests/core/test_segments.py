@@ -6,7 +6,6 @@ import json
 import random
 import textwrap
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -25,9 +24,10 @@ from integration.core.segments import (
     fit,
     top_cutoff,
 )
+from tests.support import ROOT
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-DEFAULT_YAML = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
+DEFAULT_YAML = ROOT / "mappings" / "default.yaml"
 
 
 def mapping_of(text: str):

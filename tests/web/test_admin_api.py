@@ -33,6 +33,7 @@ from tests.support import (
     BEARER,
     EMAIL,
     PASSWORD,
+    ROOT,
     SECRET_KEY,
     TOKEN,
     AdminApp,
@@ -41,8 +42,6 @@ from tests.support import (
     sign_in,
     wait_for,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _route(runtime: Runtime, ticket_id: str, delivery: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,9 @@ from integration.core.mapping import parse_mapping
 from integration.core.models import Assignment, Customer, Decision, TicketStats
 from integration.core.routing import decide, segment_tags, sla_tag, tag_for
 from integration.core.segments import classify_all, features
+from tests.support import ROOT
 
-DEFAULT_YAML = Path(__file__).resolve().parent.parent / "mappings" / "default.yaml"
+DEFAULT_YAML = ROOT / "mappings" / "default.yaml"
 
 MAPPING = parse_mapping(
     textwrap.dedent(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -28,9 +27,8 @@ from integration.core.mapping import (
     parse_expression,
     parse_mapping,
 )
-from tests.support import conditions, feature_sets, reference, render
+from tests.support import ROOT, conditions, feature_sets, reference, render
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_YAML = ROOT / "mappings" / "default.yaml"
 
 
