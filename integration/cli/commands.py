@@ -355,13 +355,13 @@ def setup_zendesk(public_url: str, dry_run: bool) -> None:
         )
     with _startup():  # no webhook secret needed: this command is where it comes from
         runtime = Runtime.from_settings(settings, webhooks=False)
-    targets = getattr(runtime.mapping, "sla_targets", {})
+    targets = runtime.mapping.sla_targets
     slas = [
         zendesk_setup.SlaSpec(
             name,
             routing.sla_tag(name, runtime.mapping),
-            getattr(targets.get(name), "first_response_minutes", None),
-            getattr(targets.get(name), "resolution_minutes", None),
+            targets[name].first_response_minutes if name in targets else None,
+            targets[name].resolution_minutes if name in targets else None,
         )
         for name in sorted(runtime.mapping.slas)
     ]
