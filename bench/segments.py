@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from integration.core import segments  # noqa: E402
-from integration.core.mapping import parse_mapping  # noqa: E402
+from integration.core.mapping_file import parse_mapping  # noqa: E402
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 RFM = """

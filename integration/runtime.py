@@ -27,7 +27,8 @@ from connectors.zendesk import UnknownGroup as ZendeskUnknownGroup
 from connectors.zendesk import ZendeskConnector
 from integration import metrics
 from integration.core import identity
-from integration.core.mapping import MappingError, MappingSpec, parse_mapping
+from integration.core.mapping import MappingError, MappingSpec
+from integration.core.mapping_file import parse_mapping
 from integration.queue import Queue
 from integration.settings import DEFAULT_MAPPING, Settings, SettingsError
 from integration.store import Store

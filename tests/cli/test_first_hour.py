@@ -17,7 +17,8 @@ import requests
 
 from integration.cli import demo
 from integration.cli.demo import run
-from integration.core.mapping import MappingError, parse_mapping
+from integration.core.mapping import MappingError
+from integration.core.mapping_file import parse_mapping
 from integration.store import Store
 from tests.support import ROOT, AdminApp, edit, free_port, run_tierdesk, sign_in
 

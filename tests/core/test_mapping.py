@@ -10,23 +10,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration.core.mapping import (
-    KEYS,
-    METHODS,
     Expression,
     FieldSet,
-    ManualDimension,
     MappingError,
-    PercentileDimension,
-    RulesDimension,
-    ScoreDimension,
     SlaTarget,
     TagSpec,
     evaluate,
     explain,
     format_number,
     parse_expression,
-    parse_mapping,
 )
+from integration.core.mapping_file import KEYS, parse_mapping
+from integration.core.segments.manual import ManualDimension
+from integration.core.segments.methods import METHODS
+from integration.core.segments.percentile import PercentileDimension
+from integration.core.segments.rules import RulesDimension
+from integration.core.segments.score import ScoreDimension
 from tests.support import ROOT, conditions, feature_sets, reference, render
 
 DEFAULT_YAML = ROOT / "mappings" / "default.yaml"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integration.core.mapping import parse_mapping
+from integration.core.mapping_file import parse_mapping
 from integration.core.models import Assignment, Customer, Decision, TicketStats
 from integration.core.routing import decide, segment_tags, sla_tag, tag_for
 from integration.core.segments import classify_all, features

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration import segment_service
-from integration.core.mapping import MappingError, parse_expression, parse_mapping
+from integration.core.mapping import MappingError, parse_expression
+from integration.core.mapping_file import parse_mapping
 from integration.core.models import Assignment, Customer, Organization, Ticket, TicketStats
 from integration.core.routing import decide
 from integration.core.segments import (

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integration.core.mapping import FeatureSpec, parse_mapping
+from integration.core.mapping import FeatureSpec
+from integration.core.mapping_file import parse_mapping
 from integration.core.models import Assignment, Customer, Organization, TicketStats
 from integration.core.segments import (
     Fitted,

@@ -12,8 +12,9 @@ typo never silently switches a rule off.
 The package, from the bottom up: errors.py (MappingError), formatting.py (numbers and values as
 reasons show them), conditions.py and condition_parser.py (the condition language of ``when:``),
 loading.py (YAML with line numbers), validation.py (checks that name file, line and key),
-spec.py (the records), parsing.py (text -> MappingSpec). Each segment dimension's record and
-parser live with its method in integration/core/segments/; the names are handed on here too.
+spec.py (the records). Each segment dimension's record and parser live with its method in
+integration/core/segments/, which builds on this package; integration/core/mapping_file.py (text ->
+MappingSpec) sits above both, so neither imports the other back.
 """
 
 from integration.core.mapping.condition_parser import parse_expression
@@ -38,7 +39,6 @@ from integration.core.mapping.conditions import (
 )
 from integration.core.mapping.errors import MappingError
 from integration.core.mapping.formatting import format_minutes, format_number, format_value, is_number
-from integration.core.mapping.parsing import KEYS, parse_duration, parse_mapping
 from integration.core.mapping.spec import (
     LEVELS,
     MULTIPLE,
@@ -52,29 +52,16 @@ from integration.core.mapping.spec import (
     SlaTarget,
     TagSpec,
 )
-from integration.core.segments.base import dimension_inputs
-from integration.core.segments.manual import ManualDimension, MatchList
-from integration.core.segments.methods import METHODS, DimensionSpec
-from integration.core.segments.percentile import Band, PercentileDimension
-from integration.core.segments.rfm import DEFAULT_RFM_GROUPS, RFM_SCORES, RfmDimension
-from integration.core.segments.rules import Rule, RulesDimension
-from integration.core.segments.score import ScoreDimension
 
 __all__ = [
-    "DEFAULT_RFM_GROUPS",
-    "KEYS",
     "LEVELS",
-    "METHODS",
     "MULTIPLE",
     "PRIORITIES",
-    "RFM_SCORES",
     "ROUTED_FIELDS",
     "And",
-    "Band",
     "Between",
     "Compare",
     "DimensionCondition",
-    "DimensionSpec",
     "Expression",
     "FeatureSpec",
     "Features",
@@ -82,33 +69,23 @@ __all__ = [
     "InList",
     "IsMissing",
     "Literal",
-    "ManualDimension",
     "MappingError",
     "MappingSpec",
-    "MatchList",
     "Name",
     "Node",
     "Not",
     "Operand",
     "Or",
-    "PercentileDimension",
-    "RfmDimension",
     "RoutingRule",
-    "Rule",
-    "RulesDimension",
-    "ScoreDimension",
     "SlaTarget",
     "TagSpec",
     "Truth",
     "compile_condition",
-    "dimension_inputs",
     "evaluate",
     "explain",
     "format_minutes",
     "format_number",
     "format_value",
     "is_number",
-    "parse_duration",
     "parse_expression",
-    "parse_mapping",
 ]

@@ -14,10 +14,6 @@ read), population.py (the columns), cutoffs.py and fitted.py (the fitted model),
 segmentation.py (labels and reasons of a population), organizations.py, quality.py.
 """
 
-# The mapping package first, whole: its parser (mapping/parsing.py) imports this package's methods,
-# which import the mapping's modules (the condition language, the checks). Loading it before any of
-# them keeps every import order working: the mapping, this package, or one module of it first.
-import integration.core.mapping  # noqa: F401
 from integration.core.segments.base import DimensionResult
 from integration.core.segments.cutoffs import (
     bottom_cutoff,

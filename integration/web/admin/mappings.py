@@ -29,7 +29,8 @@ from typing import Any
 
 from connectors.http import ApiError
 from integration import segment_service
-from integration.core.mapping import MappingError, MappingSpec, parse_mapping
+from integration.core.mapping import MappingError, MappingSpec
+from integration.core.mapping_file import parse_mapping
 from integration.core.models import MappingVersion
 from integration.runtime import Runtime, text_digest
 

@@ -1,4 +1,4 @@
-"""Validation: a mapping's YAML text -> a validated MappingSpec, or one MappingError saying where.
+"""The mapping file: its YAML text -> a validated MappingSpec, or one MappingError saying where.
 
 Unknown keys are errors, so a typo never silently switches a rule off. Each segment dimension is
 parsed by its method (integration/core/segments/<method>.py, found by ``method:``); this module
