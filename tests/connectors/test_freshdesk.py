@@ -623,6 +623,7 @@ def _plain_customer(runtime: Runtime) -> str:
     raise AssertionError("the seed has no plain customer")
 
 
+@pytest.mark.slow  # a minute: the refresh tags all 120 contacts first, under the rate limit
 def test_an_open_ticket_is_rerouted_when_its_customer_becomes_a_vip(flive: FreshLive) -> None:
     """Re-routing works for Freshdesk as for Zendesk: with TIERDESK_REROUTE=all the priority, group, tags
     and SLA (its due dates) follow the customer's new segment, with a private note saying why, and the
@@ -687,6 +688,7 @@ def test_settings_need_a_secret_for_freshdesk_and_some_helpdesk(fsettings: Setti
     assert "TIERDESK_ZENDESK_URL" in str(raised.value)
 
 
+@pytest.mark.slow  # a minute: the sync tags all 120 contacts, one write each, under the rate limit
 def test_sync_command_pulls_from_freshdesk(fsettings: Settings, fseeded: SeedSummary) -> None:
     env = {
         "TIERDESK_DB": fsettings.db,
