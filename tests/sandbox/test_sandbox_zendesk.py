@@ -1228,6 +1228,30 @@ def test_module_runs_standalone_and_stops_on_sigterm() -> None:
             timeout=5,
         )
         assert len(users.json()["users"]) == 30
+        limits = requests.get(f"{url}/__sandbox/endpoint_limits", timeout=5).json()
+        assert limits == {"endpoint_limits": {}}  # off unless --endpoint-limits
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_module_flag_switches_the_endpoint_limits_on() -> None:
+    argv = [sys.executable, "-m", "sandbox.zendesk", "--port", "0", "--customers", "0"]
+    process = subprocess.Popen(  # noqa: S603 - fixed argv: our own module under this interpreter
+        [*argv, "--endpoint-limits", "--high-volume"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        limits = requests.get(f"{url}/__sandbox/endpoint_limits", timeout=5).json()["endpoint_limits"]
+        assert limits["update_ticket"] == {"limit": 300, "window": 60.0}
+        assert limits["incremental_exports"] == {"limit": 30, "window": 60.0}
+        assert limits["update_ticket_per_user"] == {"limit": 30, "window": 600.0}
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
