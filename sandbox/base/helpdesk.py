@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import requests
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
+from sandbox.base.limits import EndpointLimits, Limit, LimitOption, Verdict, resolve_limits
 from sandbox.base.server import API_ROUTES, CONTROL, CONTROL_ROUTES, SandboxServer, control
 
 WEBHOOK_TIMEOUT = 10.0
@@ -53,6 +54,7 @@ class HelpdeskSandbox(SandboxServer):
         self._deliveries: list[dict[str, Any]] = []
         self._deliveries_changed = threading.Condition()
         self._stopped = threading.Event()
+        self.endpoint_limits = EndpointLimits()
         self._open_pools()
         self._init_server()
 
@@ -183,6 +185,62 @@ class HelpdeskSandbox(SandboxServer):
     def clear_request_log(self) -> None:
         with self._lock:
             self._request_log.clear()
+
+    # -- endpoint rate limits (off unless switched on) ----------------------------------------------
+
+    def _endpoint_limit_defaults(self) -> dict[str, Limit]:
+        """Hook: the vendor's documented endpoint budgets, by name (what `endpoint_limits=True` means)."""
+        return {}
+
+    def set_endpoint_limits(self, option: LimitOption) -> dict[str, Limit]:
+        """Switch the endpoint budgets: off (None/False), the documented ones (True), or those with some
+        replaced ({name: limit} or {name: (limit, window seconds)}); what was spent is forgotten."""
+        limits = resolve_limits(self._endpoint_limit_defaults(), option)
+        self.endpoint_limits.configure(limits)
+        return limits
+
+    def _endpoint_spends(self) -> list[tuple[str, Any]]:
+        """Hook: the (budget, key) pairs this API request counts against, in the order they are checked."""
+        return []
+
+    def _endpoint_limited(self) -> Response | None:
+        """Count the request against its endpoint budgets; the vendor's 429 if one is spent."""
+        if not self.endpoint_limits.enabled:
+            return None
+        verdicts, refusal = self.endpoint_limits.check(self._endpoint_spends())
+        g.endpoint_verdicts = verdicts
+        if refusal is None:
+            return None
+        return self._rate_limited(refusal.retry_after)
+
+    def _endpoint_limit_headers(self, response: Response) -> None:
+        """Add the vendor's headers for the endpoint budgets this request was counted against."""
+        for name, value in self._verdict_headers(g.get("endpoint_verdicts", [])).items():
+            response.headers[name] = value
+
+    def _verdict_headers(self, verdicts: list[Verdict]) -> dict[str, str]:
+        """Hook: the vendor's rate-limit headers for these endpoint verdicts."""
+        return {}
+
+    @control("/endpoint_limits", "GET")
+    def _control_endpoint_limits(self) -> Response:
+        limits = self.endpoint_limits.limits
+        return self._json({"endpoint_limits": {n: vars(limit) for n, limit in limits.items()}})
+
+    @control("/endpoint_limits", "POST")
+    def _control_set_endpoint_limits(self) -> Response:
+        """POST {"enabled": true|false} and/or {"limits": {name: limit | [limit, window seconds]}}."""
+        body = self._control_body()
+        option: LimitOption = body.get("limits") or bool(body.get("enabled", True))
+        if body.get("enabled") is False:
+            option = None
+        try:
+            if isinstance(option, dict):
+                option = {str(k): tuple(v) if isinstance(v, list) else int(v) for k, v in option.items()}
+            limits = self.set_endpoint_limits(option)
+        except (TypeError, ValueError, IndexError) as e:
+            raise self._control_error("limits", str(e)) from e
+        return self._json({"endpoint_limits": {n: vars(limit) for n, limit in limits.items()}})
 
     # -- request handling helpers ------------------------------------------------------------------
 

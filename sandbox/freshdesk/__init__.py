@@ -38,7 +38,10 @@ Behaviour worth knowing (docs = Freshdesk's documentation; choice = ours where i
 - Unknown ids and unknown paths answer 404 with an empty body (choice).
 - Rate limits (docs): every API answer carries X-RateLimit-Total, X-RateLimit-Remaining and
   X-RateLimit-Used-CurrentRequest; over the per-minute budget, 429 with Retry-After (seconds). Each
-  ``include`` costs one more credit (docs).
+  ``include`` costs one more credit (docs). The plan's Ticket Update cap (docs: 80/160/280 a minute on
+  Growth/Pro/Enterprise) is off unless ``endpoint_limits=True`` (or overrides, ``--endpoint-limits``,
+  POST /__sandbox/endpoint_limits); on a ticket update the X-RateLimit-* headers then show the budget
+  with less left, the cap on its 429 (choice: Freshdesk documents no header of the cap's own).
 - Webhooks: Freshdesk has no webhook API; an admin adds a "Trigger webhook" action to an automation rule.
   Here ``add_automation_rule`` (or POST /__sandbox/automations) configures one "on ticket created" rule:
   URL, method, JSON template with {{placeholders}}, custom headers, basic auth or an API key. Deliveries

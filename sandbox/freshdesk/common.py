@@ -33,6 +33,9 @@ TICKET_INCLUDES = ("requester", "stats", "company", "description")
 SHOW_INCLUDES = ("requester", "stats", "company", "conversations")
 EMBEDDED_CONVERSATIONS = 10
 DEFAULT_RATE_LIMIT = 700  # per minute: Freshdesk's Enterprise plan
+# Freshdesk's per-endpoint cap on Ticket Update, by plan, per minute (support.freshdesk.com solutions
+# article 225439, "Maximum limit per endpoint"); it counts on top of the account-wide budget.
+PLAN_TICKET_UPDATE_LIMITS = {"growth": 80, "pro": 160, "enterprise": 280}
 
 TICKET_CREATE_FIELDS = frozenset(
     {

@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.base import HelpdeskSandbox, SlidingWindow, export_record
+from sandbox.base.limits import LimitOption
 from sandbox.freshdesk.common import (
     API,
     DEFAULT_RATE_LIMIT,
     DEFAULT_SLA,
     EMBEDDED_CONVERSATIONS,
+    PLAN_TICKET_UPDATE_LIMITS,
     TICKET_PAGE_MAX,
     Errors,
     is_int,
@@ -44,8 +46,13 @@ class FreshdeskState(HelpdeskSandbox):
         rate_limit_per_minute: int = DEFAULT_RATE_LIMIT,
         webhook_retry_delay: float = 0.5,
         ticket_page_max: int = TICKET_PAGE_MAX,
+        endpoint_limits: LimitOption = None,
+        plan: str = "enterprise",
     ) -> None:
+        if plan not in PLAN_TICKET_UPDATE_LIMITS:
+            raise ValueError(f"plan must be one of {', '.join(PLAN_TICKET_UPDATE_LIMITS)}, got {plan!r}")
         self.api_key = api_key
+        self.plan = plan  # growth, pro or enterprise: the ticket-update cap when endpoint limits are on
         self.rate_limit_per_minute = rate_limit_per_minute
         self.webhook_retry_delay = webhook_retry_delay
         self.ticket_page_max = ticket_page_max
@@ -71,6 +78,7 @@ class FreshdeskState(HelpdeskSandbox):
 
         self._rate = SlidingWindow(rate_limit_per_minute)
         self._init_controls()
+        self.set_endpoint_limits(endpoint_limits)
         self._faults["method"] = None
         self._lost: dict[str, Any] = {"remaining": 0, "method": None, "path": None, "hold": 0.0}
 

@@ -36,6 +36,13 @@ Behaviour worth knowing (spec = the OpenAPI subset; choice = ours where Zendesk'
   read them with ``ticket_reopens``.
 - Deletes are soft, as Zendesk's: a deleted user stays readable with ``active: false``; a deleted ticket
   (204) answers 404 to reads and writes but stays in the incremental export with status "deleted".
+- Endpoint rate limits (docs; off unless ``endpoint_limits=True``, a dict of overrides such as
+  ``{"update_ticket": (3, 2.0)}`` = 3 per 2 s, ``--endpoint-limits``, or POST /__sandbox/endpoint_limits):
+  Update Ticket 100 a minute per account (300 with ``high_volume=True``), a single update and an
+  update_many counting one each (choice); 30 updates per ticket per user per 10 minutes; incremental
+  exports 10 a minute (30 high volume); Update Organization 5 a minute. Over one: 429 with Retry-After,
+  and every answer of a limited endpoint carries ``zendesk-ratelimit-<budget>: total=; remaining=;
+  resets=`` (the shape Zendesk documents for List Tickets' own budget; why: routes/http.py).
 - Bulk job results, as recorded from Zendesk (shared/recordings/zendesk): a written record is
   ``{"id", "action", "status", "success": true}``; a failed one is ``{"index", "error", "id", "details"}``
   with no ``success`` key (an organizations update_many answered 99 of its 100 records so).

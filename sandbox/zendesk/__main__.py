@@ -15,6 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute (default: none)")
     parser.add_argument("--incremental-rate-limit", type=int, default=None)
     parser.add_argument("--webhook-retry-delay", type=float, default=0.5)
+    parser.add_argument(
+        "--endpoint-limits",
+        action="store_true",
+        help="enforce Zendesk's endpoint limits (Update Ticket 100/min, incremental exports 10/min, "
+        "Update Organization 5/min, 30 updates per ticket per user per 10 min); default: off",
+    )
+    parser.add_argument("--high-volume", action="store_true", help="the High Volume add-on's endpoint limits")
     args = parser.parse_args(argv)
 
     sandbox = ZendeskSandbox(
@@ -23,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit_per_minute=args.rate_limit,
         incremental_limit_per_minute=args.incremental_rate_limit,
         webhook_retry_delay=args.webhook_retry_delay,
+        endpoint_limits=args.endpoint_limits,
+        high_volume=args.high_volume,
     )
     summary = seed_data(sandbox, customers=args.customers, seed=args.seed) if args.customers > 0 else None
     url = sandbox.start(args.host, args.port)
@@ -35,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  VIP list: {', '.join(summary.vip_emails) or '-'}")
     print(f"  controls: POST {url}{CONTROL}/faults | /delay, GET {url}{CONTROL}/deliveries | /requests")
+    print(f"  endpoint limits: {'on' if args.endpoint_limits else 'off'} ({url}{CONTROL}/endpoint_limits)")
     return serve_until_stopped(sandbox)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.base import iso, parse_utc
+from sandbox.base.limits import Limit
 
 __all__ = ["iso", "normalize_tags", "parse_time"]
 
@@ -39,6 +40,15 @@ PAGE_SIZE_MAX = 100
 EXPORT_PAGE_MAX = 1000
 DEFAULT_BRAND_ID = 360000001
 DEFAULT_ACCOUNT_ID = 9000001
+
+# Zendesk's documented endpoint budgets (developer.zendesk.com/api-reference/introduction/rate-limits,
+# "Endpoint rate limits"), on top of the plan's account-wide limit: (standard, High Volume add-on).
+ENDPOINT_LIMITS = {
+    "update_ticket": (Limit(100), Limit(300)),  # PUT /tickets/{id} and /tickets/update_many, per account
+    "update_ticket_per_user": (Limit(30, 600.0), Limit(30, 600.0)),  # per ticket per user per 10 min
+    "incremental_exports": (Limit(10), Limit(30)),  # every /incremental/ export
+    "update_organization": (Limit(5), Limit(5)),  # PUT /organizations/{id}
+}
 
 WEBHOOK_FORMATS = {
     "json": "application/json; charset=utf-8",

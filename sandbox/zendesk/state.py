@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.base import HelpdeskSandbox, SlidingWindow, export_record
+from sandbox.base.limits import LimitOption
 from sandbox.zendesk.common import API, DEFAULT_ACCOUNT_ID, DEFAULT_BRAND_ID, iso, normalize_tags
 
 
@@ -32,12 +33,16 @@ class ZendeskState(HelpdeskSandbox):
         rate_limit_per_minute: int | None = None,
         incremental_limit_per_minute: int | None = None,
         webhook_retry_delay: float = 0.5,
+        *,
+        endpoint_limits: LimitOption = None,
+        high_volume: bool = False,
     ) -> None:
         self.email = email
         self.token = token
         self.rate_limit_per_minute = rate_limit_per_minute
         self.incremental_limit_per_minute = incremental_limit_per_minute
         self.webhook_retry_delay = webhook_retry_delay
+        self.high_volume = high_volume  # the High Volume API add-on: larger endpoint budgets
         self.account_id = DEFAULT_ACCOUNT_ID
 
         self._lock = threading.RLock()
@@ -72,6 +77,7 @@ class ZendeskState(HelpdeskSandbox):
             SlidingWindow(incremental_limit_per_minute) if incremental_limit_per_minute else None
         )
         self._init_controls()
+        self.set_endpoint_limits(endpoint_limits)
 
         now = self._now()
         self.api_user_id = self.add_user(

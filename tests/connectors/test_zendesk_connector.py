@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,6 +117,40 @@ def test_rate_limit_is_waited_out_per_retry_after(zendesk: ZendeskConnector, san
     statuses = [r[3] for r in sandbox.request_log if r[1] == "/api/v2/groups"]
     assert statuses == [429, 429, 200]
     assert zendesk.http.rate_limited == 2
+
+
+def test_an_endpoint_limit_429_is_waited_out_and_routing_succeeds(
+    zendesk: ZendeskConnector, sandbox: ZendeskSandbox, seeded: SeedSummary
+) -> None:
+    # Update Ticket at 2 per 2 s instead of 100 a minute, so the wait takes seconds
+    sandbox.set_endpoint_limits({"update_ticket": (2, 2.0)})
+    user = _api(sandbox, "GET", "/api/v2/users?page[size]=1")["users"][0]
+    ids = [
+        _api(
+            sandbox,
+            "POST",
+            "/api/v2/tickets",
+            {"ticket": {"subject": f"s{n}", "comment": {"body": "b"}, "requester_id": user["id"]}},
+        )["ticket"]["id"]
+        for n in range(3)
+    ]
+    tickets = [zendesk.get_ticket(str(i)) for i in ids]
+    sandbox.clear_request_log()
+    decision = Decision(priority="high", tags=("tierdesk_routed",), note="why")
+    started = time.monotonic()
+    results = [zendesk.apply(ticket, decision) for ticket in tickets]
+    assert [r.outcome for r in results] == ["applied"] * 3
+    assert time.monotonic() - started >= 0.9  # the third write waited for the window
+    puts = [(r[1], r[3]) for r in sandbox.request_log if r[0] == "PUT"]
+    third = f"/api/v2/tickets/{ids[2]}"
+    assert [status for _path, status in puts] == [200, 200, 429, 200]
+    assert puts[2:] == [(third, 429), (third, 200)]
+    assert zendesk.http.rate_limited == 1
+    for i in ids:
+        after = _api(sandbox, "GET", f"/api/v2/tickets/{i}")["ticket"]
+        assert (after["priority"], "tierdesk_routed" in after["tags"]) == ("high", True)
+    comments = _api(sandbox, "GET", f"/api/v2/tickets/{ids[2]}/comments")["comments"]
+    assert [c["body"] for c in comments[1:]] == ["why"]  # one note, though the write was sent twice
 
 
 def test_server_errors_are_retried_then_raised(zendesk: ZendeskConnector, sandbox: ZendeskSandbox) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -396,6 +397,74 @@ def test_rate_limit_headers_and_429_with_retry_after() -> None:
         assert limited.headers["X-RateLimit-Remaining"] == "0"
     finally:
         box.stop()
+
+
+def test_ticket_update_cap_is_off_by_default(api: Api, box: FreshdeskSandbox, summary: SeedSummary) -> None:
+    ticket = _ticket(api, box, summary)
+    assert not box.endpoint_limits.enabled
+    statuses = {api.put(f"tickets/{ticket['id']}", {"priority": 1 + n % 4}).status_code for n in range(85)}
+    assert statuses == {200}  # past Growth's 80 a minute
+    last = api.put(f"tickets/{ticket['id']}", {"priority": 2})
+    assert last.headers["X-RateLimit-Total"] == "700"  # the account's budget, as before
+
+
+@pytest.mark.parametrize(("plan", "cap"), [("growth", 80), ("pro", 160), ("enterprise", 280)])
+def test_ticket_update_cap_follows_the_plan(plan: str, cap: int) -> None:
+    assert (
+        FreshdeskSandbox(KEY, endpoint_limits=True, plan=plan).endpoint_limits.limits["update_ticket"].limit
+        == cap
+    )
+
+
+def test_unknown_plan_is_refused() -> None:
+    with pytest.raises(ValueError, match="plan must be one of"):
+        FreshdeskSandbox(KEY, plan="platinum")
+
+
+def test_the_81st_ticket_update_on_growth_is_429_while_other_endpoints_answer() -> None:
+    box = FreshdeskSandbox(KEY, endpoint_limits=True, plan="growth")
+    summary = seed(box, customers=5, seed=7)
+    box.start()
+    try:
+        api = Api(box)
+        ticket = _ticket(api, box, summary)
+        remaining = []
+        for n in range(80):
+            answer = api.put(f"tickets/{ticket['id']}", {"priority": 1 + n % 4})
+            assert answer.status_code == 200, answer.text
+            remaining.append(int(answer.headers["X-RateLimit-Remaining"]))
+        assert remaining[-1] == 0  # the binding budget: the cap's 80, not the account's 700
+        over = api.put(f"tickets/{ticket['id']}", {"priority": 1})  # the 80th set priority 4
+        assert over.status_code == 429
+        assert over.json()["code"] == "rate_limit_exceeded"
+        assert 1 <= int(over.headers["Retry-After"]) <= 60
+        assert (over.headers["X-RateLimit-Total"], over.headers["X-RateLimit-Remaining"]) == ("80", "0")
+        assert box.get_ticket(ticket["id"])["priority"] == 4  # refused: not written
+        reads = api.get(f"tickets/{ticket['id']}")
+        assert reads.status_code == 200
+        assert reads.headers["X-RateLimit-Total"] == "700"  # other endpoints: the account's budget
+        assert api.post(f"tickets/{ticket['id']}/notes", {"body": "n"}).status_code == 201
+        assert (
+            api.post("tickets", {"email": "x@example.com", "subject": "s", "description": "d"}).status_code
+            == 201
+        )
+    finally:
+        box.stop()
+
+
+def test_ticket_update_cap_takes_a_window_and_a_control_switch(
+    api: Api, box: FreshdeskSandbox, summary: SeedSummary
+) -> None:
+    ticket = _ticket(api, box, summary)
+    control = f"{box.base_url}/__sandbox/endpoint_limits"
+    switched = requests.post(control, json={"limits": {"update_ticket": [2, 1.0]}}, timeout=5)
+    assert switched.json() == {"endpoint_limits": {"update_ticket": {"limit": 2, "window": 1.0}}}
+    statuses = [api.put(f"tickets/{ticket['id']}", {"priority": 2}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    time.sleep(1.1)
+    assert api.put(f"tickets/{ticket['id']}", {"priority": 3}).status_code == 200
+    requests.post(control, json={"enabled": False}, timeout=5)
+    assert {api.put(f"tickets/{ticket['id']}", {"priority": 1}).status_code for _ in range(4)} == {200}
 
 
 def test_injected_faults_can_target_one_method(api: Api, box: FreshdeskSandbox, summary: SeedSummary) -> None:

@@ -708,6 +708,164 @@ def test_incremental_exports_have_their_own_limit() -> None:
         limited.stop()
 
 
+# -- endpoint rate limits (off by default) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def limited() -> Iterator[ZendeskSandbox]:
+    """A sandbox with Zendesk's documented endpoint limits on and a few tickets and an organization."""
+    sandbox = ZendeskSandbox(email=EMAIL, token=TOKEN, endpoint_limits=True)
+    requester = sandbox.add_user("Requester", "requester@example.com")["id"]
+    for n in range(101):
+        sandbox.add_ticket(requester, f"ticket {n}", "d")
+    sandbox.add_organization("Acme")
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+def _note(n: int) -> dict[str, Any]:
+    return {"ticket": {"comment": {"body": f"update {n}", "public": False}}}
+
+
+def test_endpoint_limits_are_off_by_default(fresh: ZendeskSandbox, fresh_api: Api) -> None:
+    requester = fresh.add_user("Requester", "requester@example.com")["id"]
+    ticket = fresh.add_ticket(requester, "s", "d")["id"]
+    org = fresh.add_organization("Acme")["id"]
+    assert not fresh.endpoint_limits.enabled
+    updates = [fresh_api.put(f"tickets/{ticket}.json", _note(n)) for n in range(105)]
+    assert {r.status_code for r in updates} == {200}  # past 100 a minute and 30 per ticket
+    assert not [h for h in updates[-1].headers if h.lower().startswith("zendesk-ratelimit")]
+    exports = [
+        fresh_api.get("incremental/users/cursor", params={"start_time": an_hour_ago()}) for _ in range(11)
+    ]
+    assert {r.status_code for r in exports} == {200}
+    orgs = [fresh_api.put(f"organizations/{org}", {"organization": {"notes": str(n)}}) for n in range(6)]
+    assert {r.status_code for r in orgs} == {200}
+    assert requests.get(f"{fresh.base_url}/__sandbox/endpoint_limits", timeout=5).json() == {
+        "endpoint_limits": {}
+    }
+
+
+def test_the_101st_ticket_update_in_a_minute_is_429_while_other_endpoints_answer(
+    limited: ZendeskSandbox,
+) -> None:
+    client = Api(limited)
+    try:
+        remaining = []
+        for ticket in range(1, 101):
+            answer = client.put(f"tickets/{ticket}.json", _note(ticket))
+            assert answer.status_code == 200, answer.text
+            header = answer.headers["zendesk-ratelimit-update-ticket"]
+            remaining.append(int(header.split("remaining=")[1].split(";")[0]))
+        assert (remaining[0], remaining[-1]) == (99, 0)
+        over = client.put("tickets/101.json", _note(101))
+        assert over.status_code == 429
+        assert 1 <= int(over.headers["Retry-After"]) <= 60
+        assert "total=100; remaining=0" in over.headers["zendesk-ratelimit-update-ticket"]
+        assert len(client.get("tickets/101/comments").json()["comments"]) == 1  # refused: nothing written
+        assert (
+            client.put("tickets/update_many", {"tickets": [{"id": 101, "priority": "high"}]}).status_code
+            == 429
+        )
+        # other endpoints keep answering: reads, other writes, exports
+        assert client.get("tickets/101").status_code == 200
+        assert client.get("users/me").status_code == 200
+        assert (
+            client.post("tickets", {"ticket": {"subject": "s", "comment": {"body": "b"}}}).status_code == 201
+        )
+        assert client.put("organizations/2000001", {"organization": {"notes": "n"}}).status_code == 200
+        exported = client.get("incremental/tickets/cursor", params={"start_time": an_hour_ago()})
+        assert exported.status_code == 200
+    finally:
+        client.close()
+
+
+def test_update_many_counts_once_a_request_against_update_ticket() -> None:
+    box = ZendeskSandbox(email=EMAIL, token=TOKEN, endpoint_limits={"update_ticket": 2})
+    requester = box.add_user("Requester", "requester@example.com")["id"]
+    ids = [box.add_ticket(requester, "s", "d")["id"] for _ in range(3)]
+    box.start()
+    client = Api(box)
+    try:
+        batch = {"tickets": [{"id": i, "priority": "high"} for i in ids]}
+        statuses = [client.put("tickets/update_many.json", batch).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+    finally:
+        client.close()
+        box.stop()
+
+
+def test_incremental_exports_are_limited_at_ten_a_minute(limited: ZendeskSandbox) -> None:
+    client = Api(limited)
+    try:
+        params = {"start_time": an_hour_ago()}
+        statuses = [client.get("incremental/users/cursor", params=params).status_code for _ in range(10)]
+        assert statuses == [200] * 10
+        over = client.get("incremental/tickets/cursor", params=params)  # one budget for every export
+        assert over.status_code == 429
+        assert 1 <= int(over.headers["Retry-After"]) <= 60
+        assert "total=10; remaining=0" in over.headers["zendesk-ratelimit-incremental-exports"]
+        assert client.get("users/me").status_code == 200
+        assert client.put("tickets/1", _note(1)).status_code == 200
+    finally:
+        client.close()
+
+
+def test_thirty_updates_per_ticket_per_user_per_ten_minutes(limited: ZendeskSandbox) -> None:
+    client = Api(limited)
+    try:
+        statuses = [client.put("tickets/7", _note(n)).status_code for n in range(30)]
+        assert statuses == [200] * 30
+        over = client.put("tickets/7", _note(30))
+        assert over.status_code == 429
+        assert 60 < int(over.headers["Retry-After"]) <= 600  # the ten-minute window, not the minute
+        assert "total=30; remaining=0" in over.headers["zendesk-ratelimit-update-ticket-per-user"]
+        assert client.put("tickets/8", _note(0)).status_code == 200  # another ticket is free
+    finally:
+        client.close()
+
+
+def test_update_organization_is_limited_at_five_a_minute(limited: ZendeskSandbox) -> None:
+    client = Api(limited)
+    try:
+        body = {"organization": {"notes": "n"}}
+        statuses = [client.put("organizations/2000001.json", body).status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+    finally:
+        client.close()
+
+
+def test_endpoint_limits_take_a_window_high_volume_and_a_control_switch() -> None:
+    assert (
+        ZendeskSandbox(endpoint_limits=True, high_volume=True).endpoint_limits.limits["update_ticket"].limit
+        == 300
+    )
+    with pytest.raises(ValueError, match="unknown endpoint limit"):
+        ZendeskSandbox(endpoint_limits={"update_tickets": 1})
+    box = ZendeskSandbox(email=EMAIL, token=TOKEN, endpoint_limits={"update_ticket": (2, 1.0)})
+    requester = box.add_user("Requester", "requester@example.com")["id"]
+    ticket = box.add_ticket(requester, "s", "d")["id"]
+    box.start()
+    client = Api(box)
+    control = f"{box.base_url}/__sandbox/endpoint_limits"
+    try:
+        statuses = [client.put(f"tickets/{ticket}", _note(n)).status_code for n in range(3)]
+        assert statuses == [200, 200, 429]
+        time.sleep(1.1)  # a one-second window frees up within the second
+        assert client.put(f"tickets/{ticket}", _note(3)).status_code == 200
+        assert requests.post(control, json={"enabled": False}, timeout=5).json() == {"endpoint_limits": {}}
+        assert {client.put(f"tickets/{ticket}", _note(n)).status_code for n in range(5)} == {200}
+        switched = requests.post(control, json={"limits": {"update_organization": [1, 60]}}, timeout=5)
+        assert switched.json()["endpoint_limits"]["update_organization"] == {"limit": 1, "window": 60.0}
+        assert switched.json()["endpoint_limits"]["update_ticket"] == {"limit": 100, "window": 60.0}
+        bad = requests.post(control, json={"limits": {"nope": 1}}, timeout=5)
+        assert bad.status_code == 400
+    finally:
+        client.close()
+        box.stop()
+
+
 def test_injected_faults_answer_then_clear(api: Api, box: ZendeskSandbox) -> None:
     box.inject_faults(503, count=2, retry_after=1)
     first, second, third = (api.get("users/me") for _ in range(3))
@@ -1070,6 +1228,30 @@ def test_module_runs_standalone_and_stops_on_sigterm() -> None:
             timeout=5,
         )
         assert len(users.json()["users"]) == 30
+        limits = requests.get(f"{url}/__sandbox/endpoint_limits", timeout=5).json()
+        assert limits == {"endpoint_limits": {}}  # off unless --endpoint-limits
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_module_flag_switches_the_endpoint_limits_on() -> None:
+    argv = [sys.executable, "-m", "sandbox.zendesk", "--port", "0", "--customers", "0"]
+    process = subprocess.Popen(  # noqa: S603 - fixed argv: our own module under this interpreter
+        [*argv, "--endpoint-limits", "--high-volume"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        limits = requests.get(f"{url}/__sandbox/endpoint_limits", timeout=5).json()["endpoint_limits"]
+        assert limits["update_ticket"] == {"limit": 300, "window": 60.0}
+        assert limits["incremental_exports"] == {"limit": 30, "window": 60.0}
+        assert limits["update_ticket_per_user"] == {"limit": 30, "window": 600.0}
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

@@ -14,9 +14,12 @@ from urllib.parse import urlencode
 from flask import Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from sandbox.base.limits import Limit, Verdict
 from sandbox.freshdesk.common import (
+    API,
     PER_PAGE_DEFAULT,
     PER_PAGE_MAX,
+    PLAN_TICKET_UPDATE_LIMITS,
     Errors,
     FreshdeskError,
     parse_time,
@@ -61,7 +64,30 @@ class FreshdeskHttp(FreshdeskTickets):
                     },
                     415,
                 )
-        return None
+        return self._endpoint_limited()
+
+    # -- the ticket-update cap (off unless endpoint_limits= or POST /__sandbox/endpoint_limits) ------
+
+    def _endpoint_limit_defaults(self) -> dict[str, Limit]:
+        return {"update_ticket": Limit(PLAN_TICKET_UPDATE_LIMITS[self.plan])}
+
+    def _endpoint_spends(self) -> list[tuple[str, Any]]:
+        rule = request.url_rule.rule if request.url_rule is not None else ""
+        if request.method == "PUT" and rule == f"{API}/tickets/<int:ticket_id>":
+            return [("update_ticket", None)]
+        return []
+
+    def _verdict_headers(self, verdicts: list[Verdict]) -> dict[str, str]:
+        """X-RateLimit-Total/-Remaining of the binding budget: the ticket-update cap when it has fewer
+        left than the account (always on its 429). Freshdesk documents no header of its own for the
+        per-endpoint caps (choice); its documented headers keep telling a client how long to hold off."""
+        headers: dict[str, str] = {}
+        account_left = self._rate.remaining()
+        for verdict in verdicts:
+            if not verdict.admitted or verdict.remaining < account_left:
+                headers["X-RateLimit-Total"] = str(verdict.limit)
+                headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+        return headers
 
     def _fault_matches(self, fault: Mapping[str, Any]) -> bool:
         return (fault.get("method") in (None, request.method)) and (
@@ -92,6 +118,7 @@ class FreshdeskHttp(FreshdeskTickets):
         response.headers["X-RateLimit-Total"] = str(self._rate.limit)
         response.headers["X-RateLimit-Remaining"] = str(self._rate.remaining())
         response.headers["X-RateLimit-Used-CurrentRequest"] = str(self._credits())
+        self._endpoint_limit_headers(response)
         self._log_request(request.path, response)
         hold = 0.0
         with self._lock:
